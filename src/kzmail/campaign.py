@@ -1,0 +1,130 @@
+"""Load a campaign YAML file into a validated `Campaign`.
+
+Every problem is reported as one `CampaignError` naming the file, the line and the
+dotted key. Relative paths inside the file resolve against the file's own folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import CampaignError
+from .models import Campaign
+
+Loc = tuple[str | int, ...]
+
+_PATH_KEYS: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"), ("outbox",))
+_MUST_EXIST: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"))
+
+
+def _line_map(node: yaml.Node, loc: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
+    """Map each key path of the YAML document to the 1-based line where it stands."""
+    out = {} if out is None else out
+    out.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = (*loc, str(key.value))
+            out[sub] = key.start_mark.line + 1
+            _line_map(value, sub, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_map(item, (*loc, index), out)
+    return out
+
+
+def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
+    while loc not in lines and loc:
+        loc = loc[:-1]
+    return lines.get(loc)
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(str(part) for part in loc) or "(file)"
+
+
+def _get(data: dict[str, Any], loc: Loc) -> Any:
+    value: Any = data
+    for part in loc:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _set(data: dict[str, Any], loc: Loc, value: Any) -> None:
+    target: Any = data
+    for part in loc[:-1]:
+        target = target[part]
+    target[loc[-1]] = value
+
+
+def _parse(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CampaignError("campaign file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CampaignError(f"cannot read campaign file ({exc})", path=path) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise CampaignError(f"invalid YAML: {exc.problem or exc}", path=path, line=line) from None
+    except yaml.YAMLError as exc:
+        raise CampaignError(f"invalid YAML: {exc}", path=path) from None
+    if not isinstance(data, dict) or node is None:
+        raise CampaignError("a campaign file must be a YAML mapping of keys", path=path, line=1)
+    return data, _line_map(node)
+
+
+def load(path: Path) -> Campaign:
+    """Read, resolve and validate the campaign at `path`."""
+    data, lines = _parse(path)
+    folder = path.parent
+    if isinstance(data.get("smtp"), dict) and "password" in data["smtp"]:
+        raise CampaignError(
+            "a password never lives in the campaign file: name an environment variable "
+            "in smtp.password_env instead", path=path, line=lines.get(("smtp", "password")),
+            key="smtp.password")
+    for loc in _PATH_KEYS:
+        value = _get(data, loc)
+        if isinstance(value, str) and value.strip():
+            _set(data, loc, (folder / value.strip()).resolve())
+    for loc in _MUST_EXIST:
+        value = _get(data, loc)
+        if isinstance(value, Path) and not value.is_file():
+            raise CampaignError(f"file not found: {value}", path=path,
+                                line=_line_of(lines, loc), key=_dotted(loc))
+    data.setdefault("name", path.stem)
+    data["source_path"] = path
+    try:
+        return Campaign.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        loc = tuple("from" if part == "from_" else part for part in loc)
+        reason = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "missing":
+            reason = "required key is missing"
+        elif first["type"] == "extra_forbidden":
+            reason = "unknown key (check its spelling)"
+        raise CampaignError(reason, path=path, line=_line_of(lines, loc),
+                            key=_dotted(loc)) from None
+
+
+def find_single(folder: Path) -> Path:
+    """The only campaign in `folder` (for commands run without a campaign argument)."""
+    found = sorted(p for p in folder.glob("*.y*ml") if p.suffix in {".yaml", ".yml"})
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise CampaignError("no campaign file (*.yaml) found; name one, e.g. "
+                            "`kzmail preview campaigns/kasachstan.yaml`", path=folder)
+    names = ", ".join(p.name for p in found)
+    raise CampaignError(f"several campaigns ({names}); name the one you mean", path=folder)

@@ -1,0 +1,116 @@
+"""The `kzmail` command: parse arguments, call `app`, print results, map errors to exits.
+
+No logic lives here beyond presentation; every `KzmailError` becomes one line on
+stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from . import app
+from .errors import KzmailError
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Send a newsletter campaign to the subscriber list in your spreadsheet.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+CampaignArg = Annotated[Path, typer.Argument(help="The campaign YAML file.", show_default=False)]
+
+
+def _fail(exc: KzmailError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+    return typer.Exit(exc.exit_code)
+
+
+@cli.command()
+def preview(
+    campaign: Annotated[Optional[Path], typer.Argument(  # noqa: UP045 - typer needs Optional
+        help="The campaign YAML file (default: the only one in campaigns/).")] = None,
+    subscriber: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="Preview for this subscriber's address (default: the first).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the files.")] = Path("preview"),
+) -> None:
+    """Write exactly what one subscriber will get: .html, .txt and the whole .eml."""
+    try:
+        files = app.preview(campaign, address=subscriber, out_dir=out_dir)
+    except KzmailError as exc:
+        raise _fail(exc) from None
+    out.print(f"Preview for {files.subscriber}:")
+    for path in (files.html, files.text, files.eml):
+        out.print(f"  {path}")
+
+
+def _show_plan(plan: app.SendPlan) -> None:
+    s = plan.summary
+    for problem in s.problems:
+        err.print(f"[yellow]skipped[/] {problem}", markup=True, soft_wrap=True)
+    out.print(f"Campaign {plan.campaign.name!r}: {plan.campaign.subject}")
+    out.print(f"  {s.rows} rows, {s.valid} sendable, {len(s.problems)} with problems, "
+              f"{s.suppressed} suppressed (unsubscribed or bounced)")
+    target = f"{plan.relay}" + (f" -> {plan.outbox}/" if plan.outbox else "")
+    mode = "dry run, nothing is sent" if plan.dry_run else f"via {target}"
+    if plan.to:
+        mode += f", one test message to {plan.to}"
+    out.print(f"  {mode}")
+
+
+@cli.command()
+def send(
+    campaign: CampaignArg,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Build every message, send none.")] = False,
+    to: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="Send one message, identical to a real one, to this address only.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1,  # noqa: UP045
+        help="Send to the first N pending subscribers only.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Send one personal message per subscriber (asks first, unless --yes or the sink)."""
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=out, transient=True)
+    task = progress.add_task("sending", total=None)
+
+    def confirm(plan: app.SendPlan) -> bool:
+        _show_plan(plan)
+        if yes or plan.dry_run or plan.outbox is not None:
+            return True
+        return typer.confirm("Send now?", default=False)
+
+    def start(total: int) -> None:
+        progress.update(task, total=total, description="building" if dry_run else "sending")
+        progress.start()
+
+    try:
+        result = app.send(campaign, dry_run=dry_run, to=to, limit=limit, confirm=confirm,
+                          on_start=start, on_progress=lambda _: progress.advance(task))
+    except KzmailError as exc:
+        raise _fail(exc) from None
+    except typer.Abort:
+        err.print("Not sent.")
+        raise typer.Exit(1) from None
+    finally:
+        progress.stop()
+    report = result.report
+    for address, reason in report.failures:
+        err.print(f"[red]failed[/] {address}: {reason}", markup=True, soft_wrap=True)
+    if dry_run:
+        out.print(f"Dry run: built {result.built} messages, sent none.")
+    else:
+        out.print(f"Sent {report.sent}, failed {report.failed}, "
+                  f"skipped {report.skipped + len(result.plan.summary.problems)}"
+                  f" (already sent or invalid).")
+        if result.plan.outbox is not None and report.sent:
+            out.print(f"Messages are in {result.plan.outbox}/new/ (one file each).")
+    if report.failed:
+        raise typer.Exit(3)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,108 @@
+"""Assemble the MIME bytes of one personalised message, fast.
+
+`MessageFactory` is built once per campaign: it folds and encodes the headers every
+message shares (From, Subject, List-Id, ...) with the standard library, once. Per
+subscriber it only adds To, Date, Message-ID and List-Unsubscribe and encodes the two
+personalised bodies (quoted-printable, C speed): no `EmailMessage` per subscriber.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, parseaddr
+
+from .models import Campaign, Rendered, Subscriber
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_SAFE_ADDR = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")
+
+
+class UnsafeAddressError(ValueError):
+    """An address that could smuggle a header or a second recipient."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message ready for the relay: envelope and bytes."""
+
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+def _qp(text: str) -> bytes:
+    encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def safe_address(address: str) -> str:
+    """The address itself, or `UnsafeAddressError` if it is not exactly one plain address."""
+    if not _SAFE_ADDR.match(address):
+        raise UnsafeAddressError(f"not a single plain address: {address!r}")
+    return address
+
+
+def mailbox_header(name: str, address: str) -> str:
+    """`Name <addr>` with the name RFC 2047-encoded when needed; CR/LF cannot survive."""
+    clean = _CONTROL.sub(" ", name).strip()
+    return formataddr((clean, safe_address(address)), charset="utf-8") if clean else address
+
+
+class MessageFactory:
+    """Builds one campaign's messages; everything shared is prepared in `__init__`."""
+
+    def __init__(self, campaign: Campaign, *, mailto: str | None = None) -> None:
+        shared = EmailMessage(policy=SMTP)
+        shared["From"] = campaign.from_
+        if campaign.reply_to:
+            shared["Reply-To"] = campaign.reply_to
+        shared["Subject"] = campaign.subject
+        list_name = campaign.list_name or campaign.name
+        shared["List-Id"] = f"{list_name} <{campaign.list_id}>"
+        shared["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        shared["MIME-Version"] = "1.0"
+        shared["Content-Language"] = campaign.language
+        self._shared = bytes(shared).rstrip(b"\r\n") + b"\r\n"
+        self.envelope_from = parseaddr(campaign.from_)[1]
+        self._domain = self.envelope_from.rpartition("@")[2]
+        self._mailto = mailto
+        self._boundary = "=_kz_" + secrets.token_hex(12)
+
+    def message_id(self) -> str:
+        return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
+
+    def build(self, subscriber: Subscriber, parts: Rendered, unsubscribe_url: str) -> Outgoing:
+        """The complete message for one subscriber, CRLF line ends, ready for DATA."""
+        to = mailbox_header(subscriber.name, subscriber.email)
+        message_id = self.message_id()
+        unsubscribe = f"<{unsubscribe_url}>"
+        if self._mailto:
+            unsubscribe += f",\r\n <mailto:{self._mailto}?subject=unsubscribe>"
+        b = self._boundary
+        head = (
+            f"To: {to}\r\n"
+            f"Date: {format_datetime(datetime.now(UTC), usegmt=True)}\r\n"
+            f"Message-ID: {message_id}\r\n"
+            f"List-Unsubscribe: {unsubscribe}\r\n"
+            f'Content-Type: multipart/alternative; boundary="{b}"\r\n'
+            "\r\n"
+            f"--{b}\r\n"
+            'Content-Type: text/plain; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        middle = (
+            f"\r\n--{b}\r\n"
+            'Content-Type: text/html; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode("ascii")
+        tail = f"\r\n--{b}--\r\n".encode("ascii")
+        data = b"".join((self._shared, head, _qp(parts.text), middle, _qp(parts.html), tail))
+        return Outgoing(recipient=subscriber.email, message_id=message_id, data=data)
+

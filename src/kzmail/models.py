@@ -1,0 +1,131 @@
+"""Validated data shared by every stage: the campaign settings and one subscriber.
+
+The campaign models are pydantic (validated once, at the edge, by `campaign.load`);
+everything downstream trusts them. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ADDR = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+
+
+def _single_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must be a single line without control characters")
+    return value
+
+
+def _mailbox(value: str) -> str:
+    """Accept `addr` or `Name <addr>` holding exactly one address."""
+    _single_line(value)
+    _, addr = parseaddr(value)
+    if not addr or not _ADDR.match(addr) or value.count("@") != 1:
+        raise ValueError(f"{value!r} is not one e-mail address (use 'Name <addr@example.org>')")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Source(_Model):
+    title: str
+    url: str = Field(pattern=r"^https?://\S+$")
+
+
+class Article(_Model):
+    title: str
+    author: str
+    lead: str = ""
+    file: Path
+    sources: list[Source] = []
+
+
+class SmtpSettings(_Model):
+    host: str = "local"
+    port: int = Field(587, ge=0, le=65535)
+    tls: Literal["none", "starttls", "ssl"] = "starttls"
+    username: str = ""
+    password_env: str = ""
+    timeout: float = Field(30.0, gt=0)
+
+    @property
+    def is_local(self) -> bool:
+        """True for the embedded sink (no real relay)."""
+        return self.host == "local"
+
+
+class RateSettings(_Model):
+    per_second: float = Field(0, ge=0)
+    per_hour: int = Field(0, ge=0)
+    connections: int = Field(4, ge=1, le=64)
+
+
+class UnsubscribeSettings(_Model):
+    url: str = Field(pattern=r"^https://[^\s/]+(/\S*)?$")
+    mailto: str | None = None
+
+    @field_validator("mailto")
+    @classmethod
+    def _mailto(cls, value: str | None) -> str | None:
+        return None if value is None else _mailbox(value.removeprefix("mailto:"))
+
+
+class Campaign(_Model):
+    """A campaign file, validated; paths already resolved against the file's folder."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    subject: str = Field(min_length=1, max_length=250)
+    from_: str = Field(alias="from")
+    reply_to: str | None = None
+    language: str = Field("de", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    template: Path
+    list_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+$")
+    list_name: str = ""
+    reason: str = ""
+    preheader: str = ""
+    article: Article
+    demands: list[str] = []
+    subscribers: Path
+    smtp: SmtpSettings = SmtpSettings()
+    rate: RateSettings = RateSettings()
+    unsubscribe: UnsubscribeSettings
+    outbox: Path | None = None
+    source_path: Path = Path("campaign.yaml")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    _one_line = field_validator("subject", "list_name", "preheader")(_single_line)
+    _from = field_validator("from_")(_mailbox)
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        return None if value is None else _mailbox(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """One recipient: a single clean address, a display name and extra template fields."""
+
+    email: str
+    name: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One subscriber's personalised parts: HTML and plain text."""
+
+    html: str
+    text: str

@@ -1,0 +1,183 @@
+"""Compile the campaign's MJML template once, then personalise it cheaply per subscriber.
+
+Once per campaign (`compile_campaign`):
+  1. every Jinja tag is swapped for an opaque token, so MJML cannot escape `>` in it and
+     premailer cannot URL-encode `href="{{ unsubscribe_url }}"`;
+     campaign-level variables written as a bare `{{ name }}` are filled in right here;
+  2. MJML -> HTML (mjml-python, no web fonts), CSS inlined by premailer (which also does
+     the `<mj-style inline="inline">` inlining that mjml-python ignores);
+  3. the plain-text part is derived from that same HTML by html2text;
+  4. tokens are turned back into Jinja tags and both parts compiled into Jinja templates.
+Per subscriber (`CompiledTemplate.render`): two pre-compiled Jinja renders, nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import html2text
+import jinja2
+from markdown_it import MarkdownIt
+from markupsafe import Markup, escape
+from mjml import mjml2html
+from premailer import Premailer
+
+from .errors import CampaignError, TemplateError
+from .models import Campaign, Rendered, Subscriber
+
+_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_BARE = re.compile(r"^\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}$")
+_SHADOW = re.compile(r"\{%-?\s*(?:for|set)\s+([A-Za-z_][A-Za-z0-9_, ]*?)\s+(?:in|=)")
+_TOKEN_PREFIX = "kzjinja"  # noqa: S105 - a marker, not a secret
+# Names the template sees besides the campaign-level ones below.
+SUBSCRIBER_NAMES = ("subscriber", "unsubscribe_url")
+
+
+class CompiledTemplate:
+    """A campaign's template, compiled once; `render` runs per subscriber."""
+
+    def __init__(self, html: jinja2.Template, text: jinja2.Template,
+                 html_context: Mapping[str, Any], text_context: Mapping[str, Any],
+                 source: str) -> None:
+        self._html = html
+        self._text = text
+        self._html_context = dict(html_context)
+        self._text_context = dict(text_context)
+        self._source = source
+
+    def render(self, subscriber: Subscriber, unsubscribe_url: str) -> Rendered:
+        """Personalise both parts for one subscriber (autoescaped HTML, plain text)."""
+        person = {**subscriber.fields, "email": subscriber.email, "name": subscriber.name}
+        try:
+            html = self._html.render(self._html_context, subscriber=person,
+                                     unsubscribe_url=unsubscribe_url)
+            text = self._text.render(self._text_context, subscriber=person,
+                                     unsubscribe_url=unsubscribe_url)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"unknown field: {exc.message}", path=self._source) from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(str(exc), path=self._source) from None
+        return Rendered(html=html, text=_tidy_text(text))
+
+
+def article_html(markdown: str) -> str:
+    """Render the article Markdown (CommonMark, raw HTML disabled) to HTML."""
+    md = MarkdownIt("commonmark", {"html": False, "typographer": False})
+    return str(md.render(markdown))
+
+
+def read_article(campaign: Campaign) -> str:
+    """The article Markdown named by the campaign."""
+    try:
+        return campaign.article.file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CampaignError(f"cannot read article: {exc}", path=campaign.source_path,
+                            key="article.file") from None
+
+
+def _campaign_values(campaign: Campaign, article: str) -> dict[str, Any]:
+    return {
+        "title": campaign.article.title,
+        "author": campaign.article.author,
+        "lead": campaign.article.lead,
+        "preheader": campaign.preheader,
+        "list_name": campaign.list_name,
+        "reason": campaign.reason,
+        "language": campaign.language,
+        "subject": campaign.subject,
+        "article": Markup(article),  # noqa: S704 - our own Markdown render, raw HTML off
+        "demands": list(campaign.demands),
+        "sources": [{"title": s.title, "url": s.url} for s in campaign.article.sources],
+    }
+
+
+def _protect(source: str, values: Mapping[str, Any], path: str) -> tuple[str, dict[str, str]]:
+    """Swap Jinja tags for tokens; fill bare campaign-level `{{ name }}` tags in place."""
+    if _TOKEN_PREFIX in source:
+        raise TemplateError(f"the template must not contain the text {_TOKEN_PREFIX!r}", path=path)
+    for match in _SHADOW.finditer(source):
+        for name in match.group(1).replace(" ", "").split(","):
+            if name in values or name in SUBSCRIBER_NAMES:
+                raise TemplateError(f"do not reuse the name {name!r} for a loop or set "
+                                    "variable: it is a campaign variable", path=path)
+    tokens: dict[str, str] = {}
+
+    def swap(match: re.Match[str]) -> str:
+        tag = match.group(0)
+        bare = _BARE.match(tag)
+        if bare and bare.group(1) in values:
+            return str(escape(values[bare.group(1)]))
+        token = f"{_TOKEN_PREFIX}{len(tokens)}x"
+        tokens[token] = tag
+        return token
+
+    return _TAG.sub(swap, source), tokens
+
+
+def _restore(text: str, tokens: Mapping[str, str]) -> str:
+    if not tokens:
+        return text
+    return re.sub(_TOKEN_PREFIX + r"\d+x", lambda m: tokens.get(m.group(0), m.group(0)), text)
+
+
+def _inline_css(html: str) -> str:
+    # cssutils logs every property it does not know (mso-*, etc.): quiet, not an error.
+    return str(Premailer(html, allow_network=False, disable_validation=True,
+                         cssutils_logging_level=logging.CRITICAL, remove_classes=False,
+                         keep_style_tags=False, strip_important=False).transform())
+
+
+def to_text(html: str) -> str:
+    """A readable plain-text reading of HTML, links kept as `[text](url)`."""
+    converter = html2text.HTML2Text()
+    converter.body_width = 0          # no hard wraps: they would split tokens and URLs
+    converter.ignore_images = True
+    converter.ignore_tables = True
+    converter.ignore_emphasis = False
+    converter.unicode_snob = True
+    converter.protect_links = False
+    converter.single_line_break = False
+    return str(converter.handle(html))
+
+
+_BLANKS = re.compile(r"\n[ \t]*(\n[ \t]*){2,}")
+
+
+def _tidy_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def _environment(autoescape: bool) -> jinja2.Environment:
+    # The text part is text/plain: HTML escaping would corrupt it, so autoescape is off there.
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=autoescape,  # noqa: S701
+                              trim_blocks=not autoescape, lstrip_blocks=not autoescape,
+                              keep_trailing_newline=True)
+
+
+def compile_campaign(campaign: Campaign) -> CompiledTemplate:
+    """Compile MJML, inline CSS and derive the text part: once per campaign."""
+    path = str(campaign.template)
+    try:
+        source = campaign.template.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"cannot read template ({exc})", path=path) from None
+    article = article_html(read_article(campaign))
+    values = _campaign_values(campaign, article)
+    protected, tokens = _protect(source, values, path)
+    try:
+        html = mjml2html(protected, fonts={}, disable_comments=True)
+    except Exception as exc:  # noqa: BLE001 - mjml-python raises untyped errors
+        raise TemplateError(f"MJML does not compile: {exc}", path=path) from None
+    html = _inline_css(html)
+    text = to_text(html)
+    try:
+        html_template = _environment(True).from_string(_restore(html, tokens))
+        text_template = _environment(False).from_string(_restore(text, tokens))
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"Jinja syntax error: {exc.message}", path=path) from None
+    text_values = {**values, "article": to_text(article)}
+    return CompiledTemplate(html_template, text_template, values, text_values, path)

@@ -1,0 +1,110 @@
+"""Shared fixtures: a project copy in tmp_path and real SMTP servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_fqdn() -> Iterator[None]:
+    """aiosmtpd asks socket.getfqdn(), which is slow on machines without DNS."""
+    original = socket.getfqdn
+    socket.getfqdn = lambda name="": "localhost"
+    yield
+    socket.getfqdn = original
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the example campaign, template and list; cwd and state folder inside it."""
+    for name in ("campaigns", "templates"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "subscribers.example.csv", tmp_path / "subscribers.example.csv")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KZMAIL_STATE_DIR", str(tmp_path / ".kzmail"))
+    return tmp_path
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+@dataclass
+class RecordingHandler:
+    """Stores every message; `fault` may answer a verb with an error instead."""
+
+    messages: list[Received] = field(default_factory=list)
+    refuse_rcpt: dict[str, str] = field(default_factory=dict)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address in self.refuse_rcpt:
+            return self.refuse_rcpt[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos),
+                                      bytes(envelope.original_content or b"")))
+        return "250 OK queued"
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    handler: RecordingHandler
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real aiosmtpd server on a free loopback port, in its own thread and loop."""
+    handler = RecordingHandler()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        server = loop.run_until_complete(loop.create_server(
+            lambda: SMTP(handler, hostname="test.localhost", decode_data=False),
+            host="127.0.0.1", port=0))
+        holder["server"] = server
+        holder["port"] = server.sockets[0].getsockname()[1]
+        started.set()
+        loop.run_forever()
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    started.wait(5)
+    yield SmtpServer("127.0.0.1", holder["port"], handler)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def edit_campaign(path: Path, change: Callable[[str], str]) -> None:
+    path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def use_relay(campaign: Path, server: SmtpServer) -> None:
+    """Point the campaign at a real SMTP server instead of the embedded sink."""
+    edit_campaign(campaign, lambda text: text.replace(
+        "host: local", f"host: {server.host}").replace(
+        "port: 587", f"port: {server.port}").replace("tls: starttls", "tls: none"))

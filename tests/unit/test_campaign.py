@@ -1,0 +1,107 @@
+"""Loading and validating campaign files: every mistake names file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kzmail import campaign
+from kzmail.errors import CampaignError
+from tests.conftest import edit_campaign
+
+
+def test_example_campaign_loads_with_resolved_paths(project: Path) -> None:
+    c = campaign.load(project / "campaigns/kasachstan.yaml")
+    assert c.name == "kasachstan"
+    assert c.template == project / "templates/newsletter.mjml"
+    assert c.subscribers == project / "subscribers.example.csv"
+    assert c.article.file == project / "campaigns/kasachstan.md"
+    assert c.article.author == "Gruppe Arbeiter*innenmacht"
+    assert len(c.demands) == 3
+    assert c.smtp.is_local
+    assert all(s.url.startswith("http") for s in c.article.sources)
+
+
+def _error(path: Path) -> CampaignError:
+    with pytest.raises(CampaignError) as info:
+        campaign.load(path)
+    return info.value
+
+
+def _line_of(path: Path, text: str) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def test_missing_key_names_file_and_key(project: Path) -> None:
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace("subject:", "subjekt:"))
+    error = _error(path)
+    assert error.path == str(path)
+    assert error.key in {"subject", "subjekt"}
+    assert "kasachstan.yaml:" in str(error)
+
+
+def test_unknown_key_points_at_its_line(project: Path) -> None:
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace("  per_hour: 0", "  per_hour: 0\n  per_minut: 5"))
+    error = _error(path)
+    assert error.key == "rate.per_minut"
+    assert error.line == _line_of(path, "per_minut")
+
+
+def test_bad_value_points_at_its_line(project: Path) -> None:
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace("tls: starttls", "tls: maybe"))
+    error = _error(path)
+    assert error.key == "smtp.tls"
+    assert error.line == _line_of(path, "tls: maybe")
+
+
+def test_wrong_path_is_reported_with_key(project: Path) -> None:
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace("../subscribers.example.csv", "../nope.csv"))
+    error = _error(path)
+    assert error.key == "subscribers"
+    assert "nope.csv" in str(error)
+    assert error.line == _line_of(path, "nope.csv")
+
+
+def test_bad_yaml_names_the_line(project: Path) -> None:
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace("language: de", "language: [de"))
+    error = _error(path)
+    assert "invalid YAML" in str(error)
+    assert error.line is not None
+    assert error.line >= _line_of(path, "language: [de")
+
+
+def test_password_in_file_is_refused(project: Path) -> None:
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace('  username: ""', '  username: ""\n  password: hunter2'))
+    error = _error(path)
+    assert error.key == "smtp.password"
+    assert "password_env" in str(error)
+    assert "hunter2" not in str(error)
+
+
+def test_header_injection_in_subject_is_refused(project: Path) -> None:
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace(
+        'subject: "Solidarität', 'subject: "Bcc: x@example.net\\nSolidarität'))
+    assert _error(path).key == "subject"
+
+
+def test_from_with_two_addresses_is_refused(project: Path) -> None:
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace(
+        'from: "Gruppe', 'from: "a@example.org, Gruppe'))
+    assert _error(path).key == "from"
+
+
+def test_find_single_campaign(project: Path) -> None:
+    assert campaign.find_single(project / "campaigns") == project / "campaigns/kasachstan.yaml"
+    (project / "campaigns/other.yaml").write_text("subject: x\n")
+    with pytest.raises(CampaignError, match="several campaigns"):
+        campaign.find_single(project / "campaigns")
