@@ -190,6 +190,8 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
     journal = Journal(state_dir())
     try:
         summary = check_list(prepared, journal)
+        if summary.valid:
+            prepared.render(_find(prepared, journal, None))   # a template mistake stops us here
         local = campaign.smtp.is_local
         outbox = (campaign.outbox or Path("outbox") / campaign.name) if local else None
         relay = "embedded sink" if local else f"{campaign.smtp.host}:{campaign.smtp.port}"

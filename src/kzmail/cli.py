@@ -81,7 +81,7 @@ def send(
         _show_plan(plan)
         if yes or plan.dry_run or plan.outbox is not None:
             return True
-        return typer.confirm("Send now?", default=False)
+        return typer.confirm("Send now?", default=False, abort=True)
 
     def start(total: int) -> None:
         progress.update(task, total=total, description="building" if dry_run else "sending")

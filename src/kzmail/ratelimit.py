@@ -7,7 +7,6 @@ The clock and the sleep are injected so tests can drive time.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -15,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from .models import RateSettings
 
 Window = tuple[int, float]
+_MIN_WAIT = 1e-6
 
 
 def windows_for(rate: RateSettings) -> list[Window]:
@@ -43,12 +43,14 @@ class RateLimiter:
         self._lock = asyncio.Lock()
 
     def _wait_time(self, now: float) -> float:
+        # Expiry and wait use the same expression, `now - stamp`: with `stamp + seconds`
+        # float rounding can make the wait 0 for a stamp that has not expired.
         wait = 0.0
         for count, seconds, stamps in self._windows:
-            while stamps and stamps[0] <= now - seconds:
+            while stamps and now - stamps[0] >= seconds:
                 stamps.popleft()
             if len(stamps) >= count:
-                wait = max(wait, stamps[0] + seconds - now)
+                wait = max(wait, seconds - (now - stamps[0]), _MIN_WAIT)
         return wait
 
     async def acquire(self) -> None:
@@ -57,7 +59,7 @@ class RateLimiter:
             return
         async with self._lock:
             while (wait := self._wait_time(self._clock())) > 0:
-                await self._sleep(math.nextafter(wait, math.inf))
+                await self._sleep(wait)
             now = self._clock()
             for _, _, stamps in self._windows:
                 stamps.append(now)

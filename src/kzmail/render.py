@@ -41,11 +41,12 @@ class CompiledTemplate:
 
     def __init__(self, html: jinja2.Template, text: jinja2.Template,
                  html_context: Mapping[str, Any], text_context: Mapping[str, Any],
-                 source: str) -> None:
+                 path: str, source: str) -> None:
         self._html = html
         self._text = text
         self._html_context = dict(html_context)
         self._text_context = dict(text_context)
+        self._path = path
         self._source = source
 
     def render(self, subscriber: Subscriber, unsubscribe_url: str) -> Rendered:
@@ -57,10 +58,28 @@ class CompiledTemplate:
             text = self._text.render(self._text_context, subscriber=person,
                                      unsubscribe_url=unsubscribe_url)
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"unknown field: {exc.message}", path=self._source) from None
+            raise _unknown_field(exc, self._path, self._source) from None
         except jinja2.TemplateError as exc:
-            raise TemplateError(str(exc), path=self._source) from None
+            raise TemplateError(str(exc), path=self._path) from None
         return Rendered(html=html, text=_tidy_text(text))
+
+
+_UNDEFINED = re.compile(r"has no attribute '([^']+)'|'([^']+)' is undefined")
+
+
+def _unknown_field(exc: jinja2.UndefinedError, path: str, source: str) -> TemplateError:
+    """Name the misspelt field and the template line where it is used."""
+    found = _UNDEFINED.search(exc.message or "")
+    name = next((g for g in found.groups() if g), "") if found else ""
+    line = None
+    if name:
+        for number, text in enumerate(source.splitlines(), 1):
+            if re.search(r"\b" + re.escape(name) + r"\b", text) and ("{{" in text or "{%" in text):
+                line = number
+                break
+    fields = "subscriber.email, subscriber.name and the list's extra columns"
+    return TemplateError(f"unknown field {name!r} (subscriber fields are {fields})",
+                         path=path, line=line, key=name or None)
 
 
 def article_html(markdown: str) -> str:
@@ -165,6 +184,11 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
         source = campaign.template.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise TemplateError(f"cannot read template ({exc})", path=path) from None
+    try:
+        _environment(True).parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"Jinja syntax error: {exc.message}", path=path,
+                            line=exc.lineno) from None
     article = article_html(read_article(campaign))
     values = _campaign_values(campaign, article)
     protected, tokens = _protect(source, values, path)
@@ -180,4 +204,4 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"Jinja syntax error: {exc.message}", path=path) from None
     text_values = {**values, "article": to_text(article)}
-    return CompiledTemplate(html_template, text_template, values, text_values, path)
+    return CompiledTemplate(html_template, text_template, values, text_values, path, source)

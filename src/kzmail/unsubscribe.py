@@ -68,8 +68,11 @@ class TokenSigner:
         try:
             body, tag = token.split(".", 1)
             payload = _unb64(body)
-            given = _unb64(tag)
-            if not hmac.compare_digest(given, self._tag(payload)):
+            # Compare canonical text, not decoded bytes: base64's spare bits would otherwise
+            # let a changed last character decode to the same tag and pass.
+            if _b64(payload) != body:
+                return None
+            if not hmac.compare_digest(tag.encode("ascii"), _b64(self._tag(payload)).encode()):
                 return None
             list_id, address = payload.decode("utf-8").split("\n", 1)
         except (ValueError, UnicodeDecodeError):

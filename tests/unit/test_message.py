@@ -1,0 +1,94 @@
+"""MIME assembly: strict parsing, encoded headers, and no way to inject a header or recipient."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from email.header import decode_header, make_header
+from pathlib import Path
+
+import pytest
+
+from kzmail import campaign
+from kzmail.message import MessageFactory, UnsafeAddressError, mailbox_header
+from kzmail.models import Rendered, Subscriber
+
+URL = "https://news.example.org/u/abc.def"
+PARTS = Rendered(html="<p>Hallo Jürgen</p>" + "<p>x</p>" * 2000, text="Hallo Jürgen\n" + "y " * 3000)
+
+
+@pytest.fixture
+def factory(project: Path) -> MessageFactory:
+    c = campaign.load(project / "campaigns/kasachstan.yaml")
+    return MessageFactory(c, mailto=c.unsubscribe.mailto)
+
+
+def _parse(data: bytes) -> email.message.EmailMessage:
+    message = email.message_from_bytes(data, policy=email.policy.strict)
+    assert isinstance(message, email.message.EmailMessage)
+    return message
+
+
+def test_message_parses_strictly_with_every_list_header(factory: MessageFactory) -> None:
+    out = factory.build(Subscriber("juergen@example.org", "Jürgen Müller"), PARTS, URL)
+    msg = _parse(out.data)
+    assert not msg.defects
+    assert all(not part.defects for part in msg.walk())
+    assert str(make_header(decode_header(msg["Subject"]))) == (
+        "Solidarität mit den Arbeiter*innen und Jugendlichen in Kasachstan!")
+    assert b"Subject: =?utf-8?" in out.data
+    assert msg["To"] == "Jürgen Müller <juergen@example.org>"
+    assert msg["Date"] is not None
+    assert msg["Message-ID"] == out.message_id
+    assert msg["List-Id"].endswith("<kasachstan.newsletter.arbeiterinnenmacht.example.org>")
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = msg["List-Unsubscribe"]
+    assert f"<{URL}>" in unsubscribe
+    assert "<mailto:abmelden@arbeiterinnenmacht.example.org?subject=unsubscribe>" in unsubscribe
+    assert msg.get_content_type() == "multipart/alternative"
+    text, html = [part.get_content().replace("\r\n", "\n") for part in msg.iter_parts()]
+    assert text == PARTS.text
+    assert html == PARTS.html
+    assert "Cc" not in msg
+    assert "Bcc" not in msg
+    assert max(len(line) for line in out.data.split(b"\r\n")) <= 998
+    assert b"\n" not in out.data.replace(b"\r\n", b"")
+
+
+def test_message_ids_are_unique(factory: MessageFactory) -> None:
+    ids = {factory.build(Subscriber(f"p{i}@example.org"), PARTS, URL).message_id
+           for i in range(2000)}
+    assert len(ids) == 2000
+
+
+def test_display_name_with_comma_and_quotes_is_one_mailbox(factory: MessageFactory) -> None:
+    out = factory.build(Subscriber("anna@example.org", 'Müller, "Anna"'), PARTS, URL)
+    to = _parse(out.data)["To"]
+    assert len(to.addresses) == 1
+    assert to.addresses[0].addr_spec == "anna@example.org"
+    assert to.addresses[0].display_name == 'Müller, "Anna"'
+
+
+def test_crlf_in_name_cannot_inject_a_header(factory: MessageFactory) -> None:
+    evil = Subscriber("a@example.org", "Eve\r\nBcc: victim@example.net\r\nX-Evil: 1")
+    msg = _parse(factory.build(evil, PARTS, URL).data)
+    assert "Bcc" not in msg
+    assert "X-Evil" not in msg
+    assert len(msg["To"].addresses) == 1
+    assert msg["To"].addresses[0].addr_spec == "a@example.org"
+
+
+@pytest.mark.parametrize("address", [
+    "a@example.org, b@example.net",
+    "a@example.org\r\nBcc: b@example.net",
+    "Eve <a@example.org>",
+    "a@example.org>,<b@example.net",
+])
+def test_unsafe_addresses_are_refused(address: str) -> None:
+    with pytest.raises(UnsafeAddressError):
+        mailbox_header("Eve", address)
+
+
+def test_ascii_name_with_specials_is_quoted() -> None:
+    assert mailbox_header("Doe, John", "j@example.org") == '"Doe, John" <j@example.org>'
+    assert mailbox_header("", "j@example.org") == "j@example.org"
