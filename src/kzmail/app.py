@@ -62,8 +62,10 @@ class Prepared:
 def prepare(path: Path) -> Prepared:
     """Load and validate the campaign, compile its template: once per campaign."""
     campaign = campaign_file.load(path)
-    return Prepared(campaign=campaign, template=compile_campaign(campaign),
-                    factory=MessageFactory(campaign, mailto=campaign.unsubscribe.mailto),
+    template = compile_campaign(campaign)
+    factory = MessageFactory(campaign, mailto=campaign.unsubscribe.mailto,
+                             static_text=template.static_text())
+    return Prepared(campaign=campaign, template=template, factory=factory,
                     signer=TokenSigner(load_secret(state_dir())))
 
 

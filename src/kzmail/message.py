@@ -37,9 +37,35 @@ class Outgoing:
     data: bytes
 
 
-def _qp(text: str) -> bytes:
-    encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
-    return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+def qp_piece(chunk: str) -> bytes:
+    """Quoted-printable for one chunk, ending in a line break (a soft one if need be).
+
+    Ending every chunk on a line break lets encoded chunks be joined as they are: the
+    soft breaks vanish on decoding, and no line grows past 76 characters.
+    """
+    if "\r" in chunk:
+        chunk = chunk.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(chunk.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    encoded = encoded.replace(b"\n", b"\r\n")
+    return encoded if encoded.endswith(b"\r\n") else encoded + b"=\r\n"
+
+
+class ChunkEncoder:
+    """Quoted-printable for rendered chunks, reusing the encoding of known static text."""
+
+    def __init__(self, static: list[str]) -> None:
+        # keyed by identity: a template's literal text is the same object in every render
+        self._known = {id(text): (text, qp_piece(text)) for text in static if text}
+
+    def encode(self, chunks: tuple[str, ...]) -> bytes:
+        out = []
+        known = self._known
+        for chunk in chunks:
+            if not chunk:
+                continue
+            hit = known.get(id(chunk))
+            out.append(hit[1] if hit is not None and hit[0] is chunk else qp_piece(chunk))
+        return b"".join(out)
 
 
 def safe_address(address: str) -> str:
@@ -58,7 +84,8 @@ def mailbox_header(name: str, address: str) -> str:
 class MessageFactory:
     """Builds one campaign's messages; everything shared is prepared in `__init__`."""
 
-    def __init__(self, campaign: Campaign, *, mailto: str | None = None) -> None:
+    def __init__(self, campaign: Campaign, *, mailto: str | None = None,
+                 static_text: list[str] | None = None) -> None:
         shared = EmailMessage(policy=SMTP)
         shared["From"] = campaign.from_
         if campaign.reply_to:
@@ -74,6 +101,7 @@ class MessageFactory:
         self._domain = self.envelope_from.rpartition("@")[2]
         self._mailto = mailto
         self._boundary = "=_kz_" + secrets.token_hex(12)
+        self._encoder = ChunkEncoder(static_text or [])
 
     def message_id(self) -> str:
         return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
@@ -102,7 +130,9 @@ class MessageFactory:
             'Content-Type: text/html; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode("ascii")
-        tail = f"\r\n--{b}--\r\n".encode("ascii")
-        data = b"".join((self._shared, head, _qp(parts.text), middle, _qp(parts.html), tail))
+        tail = f"\r\n--{b}--\r\n".encode("ascii")  # the CRLF before "--" is the delimiter's
+        encode = self._encoder.encode
+        data = b"".join((self._shared, head, encode(parts.text_chunks), middle,
+                         encode(parts.html_chunks), tail))
         return Outgoing(recipient=subscriber.email, message_id=message_id, data=data)
 

@@ -125,7 +125,23 @@ class Subscriber:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """One subscriber's personalised parts: HTML and plain text."""
+    """One subscriber's personalised parts, as the chunks the template produced.
 
-    html: str
-    text: str
+    Keeping chunks lets the message stage reuse the encoding of the template's static
+    text (the same string objects for every subscriber) and encode only what differs.
+    """
+
+    html_chunks: tuple[str, ...]
+    text_chunks: tuple[str, ...]
+
+    @classmethod
+    def of(cls, html: str, text: str) -> Rendered:
+        return cls((html,), (text,))
+
+    @property
+    def html(self) -> str:
+        return "".join(self.html_chunks)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_chunks)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from types import CodeType
 from typing import Any
 
 import html2text
@@ -53,15 +54,30 @@ class CompiledTemplate:
         """Personalise both parts for one subscriber (autoescaped HTML, plain text)."""
         person = {**subscriber.fields, "email": subscriber.email, "name": subscriber.name}
         try:
-            html = self._html.render(self._html_context, subscriber=person,
-                                     unsubscribe_url=unsubscribe_url)
-            text = self._text.render(self._text_context, subscriber=person,
-                                     unsubscribe_url=unsubscribe_url)
+            html = tuple(self._html.generate(self._html_context, subscriber=person,
+                                             unsubscribe_url=unsubscribe_url))
+            text = tuple(self._text.generate(self._text_context, subscriber=person,
+                                             unsubscribe_url=unsubscribe_url))
         except jinja2.UndefinedError as exc:
             raise _unknown_field(exc, self._path, self._source) from None
         except jinja2.TemplateError as exc:
             raise TemplateError(str(exc), path=self._path) from None
-        return Rendered(html=html, text=_tidy_text(text))
+        return Rendered(html, text)
+
+    def static_text(self) -> list[str]:
+        """The template's literal text: the same str objects in every render."""
+        found: list[str] = []
+        for template in (self._html, self._text):
+            _string_constants(template.root_render_func.__code__, found)
+        return found
+
+
+def _string_constants(code: CodeType, found: list[str]) -> None:
+    for const in code.co_consts:
+        if isinstance(const, str):
+            found.append(const)
+        elif isinstance(const, CodeType):
+            _string_constants(const, found)
 
 
 _UNDEFINED = re.compile(r"has no attribute '([^']+)'|'([^']+)' is undefined")
@@ -196,8 +212,8 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
         html = mjml2html(protected, fonts={}, disable_comments=True)
     except Exception as exc:  # noqa: BLE001 - mjml-python raises untyped errors
         raise TemplateError(f"MJML does not compile: {exc}", path=path) from None
-    html = _inline_css(html)
-    text = to_text(html)
+    html = _inline_css(html).replace("\r\n", "\n")
+    text = _tidy_text(to_text(html))
     try:
         html_template = _environment(True).from_string(_restore(html, tokens))
         text_template = _environment(False).from_string(_restore(text, tokens))

@@ -14,7 +14,8 @@ from kzmail.message import MessageFactory, UnsafeAddressError, mailbox_header
 from kzmail.models import Rendered, Subscriber
 
 URL = "https://news.example.org/u/abc.def"
-PARTS = Rendered(html="<p>Hallo Jürgen</p>" + "<p>x</p>" * 2000, text="Hallo Jürgen\n" + "y " * 3000)
+PARTS = Rendered.of(html="<p>Hallo Jürgen</p>" + "<p>x</p>" * 2000,
+                    text="Hallo Jürgen\n" + "y " * 3000)
 
 
 @pytest.fixture
@@ -92,3 +93,30 @@ def test_unsafe_addresses_are_refused(address: str) -> None:
 def test_ascii_name_with_specials_is_quoted() -> None:
     assert mailbox_header("Doe, John", "j@example.org") == '"Doe, John" <j@example.org>'
     assert mailbox_header("", "j@example.org") == "j@example.org"
+
+
+def test_chunked_encoding_decodes_to_exactly_the_rendered_parts(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kzmail import app
+    from kzmail import message as message_module
+
+    prepared = app.prepare(project / "campaigns/kasachstan.yaml")
+    person = Subscriber("anna@example.org", "Müller, Anna  ", {"city": "Köln"})
+    encoded: list[str] = []
+    real = message_module.qp_piece
+
+    def counting(chunk: str) -> bytes:
+        encoded.append(chunk)
+        return real(chunk)
+
+    monkeypatch.setattr(message_module, "qp_piece", counting)
+    parts, out = prepared.render(person)
+    msg = _parse(out.data)
+    text, html = [p.get_content().replace("\r\n", "\n") for p in msg.iter_parts()]
+    assert text == parts.text
+    assert html == parts.html
+    body = out.data.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    # only the per-subscriber chunks were encoded now; the static text was encoded once
+    assert sum(len(c) for c in encoded) < len(parts.html) / 20
+    assert any("Müller, Anna" in c for c in encoded)
