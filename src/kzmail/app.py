@@ -227,8 +227,11 @@ def _test_recipient(prepared: Prepared, journal: Journal, address: str) -> Subsc
     try:
         return _find(prepared, journal, address)
     except InputError:
-        clean = subscriber_list.clean_address(address) if "@" in address else address
-        return Subscriber(email=subscriber_list.clean_address(clean))
+        pass
+    try:
+        return Subscriber(email=subscriber_list.clean_address(address))
+    except ValueError as exc:
+        raise InputError(str(exc), key="--to") from None
 
 
 def _empty_maildir(folder: Path) -> None:

@@ -128,3 +128,8 @@ def test_unreachable_relay_is_one_line(project: Path, smtp_server: SmtpServer) -
     edit_campaign(project / CAMPAIGN, lambda t: t.replace(f"port: {smtp_server.port}", "port: 1"))
     code, out, err = run("send", CAMPAIGN, "--yes")
     _assert_one_line_error(code, out, err, "connect")
+
+
+def test_invalid_test_address_is_one_line(project: Path) -> None:
+    _assert_one_line_error(*run("send", CAMPAIGN, "--to", "not-an-address"), "--to",
+                           "not-an-address")
