@@ -114,3 +114,49 @@ def send(
 
 def main() -> None:
     cli()
+
+
+# unsubscribe service and its secret (issue 5) -------------------------------------------
+secret_cli = typer.Typer(no_args_is_help=True, help="The secret that signs unsubscribe links.")
+cli.add_typer(secret_cli, name="secret")
+
+
+@cli.command()
+def serve(
+    campaigns: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+        "--campaigns", help="Campaign files or folders (default: campaigns/).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8025,
+) -> None:
+    """Run the unsubscribe pages (GET shows, POST unsubscribes) behind your HTTPS proxy."""
+    from . import service_unsubscribe
+
+    def ready(serving: service_unsubscribe.Serving) -> None:
+        names = ", ".join(sorted(serving.lists))
+        out.print(f"Unsubscribe service on {serving.url} for {names}", soft_wrap=True)
+        out.print("Put it behind your HTTPS reverse proxy (see README). Ctrl-C stops it.")
+
+    try:
+        service_unsubscribe.serve(campaigns or [], host, port, on_ready=ready)
+    except KzmailError as exc:
+        raise _fail(exc) from None
+
+
+@secret_cli.command("rotate")
+def secret_rotate(
+    grace_days: Annotated[float, typer.Option(
+        min=0, help="Days the old secret's links keep working (0: stop them now).")] = 90,
+) -> None:
+    """Make a new unsubscribe secret; links already sent keep working for the grace period."""
+    from datetime import datetime
+
+    from . import service_unsubscribe
+    try:
+        old = service_unsubscribe.rotate(grace_days)
+    except KzmailError as exc:
+        raise _fail(exc) from None
+    if grace_days:
+        until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
+        out.print(f"New secret made. Links signed with the old one work until {until}.")
+    else:
+        out.print("New secret made. Links signed with the old one no longer work.")
