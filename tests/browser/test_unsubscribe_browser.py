@@ -42,7 +42,7 @@ def _unsubscribe_url(data: bytes) -> str:
     html = message.get_body(("html",))
     assert html is not None
     assert f'href="{urls[0]}"' in html.get_content()
-    return urls[0]
+    return str(urls[0])
 
 
 def test_unsubscribe_link_from_a_sent_message_works_in_chromium_without_javascript(
