@@ -133,7 +133,7 @@ def test_forged_and_swapped_tokens_are_refused_and_record_nothing(client: TestCl
     body, tag = genuine.split(".")
     other_body = path_for(OTHER).removeprefix("/u/").split(".")[0]
     forged = [
-        genuine[:-1] + ("A" if genuine[-1] != "A" else "B"),     # changed character
+        genuine[:-5] + ("A" if genuine[-5] != "A" else "B") + genuine[-4:],  # one character
         f"{other_body}.{tag}",                                   # list swapped, old tag
         f"{body}.{'A' * len(tag)}",                              # made-up tag
     ]
