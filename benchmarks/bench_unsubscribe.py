@@ -25,7 +25,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from kzmail import service_unsubscribe  # noqa: E402
+from kzmail import service_unsubscribe, webbase  # noqa: E402
 from kzmail.unsubscribe import TokenSigner, load_signer  # noqa: E402
 
 LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
@@ -51,8 +51,8 @@ def main() -> None:
         os.environ["KZMAIL_STATE_DIR"] = str(work / ".kzmail")
         application, _ = service_unsubscribe.build_app([])
         signer = load_signer(work / ".kzmail")
-        sock = service_unsubscribe.bind("127.0.0.1", 0)
-        srv = service_unsubscribe.server(application, sock)
+        sock = webbase.bind("127.0.0.1", 0)
+        srv = webbase.make_server(application, sock)
         thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         while not srv.started:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from starlette.types import ASGIApp
 
-from kzmail.service_unsubscribe import bind, server
+from kzmail.webbase import bind, make_server
 
 
 @contextmanager
@@ -17,7 +17,7 @@ def running(app: ASGIApp) -> Iterator[str]:
     """Yield the server's base URL (`http://127.0.0.1:<port>`) while it runs."""
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    srv = server(app, sock)  # type: ignore[arg-type]
+    srv = make_server(app, sock)
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -36,8 +36,16 @@ def preview(
     subscriber: Annotated[Optional[str], typer.Option(  # noqa: UP045
         help="Preview for this subscriber's address (default: the first).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the files.")] = Path("preview"),
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Serve a live preview on localhost instead of writing files.")] = False,
+    no_open: Annotated[bool, typer.Option(
+        "--no-open", help="With --serve: do not open the browser.")] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="With --serve: the port.")] = 8026,
 ) -> None:
     """Write exactly what one subscriber will get: .html, .txt and the whole .eml."""
+    if serve:
+        _serve_preview(campaign, subscriber, port, open_browser=not no_open)
+        return
     try:
         files = app.preview(campaign, address=subscriber, out_dir=out_dir)
     except KzmailError as exc:
@@ -227,3 +235,19 @@ def unsubscribes_export(
     except KzmailError as exc:
         raise _fail(exc) from None
     err.print(f"{count} rows written to {out_file}")
+
+
+def _serve_preview(campaign: Path | None, subscriber: str | None, port: int, *,
+                   open_browser: bool) -> None:
+    """`preview --serve`: live preview with reload, picker, both widths and the text part."""
+    from . import service_preview
+
+    def ready(url: str) -> None:
+        out.print(f"Live preview on {url} (reloads when campaign, article or template "
+                  "change). Ctrl-C stops it.", soft_wrap=True)
+
+    try:
+        service_preview.serve_preview(campaign, port=port, address=subscriber,
+                                      open_browser=open_browser, on_ready=ready)
+    except KzmailError as exc:
+        raise _fail(exc) from None

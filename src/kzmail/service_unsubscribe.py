@@ -8,14 +8,12 @@ records each unsubscribe in the state database's suppression list, which every l
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
 from starlette.applications import Starlette
 
 from . import app
@@ -24,6 +22,7 @@ from .errors import CampaignError, KzmailError, StateError
 from .journal import Journal
 from .unsubscribe import RetiredSecret, load_signer, rotate_secret
 from .web import ListInfo, unsubscribe_app
+from .webbase import bind, make_server
 
 DEFAULT_PORT = 8025
 REASONS = {"one-click": "unsubscribe: one-click", "page": "unsubscribe: web page"}
@@ -91,31 +90,6 @@ def build_app(sources: Sequence[Path] = ()) -> tuple[Starlette, dict[str, ListIn
     return unsubscribe_app(load_signer(state), lists, JournalRecorder(state), language), lists
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket; a clear error if the port is taken or the host unknown."""
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # proto must say TCP: asyncio sets TCP_NODELAY only then, and without it every
-        # response waits ~40 ms for the client's delayed ACK
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError as exc:
-        raise StateError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
-
-
-def server(application: Starlette, sock: socket.socket) -> uvicorn.Server:
-    """A uvicorn server for `application` on an already bound socket."""
-    config = uvicorn.Config(application, log_level="warning",
-                            access_log=False,          # access logs would hold every token
-                            server_header=False, proxy_headers=False, lifespan="off",
-                            limit_concurrency=256, timeout_keep_alive=5,
-                            h11_max_incomplete_event_size=16 * 1024)
-    return uvicorn.Server(config)
-
-
 @dataclass(frozen=True)
 class Serving:
     url: str
@@ -129,7 +103,7 @@ def serve(sources: Sequence[Path], host: str, port: int,
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     on_ready(Serving(f"http://{host}:{bound}", lists))
-    server(application, sock).run(sockets=[sock])
+    make_server(application, sock).run(sockets=[sock])
 
 
 def rotate(grace_days: float) -> RetiredSecret:

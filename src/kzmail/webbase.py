@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 from email import policy
 from email.parser import BytesParser
 from urllib.parse import parse_qs
 
+import uvicorn
 from markupsafe import Markup, escape
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import StateError
 
 STYLE = """
 :root { color-scheme: light; }
@@ -36,7 +40,14 @@ button:focus-visible, a:focus-visible, select:focus-visible { outline: 3px solid
 a { color: #8b0000; }
 .note { color: #4a4a4a; font-size: .95rem; }
 """
-STYLE_HASH = "'sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode() + "'"
+
+
+def style_hash(css: str) -> str:
+    """The CSP source that allows exactly this inline `<style>` content."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode() + "'"
+
+
+STYLE_HASH = style_hash(STYLE)
 
 PAGE_CSP = (f"default-src 'none'; style-src {STYLE_HASH}; img-src 'self'; form-action 'self'; "
             "frame-ancestors 'none'; base-uri 'none'")
@@ -149,3 +160,33 @@ def page(language: str, title: str, body: Markup | str, status: int = 200, *,
         f"<body><main>\n<h1>{escape(title)}</h1>\n{escape(body)}\n</main></body></html>\n"
     )
     return HTMLResponse(html, status_code=status, headers=headers)
+
+
+class ListenError(StateError):
+    """The server cannot listen where it was asked to."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; a clear error if the port is taken or the host unknown."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must say TCP: asyncio sets TCP_NODELAY only then, and without it every
+    # response waits ~40 ms for the client's delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def make_server(application: ASGIApp, sock: socket.socket) -> uvicorn.Server:
+    """A uvicorn server for `application` on an already bound socket."""
+    config = uvicorn.Config(application, log_level="warning",
+                            access_log=False,          # access logs would hold every token
+                            server_header=False, proxy_headers=False, lifespan="off",
+                            limit_concurrency=256, timeout_keep_alive=5,
+                            h11_max_incomplete_event_size=16 * 1024)
+    return uvicorn.Server(config)

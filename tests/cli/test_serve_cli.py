@@ -78,3 +78,33 @@ def test_secret_rotate_keeps_old_links_for_the_grace_period(project: Path) -> No
     assert "no longer work" in result.output
     # the 30-day secret is still there; the one just retired with 0 days is not kept
     assert load_signer(kzapp.state_dir()).verify(old) == (LIST, "jane@example.org")
+
+
+def test_preview_serve_runs_on_localhost_and_preselects_the_subscriber(project: Path) -> None:
+    process = subprocess.Popen([str(KZMAIL), "preview", "--serve", "--no-open", "--port", "0",
+                                "--subscriber", "ayse.yilmaz@example.net"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=os.environ.copy())
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+/\?to=\S+)", line)
+        assert match, line
+        page = httpx.get(match.group(1), timeout=10)
+        assert page.status_code == 200
+        assert '<option value="ayse.yilmaz@example.net" selected>' in page.text
+        assert "Hallo Ayşe Yılmaz" in page.text
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_preview_serve_with_a_broken_campaign_is_one_line_error(project: Path) -> None:
+    campaign = project / "campaigns/kasachstan.yaml"
+    campaign.write_text(campaign.read_text(encoding="utf-8").replace("tls: starttls",
+                                                                     "tls: maybe"),
+                        encoding="utf-8")
+    result = CliRunner().invoke(cli, ["preview", "--serve", "--no-open", "--port", "0"])
+    assert result.exit_code == 2
+    assert "smtp.tls" in result.output
+    assert "Traceback" not in result.output
