@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -158,5 +159,8 @@ def preview_app(source: PreviewSource) -> Starlette:
     routes = [Route("/", pages.index), Route("/frame", pages.frame),
               Route("/version", pages.version), Route("/reload.js", pages.script),
               Route("/favicon.ico", lambda request: Response(status_code=204))]
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, PAGE_CSP,
-                                                           cache="no-store")])
+    # Only loopback host names: a web page that rebinds its own name to 127.0.0.1 must not
+    # be able to read subscriber data out of the preview (DNS rebinding).
+    return Starlette(routes=routes, middleware=[
+        Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]"]),
+        Middleware(SecurityHeaders, PAGE_CSP, cache="no-store")])

@@ -45,7 +45,7 @@ def test_unknown_or_missing_subscriber_falls_back_to_the_first(project: Path) ->
 
 def test_pages_headers_and_error_display(project: Path) -> None:
     source = LivePreview(project / "campaigns/kasachstan.yaml")
-    with TestClient(preview_app(source)) as client:
+    with TestClient(preview_app(source), base_url="http://127.0.0.1:8026") as client:
         page = client.get("/")
         assert page.status_code == 200
         csp = page.headers["content-security-policy"]
@@ -68,3 +68,14 @@ def test_pages_headers_and_error_display(project: Path) -> None:
         assert "<iframe" not in broken.text
         assert client.get("/frame").status_code == 503
         assert client.get("/version").text == "2"
+
+
+def test_other_host_names_are_refused(project: Path) -> None:
+    # DNS rebinding: evil.example resolving to 127.0.0.1 must not read the preview
+    source = LivePreview(project / "campaigns/kasachstan.yaml")
+    with TestClient(preview_app(source), base_url="http://evil.example:8026") as client:
+        response = client.get("/")
+        assert response.status_code == 400
+        assert "Jürgen" not in response.text
+    with TestClient(preview_app(source), base_url="http://localhost:8026") as client:
+        assert client.get("/").status_code == 200

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -241,33 +244,76 @@ def test_healthz(client: TestClient) -> None:
     assert response.text == "ok\n"
 
 
+def _bad_request(http: httpx.Client, good: str, i: int) -> int:
+    genuine = good.removeprefix("/u/")
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    kind = i % 6
+    if kind == 0:
+        response = http.get(f"/u/{genuine[:-8]}x{i % 10}yzABCD")
+    elif kind == 1:
+        response = http.post(f"/u/garbage{i}", content=b"List-Unsubscribe=One-Click",
+                             headers=form)
+    elif kind == 2:
+        response = http.post(good, content=b"\x00" * 5000, headers=form)
+    elif kind == 3:
+        response = http.post(good, content=b"--b\r\n\r\n",
+                             headers={"content-type": "multipart/form-data; boundary=b"})
+    elif kind == 4:
+        response = http.request("DELETE", f"/u/{'A' * 2000}.{'B' * 22}")
+    else:
+        response = http.post(good, content=b"List-Unsubscribe=Two-Clicks", headers=form)
+    return response.status_code
+
+
 def test_flood_of_bad_requests_then_a_good_one_on_a_real_server(two_lists: Path) -> None:
     application, _ = service_unsubscribe.build_app([])
     good = path_for()
-    genuine = good.removeprefix("/u/")
-    with running(application) as base, httpx.Client(base_url=base, timeout=10) as http:
-        statuses: dict[int, int] = {}
-        for i in range(1000):
-            kind = i % 5
-            if kind == 0:
-                response = http.get(f"/u/{genuine[:-3]}x{i % 10}y")
-            elif kind == 1:
-                response = http.post(f"/u/garbage{i}", content=b"List-Unsubscribe=One-Click",
-                                     headers={"content-type": "application/x-www-form-urlencoded"})
-            elif kind == 2:
-                response = http.post(good, content=b"\x00" * 5000,
-                                     headers={"content-type": "application/x-www-form-urlencoded"})
-            elif kind == 3:
-                response = http.post(good, content=b"--b\r\n\r\n",
-                                     headers={"content-type": "multipart/form-data; boundary=b"})
-            else:
-                response = http.request("DELETE", f"/u/{'A' * 2000}.{'B' * 22}")
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-        assert sum(statuses.values()) == 1000
-        assert set(statuses) <= {400, 403, 405, 413}, statuses
+    with running(application) as base:
+        def worker(start: int) -> list[int]:
+            with httpx.Client(base_url=base, timeout=10) as http:
+                return [_bad_request(http, good, i) for i in range(start, 1000, 8)]
+
+        with ThreadPoolExecutor(8) as pool:          # 8 clients at once, 1,000 requests
+            statuses = [s for batch in pool.map(worker, range(8)) for s in batch]
+        assert len(statuses) == 1000
+        assert set(statuses) <= {400, 403, 405, 413}, Counter(statuses)
         assert suppressions() == []
-        assert http.get("/healthz").text == "ok\n"
-        response = http.post(good, content=b"List-Unsubscribe=One-Click",
-                             headers={"content-type": "application/x-www-form-urlencoded"})
-        assert response.status_code == 200
+        with httpx.Client(base_url=base, timeout=10) as http:
+            assert http.get("/healthz").text == "ok\n"
+            response = http.post(good, content=b"List-Unsubscribe=One-Click",
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+            assert response.status_code == 200
     assert [(r[0], r[1]) for r in suppressions()] == [(LIST, ADDRESS)]
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)       # no more from us: the server sees EOF
+        except OSError:                         # the server hung up first: also a refusal
+            pass
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return b"".join(chunks)
+
+
+def test_malformed_http_is_refused_and_the_server_stays_up(two_lists: Path) -> None:
+    application, _ = service_unsubscribe.build_app([])
+    with running(application) as base:
+        port = int(base.rsplit(":", 1)[1])
+        assert _raw(port, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400")
+        big = _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000
+                   + b"\r\n\r\n")
+        assert big.startswith(b"HTTP/1.1 4") or big == b"", big[:40]   # refused or cut off
+        # a body cut short, then the client goes away: nothing recorded, nothing crashed
+        _raw(port, b"POST " + path_for().encode() + b" HTTP/1.1\r\nHost: x\r\n"
+             b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 26\r\n\r\n"
+             b"List-Unsub")
+        assert suppressions() == []
+        assert _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                    ).endswith(b"ok\n")
