@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from kzmail import app as kzapp
 from kzmail import service_unsubscribe
@@ -86,6 +86,26 @@ def test_unsubscribe_link_from_a_sent_message_works_in_chromium_without_javascri
     assert "1 suppressed" in output
 
 
+CONTRAST = """(sel) => {
+  const rgb = (c) => c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number);
+  const lum = (c) => { const [r, g, b] = rgb(c).map((v) => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  let el = document.querySelector(sel);
+  const fg = getComputedStyle(el).color;
+  while (el && getComputedStyle(el).backgroundColor === "rgba(0, 0, 0, 0)") {
+    el = el.parentElement; }
+  const bg = el ? getComputedStyle(el).backgroundColor : "rgb(255, 255, 255)";
+  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+def contrast(page: Page, selector: str) -> float:
+    """WCAG contrast ratio of an element's text against its (inherited) background."""
+    return float(page.evaluate(CONTRAST, selector))
+
+
 def test_unsubscribe_page_works_by_keyboard_alone(project: Path, browser: Browser) -> None:
     list_id = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
     token = load_signer(kzapp.state_dir()).make(list_id, "jane@example.org")
@@ -98,6 +118,9 @@ def test_unsubscribe_page_works_by_keyboard_alone(project: Path, browser: Browse
         assert focused == "Jetzt abmelden"
         outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
         assert outline != "none"          # a visible focus ring
+        for selector in ("button", "p", "p.note", "h1"):
+            ratio = contrast(page, selector)
+            assert ratio >= 4.5, (selector, ratio)      # WCAG AA for normal text
         page.keyboard.press("Enter")
         page.wait_for_load_state()
         assert page.locator("h1").inner_text() == "Abgemeldet"

@@ -69,6 +69,7 @@ def test_get_shows_address_and_list_in_german_and_never_unsubscribes(client: Tes
     assert "Newsletter der Gruppe Arbeiter*innenmacht" in html
     assert re.search(r'<form method="post">.*<button type="submit">Jetzt abmelden</button>', html)
     assert client.head(path_for()).status_code == 200
+    assert len(response.content) < 4096                 # a small page: no framework, no assets
     assert suppressions() == []
 
 
