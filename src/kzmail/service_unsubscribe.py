@@ -20,7 +20,14 @@ from . import app
 from . import campaign as campaign_file
 from .errors import CampaignError, KzmailError, StateError
 from .journal import Journal
-from .unsubscribe import RetiredSecret, load_signer, rotate_secret
+from .unsubscribe import (
+    RETIRED_FILE,
+    SECRET_FILE,
+    RetiredSecret,
+    TokenSigner,
+    load_signer,
+    rotate_secret,
+)
 from .web import ListInfo, unsubscribe_app
 from .webbase import bind, make_server
 
@@ -79,7 +86,39 @@ class JournalRecorder:
             raise StateError(f"cannot record the unsubscribe: {exc}") from None
 
     def __call__(self, list_id: str, address: str, via: str) -> None:
-        self._thread.submit(self._record, list_id, address, via).result(timeout=60)
+        try:
+            self._thread.submit(self._record, list_id, address, via).result(timeout=60)
+        except TimeoutError:
+            raise StateError("the state database did not answer within 60 s") from None
+
+
+class CurrentSigner:
+    """The signer for the secrets on disk now: `secret rotate` needs no restart of `serve`.
+
+    Each call costs two `stat`s; the files are read again only when one has changed.
+    """
+
+    def __init__(self, state: Path) -> None:
+        self._state = state
+        self._stamp: tuple[int, ...] = ()
+        self._signer: TokenSigner | None = None
+
+    def _now(self) -> tuple[int, ...]:
+        stamp: list[int] = []
+        for name in (SECRET_FILE, RETIRED_FILE):
+            try:
+                info = (self._state / name).stat()
+                stamp += [info.st_mtime_ns, info.st_ino, info.st_size]
+            except OSError:
+                stamp += [-1, -1, -1]
+        return tuple(stamp)
+
+    def __call__(self) -> TokenSigner:
+        stamp = self._now()
+        if self._signer is None or stamp != self._stamp:
+            self._signer = load_signer(self._state)
+            self._stamp = self._now()
+        return self._signer
 
 
 def build_app(sources: Sequence[Path] = ()) -> tuple[Starlette, dict[str, ListInfo]]:
@@ -87,7 +126,9 @@ def build_app(sources: Sequence[Path] = ()) -> tuple[Starlette, dict[str, ListIn
     lists = list_directory(campaign_files(sources))
     state = app.state_dir()
     language = next(iter(lists.values())).language
-    return unsubscribe_app(load_signer(state), lists, JournalRecorder(state), language), lists
+    signer = CurrentSigner(state)
+    signer()                                   # a damaged secret stops `serve` at once
+    return unsubscribe_app(signer, lists, JournalRecorder(state), language), lists
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,8 @@ def texts_for(language: str) -> dict[str, str]:
 class UnsubscribeService:
     """Request handlers around an injected signer, list directory and recorder."""
 
-    def __init__(self, signer: TokenSigner, lists: Mapping[str, ListInfo], record: Recorder,
-                 default_language: str = "en") -> None:
+    def __init__(self, signer: Callable[[], TokenSigner], lists: Mapping[str, ListInfo],
+                 record: Recorder, default_language: str = "en") -> None:
         self.signer = signer
         self.lists = dict(lists)
         self.record = record
@@ -117,7 +117,7 @@ class UnsubscribeService:
 
     def _resolve(self, request: Request) -> tuple[str, str, ListInfo] | Response:
         """(list_id, address, list) from the token, or the refusal page."""
-        checked = self.signer.check(str(request.path_params["token"]))
+        checked = self.signer().check(str(request.path_params["token"]))
         if isinstance(checked, Refusal):
             return self._plain("bad", 400 if checked is Refusal.MALFORMED else 403)
         list_id, address = checked
@@ -180,9 +180,12 @@ def _fill(template: str, address: str, list_name: str) -> Markup:
                                    list=list_name)
 
 
-def unsubscribe_app(signer: TokenSigner, lists: Mapping[str, ListInfo], record: Recorder,
-                    default_language: str = "en") -> Starlette:
-    """The ASGI app `kzmail serve` runs behind the organisers' HTTPS reverse proxy."""
+def unsubscribe_app(signer: Callable[[], TokenSigner], lists: Mapping[str, ListInfo],
+                    record: Recorder, default_language: str = "en") -> Starlette:
+    """The ASGI app `kzmail serve` runs behind the organisers' HTTPS reverse proxy.
+
+    `signer()` gives the signer to check a token with (it may change: secret rotation).
+    """
     service = UnsubscribeService(signer, lists, record, default_language)
     routes = [
         Route("/u/{token}", service.show, methods=["GET"]),
@@ -191,5 +194,4 @@ def unsubscribe_app(signer: TokenSigner, lists: Mapping[str, ListInfo], record: 
     ]
     return Starlette(routes=routes,
                      middleware=[Middleware(SecurityHeaders, cache="no-store")],
-                     exception_handlers={404: service.http_error, 405: service.http_error,
-                                         400: service.http_error})
+                     exception_handlers={404: service.http_error, 405: service.http_error})

@@ -184,6 +184,20 @@ def test_rotation_with_grace_keeps_old_links_working(two_lists: Path) -> None:
     assert len(suppressions()) == 1
 
 
+def test_rotation_while_serving_needs_no_restart(client: TestClient) -> None:
+    old_path = path_for()
+    assert client.get(old_path).status_code == 200
+    rotate_secret(kzapp.state_dir(), grace_seconds=3600)
+    new_path = path_for("kasachstan.newsletter.arbeiterinnenmacht.example.org", "new@example.org")
+    assert client.get(new_path).status_code == 200       # signed with the new secret
+    assert client.get(old_path).status_code == 200       # still within its grace period
+    rotate_secret(kzapp.state_dir(), grace_seconds=0)     # e.g. the second secret leaked
+    assert client.get(new_path).status_code == 403       # stopped at once
+    assert client.get(old_path).status_code == 200       # the first one's hour still holds
+    (kzapp.state_dir() / "secret.retired").write_text("# none\n", encoding="ascii")
+    assert client.get(old_path).status_code == 403
+
+
 @pytest.mark.parametrize(("content_type", "body"), [
     ("application/x-www-form-urlencoded", b""),
     ("application/x-www-form-urlencoded", b"List-Unsubscribe=Nope"),
