@@ -96,3 +96,19 @@ class Journal:
         row = self._db.execute("SELECT 1 FROM suppressions WHERE address=? AND list_id IN (?, ?)",
                                (address.lower(), list_id, ANY_LIST)).fetchone()
         return row is not None
+
+    def suppress_new(self, list_id: str, address: str, reason: str) -> bool:
+        """Suppress like `suppress`; True if this was new, False if already recorded."""
+        cursor = self._db.execute("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
+                                  (list_id, address.lower(), reason, time.time()))
+        return cursor.rowcount == 1
+
+    def suppressions(self, list_id: str | None = None) -> list[tuple[str, str, str, float]]:
+        """(list_id, address, reason, created_at) rows, oldest first; one list or all."""
+        query = "SELECT list_id, address, reason, created_at FROM suppressions"
+        args: tuple[str, ...] = ()
+        if list_id is not None:
+            query += " WHERE list_id IN (?, ?)"
+            args = (list_id, ANY_LIST)
+        rows = self._db.execute(query + " ORDER BY created_at, list_id, address", args)
+        return [(str(a), str(b), str(c), float(d)) for a, b, c, d in rows]

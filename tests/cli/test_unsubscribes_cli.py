@@ -1,0 +1,134 @@
+"""`kzmail unsubscribes import|list|export`: mailto replies in, a CSV for the spreadsheet out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import mailbox
+from datetime import datetime
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kzmail import app as kzapp
+from kzmail.cli import cli
+from kzmail.journal import Journal
+
+LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
+
+
+def _mail(sender: str, subject: str = "unsubscribe", extra: str = "") -> bytes:
+    head = f"From: {sender}\r\n" if sender else ""
+    return (f"{head}To: abmelden@arbeiterinnenmacht.example.org\r\nSubject: {subject}\r\n"
+            f"{extra}Message-ID: <{abs(hash(sender + extra))}@x>\r\n\r\nBitte abmelden.\r\n"
+            ).encode()
+
+
+REPLIES = [
+    _mail('"Jürgen Müller" <Juergen.Mueller@example.org>'),
+    _mail("ayse.yilmaz@example.net", "Re: Solidarität"),
+    _mail("anna.mueller@example.com", extra="Auto-Submitted: auto-replied\r\n"),
+    _mail("MAILER-DAEMON@mx.example.net", "Undelivered Mail"),
+    _mail("Juergen.Mueller@example.org", "nochmal"),
+    _mail(""),
+    _mail("x@example.org", extra="Precedence: bulk\r\n"),
+]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def suppressed() -> dict[str, str]:
+    journal = Journal(kzapp.state_dir())
+    try:
+        return {address: list_id for list_id, address, _, _ in journal.suppressions()}
+    finally:
+        journal.close()
+
+
+def test_import_mbox_suppresses_people_not_robots(project: Path) -> None:
+    box = mailbox.mbox(project / "replies.mbox")
+    for data in REPLIES:
+        box.add(data)
+    box.close()
+    code, output = run("unsubscribes", "import", "replies.mbox")
+    assert code == 0, output
+    assert suppressed() == {"juergen.mueller@example.org": LIST, "ayse.yilmaz@example.net": LIST}
+    assert "2 newly unsubscribed from " + LIST in output.replace("\n", "")
+    assert "4 skipped" in output
+    assert "auto-submitted" in output
+    assert "automatic sender mailer-daemon@mx.example.net" in output.lower()
+    # every later send honours it
+    code, output = run("send", "campaigns/kasachstan.yaml", "--dry-run")
+    assert code == 0, output
+    assert "2 suppressed" in output
+    assert "built 10 messages" in output
+    # importing again changes nothing
+    code, output = run("unsubscribes", "import", "replies.mbox")
+    assert "0 newly unsubscribed" in output
+    assert "2 already were" in output
+
+
+def test_import_maildir(project: Path) -> None:
+    box = mailbox.Maildir(project / "Abmeldungen", create=True)
+    for data in REPLIES[:3]:
+        box.add(data)
+    code, output = run("unsubscribes", "import", "Abmeldungen", "--list", "other.example.org")
+    assert code == 0, output
+    assert suppressed() == {"juergen.mueller@example.org": "other.example.org",
+                            "ayse.yilmaz@example.net": "other.example.org"}
+
+
+def test_import_plain_list_and_csv(project: Path) -> None:
+    (project / "weg.txt").write_text(
+        "# from the info stand\nanna.mueller@example.com\n\nnot an address\n"
+        "Aigerim <aigerim.nurpeisova@example.org>\n", encoding="utf-8")
+    code, output = run("unsubscribes", "import", "weg.txt")
+    assert code == 0, output
+    assert "weg.txt:4: invalid address 'not an address'" in output
+    (project / "weg.csv").write_text("Name;E-Mail\nX;juergen.mueller@example.org\n",
+                                     encoding="utf-8")
+    code, output = run("unsubscribes", "import", "weg.csv", "--list", "*")
+    assert code == 0, output
+    assert suppressed() == {"anna.mueller@example.com": LIST,
+                            "aigerim.nurpeisova@example.org": LIST,
+                            "juergen.mueller@example.org": "*"}
+    code, output = run("send", "campaigns/kasachstan.yaml", "--dry-run")
+    assert "3 suppressed" in output
+
+
+def test_list_and_export_csv(project: Path) -> None:
+    (project / "weg.txt").write_text("anna.mueller@example.com\n", encoding="utf-8")
+    run("unsubscribes", "import", "weg.txt")
+    run("unsubscribes", "import", "weg.txt", "--list", "other.example.org")
+    code, output = run("unsubscribes", "list")
+    assert code == 0, output
+    assert output.count("anna.mueller@example.com") == 2
+    assert "2 unsubscribed." in output
+    code, output = run("unsubscribes", "export")
+    assert code == 0, output
+    records = list(csv.DictReader(io.StringIO(output)))
+    assert [r["list_id"] for r in records] == [LIST, "other.example.org"]
+    assert records[0]["email"] == "anna.mueller@example.com"
+    assert records[0]["reason"] == "unsubscribe: imported from weg.txt"
+    stamp = datetime.fromisoformat(records[0]["unsubscribed_at"])
+    assert stamp.utcoffset() is not None
+    assert abs((datetime.now(stamp.tzinfo) - stamp).total_seconds()) < 120
+    code, output = run("unsubscribes", "export", "--out", "weg-export.csv", "--list", LIST)
+    assert code == 0, output
+    text = (project / "weg-export.csv").read_text(encoding="utf-8")
+    assert text.splitlines()[0] == "email,list_id,reason,unsubscribed_at"
+    assert len(text.splitlines()) == 2
+
+
+def test_import_errors_are_one_line(project: Path) -> None:
+    code, output = run("unsubscribes", "import", "missing.mbox")
+    assert code == 2
+    assert "missing.mbox: file not found" in output
+    (project / "folder").mkdir()
+    code, output = run("unsubscribes", "import", "folder")
+    assert code == 2
+    assert "Maildir" in output
+    assert "Traceback" not in output
