@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import campaign as campaign_file
 from . import subscribers as subscriber_list
+from .dkim import DkimSigner
 from .errors import CampaignError, InputError
 from .journal import Journal
 from .message import MessageFactory, Outgoing
@@ -62,8 +63,10 @@ class Prepared:
 def prepare(path: Path) -> Prepared:
     """Load and validate the campaign, compile its template: once per campaign."""
     campaign = campaign_file.load(path)
+    dkim = DkimSigner(campaign.dkim) if campaign.dkim is not None else None
     return Prepared(campaign=campaign, template=compile_campaign(campaign),
-                    factory=MessageFactory(campaign, mailto=campaign.unsubscribe.mailto),
+                    factory=MessageFactory(campaign, mailto=campaign.unsubscribe.mailto,
+                                           signer=dkim),
                     signer=TokenSigner(load_secret(state_dir())))
 
 

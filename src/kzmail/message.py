@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
+from .dkim import DkimSigner
 from .models import Campaign, Rendered, Subscriber
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -58,7 +59,8 @@ def mailbox_header(name: str, address: str) -> str:
 class MessageFactory:
     """Builds one campaign's messages; everything shared is prepared in `__init__`."""
 
-    def __init__(self, campaign: Campaign, *, mailto: str | None = None) -> None:
+    def __init__(self, campaign: Campaign, *, mailto: str | None = None,
+                 signer: DkimSigner | None = None) -> None:
         shared = EmailMessage(policy=SMTP)
         shared["From"] = campaign.from_
         if campaign.reply_to:
@@ -74,6 +76,7 @@ class MessageFactory:
         self._domain = self.envelope_from.rpartition("@")[2]
         self._mailto = mailto
         self._boundary = "=_kz_" + secrets.token_hex(12)
+        self._signer = signer
 
     def message_id(self) -> str:
         return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
@@ -104,5 +107,7 @@ class MessageFactory:
         ).encode("ascii")
         tail = f"\r\n--{b}--\r\n".encode("ascii")
         data = b"".join((self._shared, head, _qp(parts.text), middle, _qp(parts.html), tail))
+        if self._signer is not None:
+            data = self._signer.sign(data)
         return Outgoing(recipient=subscriber.email, message_id=message_id, data=data)
 
