@@ -14,6 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.charset import Charset
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
@@ -53,6 +54,10 @@ def safe_address(address: str) -> str:
 def mailbox_header(name: str, address: str) -> str:
     """`Name <addr>` with the name RFC 2047-encoded when needed; CR/LF cannot survive."""
     clean = _CONTROL.sub(" ", name).strip()
+    if "=?" in clean:
+        # an ASCII name that looks like an encoded word would be decoded by the reader:
+        # encode it, so that it reads back as written
+        return f"{Charset('utf-8').header_encode(clean)} <{safe_address(address)}>"
     return formataddr((clean, safe_address(address)), charset="utf-8") if clean else address
 
 
