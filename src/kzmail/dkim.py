@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from .models import DkimSettings
 
 # Signed when present. From, Subject, List-Unsubscribe(-Post), List-Id, To, Reply-To and Date are
-# also "over-signed" (named once more than they occur), so that nobody can add a second one later
-# without breaking the signature.
+# also "over-signed" (named once more than they occur, even when absent), so that nobody can add
+# one more later without breaking the signature.
 SIGNED = ("from", "to", "subject", "date", "message-id", "reply-to", "list-id",
           "list-unsubscribe", "list-unsubscribe-post", "mime-version", "content-type",
           "content-language")
@@ -189,7 +189,8 @@ class DkimSigner:
             names: list[str] = []
             for name in SIGNED:
                 count = present.count(name)
-                names += [name] * (count + (1 if name in OVERSIGNED and count else 0))
+                # an over-signed name is listed even when absent: then none may be added
+                names += [name] * (count + (1 if name in OVERSIGNED else 0))
             cached = names, _fold_list(names, 3)
             self._names[present] = cached
         return cached

@@ -13,11 +13,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from kzmail import app
 from kzmail import campaign as campaign_file
 from kzmail.dkim import DkimSigner, check_key, load_key, public_record, relaxed_body, relaxed_header
 from kzmail.errors import CampaignError
 from kzmail.models import DkimSettings
 
+from ..conftest import SmtpServer, use_relay
 from .conftest import Example, build_all, copy_project, tool
 
 DOMAIN = "arbeiterinnenmacht.example.org"
@@ -176,6 +178,7 @@ def test_signature_covers_list_unsubscribe_headers(signed: tuple[str, Example]) 
     # over-signed: a second From, Subject or List-Unsubscribe cannot be added later
     for name in (b"from", b"subject", b"list-unsubscribe", b"list-unsubscribe-post"):
         assert names.count(name) == 2, name
+    assert names.count(b"message-id") == 1
 
 
 def test_an_added_header_copy_breaks_the_signature(signed: tuple[str, Example],
@@ -186,6 +189,28 @@ def test_an_added_header_copy_breaks_the_signature(signed: tuple[str, Example],
         broken = extra + message
         assert not verified_by_opendkim(keys, broken, tmp_path), extra
         assert not verified_by_dkimpy(keys, broken), extra
+
+
+def test_absent_reply_to_cannot_be_added(keys: Keys, tmp_path: Path) -> None:
+    signer = DkimSigner(DkimSettings(domain=DOMAIN, selector="ed", key_file=keys.ed25519))
+    message = signer.sign(f"From: {FROM}\r\nTo: a@example.org\r\nSubject: x\r\n\r\nb\r\n"
+                          .encode())
+    assert verified_by_opendkim(keys, message, tmp_path)
+    assert not verified_by_opendkim(keys, b"Reply-To: m@evil.example\r\n" + message, tmp_path)
+
+
+def test_signed_messages_survive_a_real_smtp_send(keys: Keys, project: Path,
+                                                  smtp_server: SmtpServer,
+                                                  tmp_path: Path) -> None:
+    campaign = project / "campaigns" / "kasachstan.yaml"
+    use_relay(campaign, smtp_server)
+    with campaign.open("a", encoding="utf-8") as out:
+        out.write(f"\ndkim:\n  domain: {DOMAIN}\n  selector: news\n  key_file: {keys.rsa}\n")
+    result = app.send(campaign, confirm=lambda _: True)
+    received = smtp_server.handler.messages
+    assert result.report.sent == len(received) >= 10
+    for item in received:
+        assert verified_by_opendkim(keys, item.data, tmp_path), item.rcpt_tos
 
 
 def test_unsigned_header_may_be_added_by_relays(signed: tuple[str, Example],
