@@ -12,9 +12,11 @@ import dkim as dkimpy
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from typer.testing import CliRunner
 
 from kzmail import app
 from kzmail import campaign as campaign_file
+from kzmail.cli import cli
 from kzmail.dkim import DkimSigner, check_key, load_key, public_record, relaxed_body, relaxed_header
 from kzmail.errors import CampaignError
 from kzmail.models import DkimSettings
@@ -267,6 +269,19 @@ def test_invalid_key_is_a_campaign_error(tmp_path: Path, content: bytes) -> None
     assert info.value.key == "dkim.key_file"
     assert info.value.line
     assert "PEM private key" in str(info.value)
+
+
+def test_cli_reports_a_bad_key_in_one_line(project: Path) -> None:
+    campaign = project / "campaigns" / "kasachstan.yaml"
+    with campaign.open("a", encoding="utf-8") as out:
+        out.write("\ndkim:\n  domain: a.example\n  selector: s\n  key_file: bad.pem\n")
+    (campaign.parent / "bad.pem").write_text("not a key")
+    result = CliRunner().invoke(cli, ["preview", str(campaign)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "kasachstan.yaml:" in result.output
+    assert "dkim.key_file" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_invalid_selector_is_a_campaign_error(tmp_path: Path, keys: Keys) -> None:
