@@ -104,13 +104,15 @@ def relaxed_body(body: bytes) -> bytes:
         body = body.replace(b"\t", b" ")
     body = _squeeze(body, b"  ", _SPACES, b" ")
     body = _squeeze(body, b" \r\n", _SPACE_CRLF, b"\r\n")
-    body = body.rstrip(b"\r\n")
-    return body + b"\r\n" if body else b""
+    end = len(body)
+    while body.endswith(b"\r\n", 0, end):      # only whole empty lines, not a stray CR
+        end -= 2
+    return body[:end] + b"\r\n" if end else b""
 
 
 def relaxed_header(name: str, raw_value: bytes) -> bytes:
     """RFC 6376 3.4.2: lower-case name, value unfolded, WSP runs -> one SP, trimmed."""
-    value = _WSP.sub(b" ", _FOLD.sub(b"", raw_value)).strip(b" \r\n")
+    value = _WSP.sub(b" ", _FOLD.sub(b"", raw_value)).strip(b" ")
     return name.encode("ascii") + b":" + value + b"\r\n"
 
 
