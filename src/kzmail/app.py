@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import campaign as campaign_file
 from . import subscribers as subscriber_list
+from .dkim import DkimSigner
 from .errors import CampaignError, InputError
 from .journal import Journal
 from .message import MessageFactory, Outgoing
@@ -63,8 +64,9 @@ def prepare(path: Path) -> Prepared:
     """Load and validate the campaign, compile its template: once per campaign."""
     campaign = campaign_file.load(path)
     template = compile_campaign(campaign)
+    dkim = DkimSigner(campaign.dkim) if campaign.dkim is not None else None
     factory = MessageFactory(campaign, mailto=campaign.unsubscribe.mailto,
-                             static_text=template.static_text())
+                             static_text=template.static_text(), signer=dkim)
     return Prepared(campaign=campaign, template=template, factory=factory,
                     signer=TokenSigner(load_secret(state_dir())))
 

@@ -12,13 +12,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .dkim import DkimKeyError, load_key
 from .errors import CampaignError
 from .models import Campaign
 
 Loc = tuple[str | int, ...]
 
-_PATH_KEYS: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"), ("outbox",))
-_MUST_EXIST: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"))
+_PATH_KEYS: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"), ("outbox",),
+                               ("dkim", "key_file"))
+_MUST_EXIST: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"),
+                                ("dkim", "key_file"))
 
 
 def _line_map(node: yaml.Node, loc: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
@@ -104,7 +107,7 @@ def load(path: Path) -> Campaign:
     data.setdefault("name", path.stem)
     data["source_path"] = path
     try:
-        return Campaign.model_validate(data)
+        campaign = Campaign.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
@@ -116,6 +119,13 @@ def load(path: Path) -> Campaign:
             reason = "unknown key (check its spelling)"
         raise CampaignError(reason, path=path, line=_line_of(lines, loc),
                             key=_dotted(loc)) from None
+    if campaign.dkim is not None:
+        try:
+            load_key(campaign.dkim.key_file)
+        except DkimKeyError as exc:
+            raise CampaignError(str(exc), path=path, line=_line_of(lines, ("dkim", "key_file")),
+                                key="dkim.key_file") from None
+    return campaign
 
 
 def find_single(folder: Path) -> Path:

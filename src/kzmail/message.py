@@ -14,10 +14,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.charset import Charset
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
+from .dkim import DkimSigner
 from .models import Campaign, Rendered, Subscriber
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -78,6 +80,10 @@ def safe_address(address: str) -> str:
 def mailbox_header(name: str, address: str) -> str:
     """`Name <addr>` with the name RFC 2047-encoded when needed; CR/LF cannot survive."""
     clean = _CONTROL.sub(" ", name).strip()
+    if "=?" in clean:
+        # an ASCII name that looks like an encoded word would be decoded by the reader:
+        # encode it, so that it reads back as written
+        return f"{Charset('utf-8').header_encode(clean)} <{safe_address(address)}>"
     return formataddr((clean, safe_address(address)), charset="utf-8") if clean else address
 
 
@@ -85,7 +91,8 @@ class MessageFactory:
     """Builds one campaign's messages; everything shared is prepared in `__init__`."""
 
     def __init__(self, campaign: Campaign, *, mailto: str | None = None,
-                 static_text: list[str] | None = None) -> None:
+                 static_text: list[str] | None = None,
+                 signer: DkimSigner | None = None) -> None:
         shared = EmailMessage(policy=SMTP)
         shared["From"] = campaign.from_
         if campaign.reply_to:
@@ -102,6 +109,7 @@ class MessageFactory:
         self._mailto = mailto
         self._boundary = "=_kz_" + secrets.token_hex(12)
         self._encoder = ChunkEncoder(static_text or [])
+        self._signer = signer
 
     def message_id(self) -> str:
         return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
@@ -134,5 +142,7 @@ class MessageFactory:
         encode = self._encoder.encode
         data = b"".join((self._shared, head, encode(parts.text_chunks), middle,
                          encode(parts.html_chunks), tail))
+        if self._signer is not None:
+            data = self._signer.sign(data)
         return Outgoing(recipient=subscriber.email, message_id=message_id, data=data)
 

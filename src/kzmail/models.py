@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _ADDR = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 
 
@@ -80,6 +81,14 @@ class UnsubscribeSettings(_Model):
         return None if value is None else _mailbox(value.removeprefix("mailto:"))
 
 
+class DkimSettings(_Model):
+    """DKIM signing: `d=` domain, `s=` selector and the PEM private key (RSA or Ed25519)."""
+
+    domain: str = Field(pattern=rf"^{_LABEL}(\.{_LABEL})+$")
+    selector: str = Field(pattern=rf"^{_LABEL}(\.{_LABEL})*$")
+    key_file: Path
+
+
 class Campaign(_Model):
     """A campaign file, validated; paths already resolved against the file's folder."""
 
@@ -100,6 +109,7 @@ class Campaign(_Model):
     rate: RateSettings = RateSettings()
     unsubscribe: UnsubscribeSettings
     outbox: Path | None = None
+    dkim: DkimSettings | None = None
     source_path: Path = Path("campaign.yaml")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
