@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import campaign as campaign_file
 from . import subscribers as subscriber_list
-from .dkim import DkimSigner
+from .dkim import DkimKeyError, DkimSigner
 from .errors import CampaignError, InputError
 from .journal import Journal
 from .message import MessageFactory, Outgoing
@@ -64,7 +64,10 @@ def prepare(path: Path) -> Prepared:
     """Load and validate the campaign, compile its template: once per campaign."""
     campaign = campaign_file.load(path)
     template = compile_campaign(campaign)
-    dkim = DkimSigner(campaign.dkim) if campaign.dkim is not None else None
+    try:
+        dkim = DkimSigner(campaign.dkim) if campaign.dkim is not None else None
+    except DkimKeyError as exc:   # checked on load already; the file may change in between
+        raise CampaignError(str(exc), path=campaign.source_path, key="dkim.key_file") from None
     factory = MessageFactory(campaign, mailto=campaign.unsubscribe.mailto,
                              static_text=template.static_text(), signer=dkim)
     return Prepared(campaign=campaign, template=template, factory=factory,

@@ -78,7 +78,13 @@ class UnsubscribeSettings(_Model):
     @field_validator("mailto")
     @classmethod
     def _mailto(cls, value: str | None) -> str | None:
-        return None if value is None else _mailbox(value.removeprefix("mailto:"))
+        if value is None:
+            return None
+        address = _mailbox(value.removeprefix("mailto:").strip())
+        if parseaddr(address)[0] or "<" in address:
+            raise ValueError("give the bare address (it goes into a mailto: URL), "
+                             "not 'Name <address>'")
+        return address
 
 
 class DkimSettings(_Model):

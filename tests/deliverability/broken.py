@@ -50,6 +50,6 @@ def html_only(data: bytes) -> bytes:
 def rebuilt(factory: MessageFactory, built: Built, *, html: str | None = None,
             text: str | None = None, url: str = "https://news.example.org/u/t") -> bytes:
     """Rebuilt by kzmail's own factory from parts a broken template might have produced."""
-    parts = Rendered(html=built.parts.html if html is None else html,
-                     text=built.parts.text if text is None else text)
+    parts = Rendered.of(html=built.parts.html if html is None else html,
+                        text=built.parts.text if text is None else text)
     return factory.build(built.subscriber, parts, url).data

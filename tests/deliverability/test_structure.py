@@ -196,7 +196,7 @@ def test_date_is_present_and_sane(example: Example) -> None:
 def test_message_ids_unique_over_10000_messages(example: Example) -> None:
     factory, built = example.prepared.factory, example.built[0]
     domain = factory.envelope_from.rpartition("@")[2]
-    short = Rendered(html="<p>x</p>", text="x")     # the id does not depend on the body
+    short = Rendered.of(html="<p>x</p>", text="x")     # the id does not depend on the body
     ids = [factory.build(Subscriber(f"r{i}@example.org"), short, "https://n.example/u").
            message_id for i in range(10_000)]
     assert message_id_problems(ids, domain) == []

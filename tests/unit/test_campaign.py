@@ -105,3 +105,13 @@ def test_find_single_campaign(project: Path) -> None:
     (project / "campaigns/other.yaml").write_text("subject: x\n")
     with pytest.raises(CampaignError, match="several campaigns"):
         campaign.find_single(project / "campaigns")
+
+
+def test_unsubscribe_mailto_must_be_a_bare_address(project: Path) -> None:
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace(
+        'mailto: "abmelden@', 'mailto: "Abmelden <abmelden@').replace(
+        'example.org"          # address for mailto', 'example.org>"  # address for mailto'))
+    error = _error(path)
+    assert error.key == "unsubscribe.mailto"
+    assert "bare address" in str(error)
