@@ -96,3 +96,9 @@ class Journal:
         row = self._db.execute("SELECT 1 FROM suppressions WHERE address=? AND list_id IN (?, ?)",
                                (address.lower(), list_id, ANY_LIST)).fetchone()
         return row is not None
+
+    def is_suppressed_anywhere(self, address: str) -> bool:
+        """True if `address` is suppressed for any list (for lists checked without a campaign)."""
+        row = self._db.execute("SELECT 1 FROM suppressions WHERE address=? LIMIT 1",
+                               (address.lower(),)).fetchone()
+        return row is not None
