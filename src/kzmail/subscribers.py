@@ -56,7 +56,8 @@ class Problem:
     address: str = ""
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.reason}"
 
 
 def header_key(header: str) -> str:
