@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from . import campaign as campaign_file
 from .app import Prepared, prepare, resolve_campaign, state_dir
 from .errors import CampaignError, InputError, KzmailError
@@ -141,8 +143,10 @@ def clean(list_path: Path, out: Path, *, campaign: Path | None = None,
         raise InputError("write the clean list to a new file, not over the original", path=out)
     try:
         source = ListSource(path=list_path, encoding=encoding, delimiter=delimiter)
-    except ValueError as exc:
-        raise InputError(str(exc).splitlines()[-1], path=list_path) from None
+    except ValidationError as exc:
+        detail = exc.errors()[0]
+        raise InputError(detail["msg"].removeprefix("Value error, "),
+                         key=f"--{detail['loc'][0]}") from None
     loaded = campaign_file.load(campaign) if campaign is not None else None
     journal = Journal(state_dir())
     try:

@@ -221,6 +221,10 @@ def test_clean_refuses_to_overwrite_and_unreadable_lists(project: Path) -> None:
     assert code == 1
     assert stderr == "error: empty.csv:1: the list is empty (no header row)\n"
     assert not (project / "out.csv").exists()
+    code, _, stderr = _invoke("clean", "raw.csv", "--out", "out.csv", "--encoding", "klingon")
+    assert code == 1
+    assert stderr.startswith("error: --encoding: unknown encoding 'klingon'")
+    assert not (project / "out.csv").exists()
 
 
 class NxdomainServer:

@@ -261,3 +261,23 @@ def test_tsv_file(tmp_path: Path) -> None:
     path = write_text(tmp_path / "a.tsv", "email\tname\ta@example.org\tA\n".replace("\ta@", "\na@"))
     subs, _, _ = read_all(path)
     assert emails(subs) == [(2, "a@example.org", "A")]
+
+
+def test_non_utf8_after_the_sample_names_the_row_and_the_fix(tmp_path: Path) -> None:
+    rows = "".join(f"p{i}@example.org,Name {i}\n" for i in range(3000))
+    path = tmp_path / "late.csv"
+    path.write_bytes(("email,name\n" + rows).encode() + "z@example.org,Weiß\n".encode("cp1252"))
+    _, _, summary = read_all(path)
+    assert [str(e) for e in summary.errors] == [
+        f"{path}:3002: not utf-8 text in this row; set `encoding:` for this list (e.g. cp1252)"]
+    assert summary.rows == 3000
+    assert summary.sendable == 3000
+
+
+def test_utf16_without_bom(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes("email;name\r\na@example.org;Änne\r\n".encode("utf-16-le"))
+    subs, _, summary = read_all(path)
+    assert emails(subs) == [(2, "a@example.org", "Änne")]
+    assert summary.notes == [f"{path}: read as UTF-16 little-endian text (no byte-order mark); "
+                             "set `encoding:` to override"]
