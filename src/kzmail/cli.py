@@ -109,7 +109,7 @@ def send(
         out.print(f"Dry run: built {result.built} messages, sent none.")
     else:
         out.print(f"Sent {report.sent}, failed {report.failed}, "
-                  f"skipped {report.skipped + len(result.plan.summary.problems)}"
+                  f"skipped {report.skipped + result.plan.summary.problems_total}"
                   f" (already sent or invalid).")
         if result.plan.outbox is not None and report.sent:
             out.print(f"Messages are in {result.plan.outbox}/new/ (one file each).")

@@ -104,10 +104,13 @@ def find_columns(rows: Iterator[tuple[int, list[str]]], path: Path,
     """Consume rows up to and including the header row and map its columns."""
     mapping = mapping or ListColumns()
     first_text: int | None = None
+    headerless = False
     for row, cells in rows:
         if not any(cell.strip() for cell in cells):
             continue
-        first_text = first_text or row
+        if first_text is None:
+            first_text = row
+            headerless = any("@" in cell for cell in cells)
         keys = [header_key(cell) for cell in cells]
         wanted = header_key(mapping.email) if mapping.email else None
         if (wanted in keys) if wanted else any(k in _EMAIL for k in keys):
@@ -119,6 +122,8 @@ def find_columns(rows: Iterator[tuple[int, list[str]]], path: Path,
     hint = (f"no column {mapping.email!r} (columns.email in the campaign)" if mapping.email
             else "no email column: expected a header such as 'email', 'E-Mail' or "
                  "'E-Mail-Adresse' (or name it with `columns: {email: ...}`)")
+    if headerless and not mapping.email:
+        hint = "no header row: add one above the first address (e.g. 'email,name')"
     raise SubscriberListError(hint, path=path, line=first_text)
 
 

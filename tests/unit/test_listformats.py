@@ -214,6 +214,13 @@ def test_no_email_column_is_an_error_naming_file_and_row(tmp_path: Path) -> None
         read_all_strict(path)
 
 
+def test_a_list_without_header_row_says_so(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "a.csv", "anna@example.org,Anna\nbob@example.org,Bob\n")
+    _, _, summary = read_all(path)
+    assert [str(e) for e in summary.errors] == [
+        f"{path}:1: no header row: add one above the first address (e.g. 'email,name')"]
+
+
 def read_all_strict(path: Path) -> None:
     from kzmail.listcheck import ListChecker
     with ListChecker([ListSource(path=path)]) as checker:
