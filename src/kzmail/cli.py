@@ -166,6 +166,8 @@ def check(
             out.print(f"note: {note}", markup=False, soft_wrap=True)
         for line in errors:
             err.print(f"error: {line}", markup=False, soft_wrap=True)
+        if not result.lists:             # the campaign could not even be read
+            raise typer.Exit(1)
         out.print(list_summary(s), markup=False, soft_wrap=True)
         if result.ok:
             out.print(f"OK: can be sent to {s.sendable} subscribers; rows with problems "
