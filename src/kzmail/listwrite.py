@@ -37,7 +37,8 @@ class ListWriter:
                 self._sheet = self._book.create_sheet("subscribers")
             else:
                 self._handle = path.open("w", encoding="utf-8-sig", newline="")
-                self._csv = csv.writer(self._handle, lineterminator="\r\n")
+                self._csv = csv.writer(self._handle, lineterminator="\r\n",
+                                       delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         except OSError as exc:
             raise InputError(f"cannot write the list ({exc.strerror})", path=path) from None
         self._write(header)

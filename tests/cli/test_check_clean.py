@@ -207,8 +207,11 @@ def test_clean_to_xlsx_keeps_columns_and_never_makes_formulas(project: Path) -> 
                 .get_sheet_by_index(0).iter_rows())
     assert rows == [["email", "name", "city"], ["anna@example.org", "Anna", "Berlin"],
                     ["bob@example.org", "Müller, Bob", '=HYPERLINK("http://x")']]
-    code, _, _ = _invoke("clean", "raw.csv", "--out", "clean2.csv", "--campaign", CAMPAIGN)
-    assert "gone@example.org" in (project / "clean2.csv").read_text(encoding="utf-8-sig")
+    code, _, _ = _invoke("clean", "raw.csv", "--out", "clean2.tsv", "--campaign", CAMPAIGN)
+    assert code == 0
+    assert (project / "clean2.tsv").read_text(encoding="utf-8-sig").splitlines()[:2] == [
+        "email\tname\tcity", "anna@example.org\tAnna\tBerlin"]
+    assert "gone@example.org" in (project / "clean2.tsv").read_text(encoding="utf-8-sig")
 
 
 def test_clean_refuses_to_overwrite_and_unreadable_lists(project: Path) -> None:
