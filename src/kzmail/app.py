@@ -9,21 +9,22 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import campaign as campaign_file
 from . import subscribers as subscriber_list
 from .dkim import DkimKeyError, DkimSigner
-from .errors import CampaignError, InputError
+from .errors import CampaignError, InputError, SubscriberListError
 from .journal import Journal
+from .listcheck import ListChecker, ListSummary
 from .message import MessageFactory, Outgoing
 from .models import Campaign, Rendered, Subscriber
 from .ratelimit import RateLimiter, windows_for
 from .render import CompiledTemplate, compile_campaign
 from .sender import Progress, Sender, SendReport, Transport
 from .sink import EmbeddedSink
-from .subscribers import Problem
 from .transport import RelayConfig, SmtpTransport
 from .unsubscribe import TokenSigner, load_secret, unsubscribe_url
 
@@ -74,37 +75,21 @@ def prepare(path: Path) -> Prepared:
                     signer=TokenSigner(load_secret(state_dir())))
 
 
-@dataclass
-class ListSummary:
-    """The subscriber list after checks: counts and every problem row."""
-
-    rows: int = 0
-    valid: int = 0
-    suppressed: int = 0
-    problems: list[Problem] = field(default_factory=list)
+def list_checker(prepared: Prepared, journal: Journal, **options: Any) -> ListChecker:
+    """The one checking path for the campaign's lists (see listcheck); close it after use."""
+    return ListChecker(prepared.campaign.subscribers, list_id=prepared.campaign.list_id,
+                       suppressions=journal, **options)
 
 
-def sendable(prepared: Prepared, journal: Journal,
-             summary: ListSummary | None = None) -> Iterator[Subscriber]:
-    """Stream the valid, unsuppressed subscribers; tally everything into `summary`."""
-    summary = summary if summary is not None else ListSummary()
-    list_id = prepared.campaign.list_id
-    for item in subscriber_list.read(prepared.campaign.subscribers):
-        summary.rows += 1
-        if isinstance(item, Problem):
-            summary.problems.append(item)
-        elif journal.is_suppressed(list_id, item.email):
-            summary.suppressed += 1
-        else:
-            summary.valid += 1
-            yield item
+def sendable(prepared: Prepared, journal: Journal) -> Iterator[Subscriber]:
+    """Stream the valid, unsuppressed, first-seen subscribers of every list."""
+    with list_checker(prepared, journal) as checker:
+        yield from checker.subscribers()
 
 
 def check_list(prepared: Prepared, journal: Journal) -> ListSummary:
-    summary = ListSummary()
-    for _ in sendable(prepared, journal, summary):
-        pass
-    return summary
+    with list_checker(prepared, journal) as checker:
+        return checker.check()
 
 
 @dataclass(frozen=True)
@@ -119,7 +104,7 @@ def _find(prepared: Prepared, journal: Journal, address: str | None) -> Subscrib
     for subscriber in sendable(prepared, journal):
         if address is None or subscriber.email.lower() == address.strip().lower():
             return subscriber
-    where = prepared.campaign.subscribers
+    where = prepared.campaign.list_paths[0]
     if address is None:
         raise InputError("no valid subscriber in the list", path=where)
     raise InputError(f"{address} is not a valid subscriber of this list", path=where)
@@ -195,9 +180,13 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
     prepared = prepare(path)
     campaign = prepared.campaign
     journal = Journal(state_dir())
+    checker = list_checker(prepared, journal)
     try:
-        summary = check_list(prepared, journal)
-        if summary.valid:
+        summary = checker.check()
+        if summary.errors:
+            first = summary.errors[0]
+            raise SubscriberListError(first.reason, path=first.file, line=first.line or None)
+        if summary.sendable:
             prepared.render(_find(prepared, journal, None))   # a template mistake stops us here
         local = campaign.smtp.is_local
         outbox = (campaign.outbox or Path("outbox") / campaign.name) if local else None
@@ -207,12 +196,14 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
         if to is not None:
             recipients: Iterator[Subscriber] = iter([_test_recipient(prepared, journal, to)])
         else:
-            recipients = _limited(sendable(prepared, journal), limit)
-        if summary.valid == 0 and to is None:
-            raise InputError("no sendable subscriber in the list", path=campaign.subscribers)
+            recipients = _limited(checker.subscribers(), limit)
+        if summary.sendable == 0 and to is None:
+            raise InputError("no sendable subscriber in the list",
+                             path=campaign.list_paths[0])
         if not confirm(plan):
             return SendResult(plan, SendReport())
-        on_start(1 if to else min(summary.valid, limit if limit is not None else summary.valid))
+        on_start(1 if to else min(summary.sendable,
+                                  limit if limit is not None else summary.sendable))
         if dry_run:
             built = 0
             for subscriber in recipients:
@@ -224,6 +215,7 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
                                       test_only=to is not None, on_progress=on_progress))
         return SendResult(plan, report)
     finally:
+        checker.close()
         journal.close()
 
 

@@ -18,10 +18,9 @@ from .models import Campaign
 
 Loc = tuple[str | int, ...]
 
-_PATH_KEYS: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"), ("outbox",),
+_PATH_KEYS: tuple[Loc, ...] = (("template",), ("article", "file"), ("outbox",),
                                ("dkim", "key_file"))
-_MUST_EXIST: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"),
-                                ("dkim", "key_file"))
+_MUST_EXIST: tuple[Loc, ...] = (("template",), ("article", "file"), ("dkim", "key_file"))
 
 
 def _line_map(node: yaml.Node, loc: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
@@ -104,6 +103,7 @@ def load(path: Path) -> Campaign:
         if isinstance(value, Path) and not value.is_file():
             raise CampaignError(f"file not found: {value}", path=path,
                                 line=_line_of(lines, loc), key=_dotted(loc))
+    single = _subscriber_sources(data, lines, path)
     data.setdefault("name", path.stem)
     data["source_path"] = path
     try:
@@ -112,6 +112,8 @@ def load(path: Path) -> Campaign:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
         loc = tuple("from" if part == "from_" else part for part in loc)
+        if single and loc[:2] == ("subscribers", 0):
+            loc = ("subscribers", *loc[2:])
         reason = first["msg"].removeprefix("Value error, ")
         if first["type"] == "missing":
             reason = "required key is missing"
@@ -126,6 +128,36 @@ def load(path: Path) -> Campaign:
             raise CampaignError(str(exc), path=path, line=_line_of(lines, ("dkim", "key_file")),
                                 key="dkim.key_file") from None
     return campaign
+
+
+def _subscriber_sources(data: dict[str, Any], lines: dict[Loc, int], path: Path) -> bool:
+    """Normalise `subscribers:` (a path, a mapping or a list of either) to a list of
+    mappings with resolved, existing paths; True if the file gave a single entry."""
+    value = data.get("subscribers")
+    if value is None:
+        return False
+    single = not isinstance(value, list)
+    entries = [value] if single else value
+    normalised: list[Any] = []
+    for index, entry in enumerate(entries):
+        loc: Loc = ("subscribers",) if single else ("subscribers", index)
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict):
+            normalised.append(entry)          # pydantic names the key and the problem
+            continue
+        entry = dict(entry)
+        raw = entry.get("path")
+        if isinstance(raw, str) and raw.strip():
+            resolved = (path.parent / raw.strip()).resolve()
+            if not resolved.is_file():
+                where = (*loc, "path") if (*loc, "path") in lines else loc
+                raise CampaignError(f"file not found: {resolved}", path=path,
+                                    line=_line_of(lines, where), key=_dotted(where))
+            entry["path"] = resolved
+        normalised.append(entry)
+    data["subscribers"] = normalised
+    return single
 
 
 def find_single(folder: Path) -> Path:

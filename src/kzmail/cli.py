@@ -6,6 +6,7 @@ stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,8 +14,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from . import app
+from . import app, service_lists
 from .errors import KzmailError
+from .listcheck import ListSummary
+from .subscribers import Problem
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Send a newsletter campaign to the subscriber list in your spreadsheet.")
@@ -58,10 +61,12 @@ def preview(
 def _show_plan(plan: app.SendPlan) -> None:
     s = plan.summary
     for problem in s.problems:
-        err.print(f"[yellow]skipped[/] {problem}", markup=True, soft_wrap=True)
-    out.print(f"Campaign {plan.campaign.name!r}: {plan.campaign.subject}")
-    out.print(f"  {s.rows} rows, {s.valid} sendable, {len(s.problems)} with problems, "
-              f"{s.suppressed} suppressed (unsubscribed or bounced)")
+        err.print(f"skipped {problem}", markup=False, soft_wrap=True)
+    if s.problems_truncated:
+        err.print(f"... and {s.problems_truncated} more (`kzmail check` lists them all)")
+    out.print(f"Campaign {plan.campaign.name!r}: {plan.campaign.subject}", markup=False,
+              soft_wrap=True)
+    out.print(f"  {list_summary(s)}", markup=False, soft_wrap=True)
     target = f"{plan.relay}" + (f" -> {plan.outbox}/" if plan.outbox else "")
     mode = "dry run, nothing is sent" if plan.dry_run else f"via {target}"
     if plan.to:
@@ -112,12 +117,101 @@ def send(
         out.print(f"Dry run: built {result.built} messages, sent none.")
     else:
         out.print(f"Sent {report.sent}, failed {report.failed}, "
-                  f"skipped {report.skipped + len(result.plan.summary.problems)}"
+                  f"skipped {report.skipped + result.plan.summary.problems_total}"
                   f" (already sent or invalid).")
         if result.plan.outbox is not None and report.sent:
             out.print(f"Messages are in {result.plan.outbox}/new/ (one file each).")
     if report.failed:
         raise typer.Exit(3)
+
+
+def list_summary(s: ListSummary) -> str:
+    """The one-line count shown by `check`, `clean` and `send`."""
+    return (f"{s.rows} rows: {s.valid} valid, {s.invalid} invalid, {s.duplicates} duplicates, "
+            f"{s.unsubscribed} marked unsubscribed, {s.suppressed} suppressed "
+            f"(unsubscribed or bounced earlier) -> {s.sendable} sendable")
+
+
+def _print_problem(problem: Problem) -> None:
+    out.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+
+
+@cli.command()
+def check(
+    campaign: Annotated[Optional[Path], typer.Argument(  # noqa: UP045 - typer needs Optional
+        help="The campaign YAML file (default: the only one in campaigns/).")] = None,
+    subscribers: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+        "--subscribers", help="Check this list instead of the campaign's (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    check_dns: Annotated[bool, typer.Option(
+        "--check-dns", help="Also ask DNS whether each domain accepts mail.")] = False,
+) -> None:
+    """Check the campaign, its template and every list; print each problem as FILE:LINE."""
+    try:
+        result = service_lists.check(campaign, lists=subscribers or [], check_dns=check_dns,
+                                     on_problem=(lambda _: None) if as_json else _print_problem,
+                                     keep_problems=10_000 if as_json else 0)
+    except KzmailError as exc:
+        if as_json:
+            typer.echo(json.dumps({"ok": False, "errors": [str(exc)]}, ensure_ascii=False))
+        else:
+            err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    s = result.summary
+    errors = [str(e) for e in s.errors] + result.errors
+    if as_json:
+        typer.echo(json.dumps({
+            "ok": result.ok, "campaign": result.campaign.name if result.campaign else None,
+            "lists": result.lists, "rows": s.rows, "valid": s.valid, "invalid": s.invalid,
+            "duplicates": s.duplicates, "unsubscribed": s.unsubscribed,
+            "suppressed": s.suppressed, "sendable": s.sendable,
+            "problems": [{"file": p.file, "line": p.line, "reason": p.reason, "kind": p.kind}
+                         for p in s.problems],
+            "problems_truncated": s.problems_truncated, "errors": errors, "notes": s.notes,
+        }, ensure_ascii=False))
+    else:
+        for note in s.notes:
+            out.print(f"note: {note}", markup=False, soft_wrap=True)
+        for line in errors:
+            err.print(f"error: {line}", markup=False, soft_wrap=True)
+        if not result.lists:             # the campaign could not even be read
+            raise typer.Exit(1)
+        out.print(list_summary(s), markup=False, soft_wrap=True)
+        if result.ok:
+            out.print(f"OK: can be sent to {s.sendable} subscribers; rows with problems "
+                      "are skipped.", markup=False)
+        else:
+            out.print("Cannot be sent: fix the errors above.", markup=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def clean(
+    subscriber_list: Annotated[Path, typer.Argument(
+        metavar="LIST", help="The list to clean (.csv, .tsv, .txt, .xlsx, .xls, .ods).")],
+    out_file: Annotated[Path, typer.Option(
+        "--out", help="Where to write the clean list (.csv, or .xlsx).")],
+    campaign: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Drop addresses suppressed for this campaign's list (default: for any list).")
+    ] = None,
+    encoding: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="Read the list in this encoding (default: detected).")] = None,
+    delimiter: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="Column delimiter of a text list (default: detected).")] = None,
+) -> None:
+    """Write the list back without invalid, duplicate and suppressed rows, every column kept."""
+    try:
+        result = service_lists.clean(subscriber_list, out_file, campaign=campaign,
+                                     encoding=encoding, delimiter=delimiter,
+                                     on_problem=_print_problem)
+    except KzmailError as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    for note in result.summary.notes:
+        out.print(f"note: {note}", markup=False, soft_wrap=True)
+    out.print(list_summary(result.summary), markup=False, soft_wrap=True)
+    out.print(f"Wrote {result.written} subscribers to {result.out}", markup=False)
 
 
 def main() -> None:

@@ -112,3 +112,9 @@ class Journal:
             args = (list_id, ANY_LIST)
         rows = self._db.execute(query + " ORDER BY created_at, list_id, address", args)
         return [(str(a), str(b), str(c), float(d)) for a, b, c, d in rows]
+
+    def is_suppressed_anywhere(self, address: str) -> bool:
+        """True if `address` is suppressed for any list (for lists checked without a campaign)."""
+        row = self._db.execute("SELECT 1 FROM suppressions WHERE address=? LIMIT 1",
+                               (address.lower(),)).fetchone()
+        return row is not None

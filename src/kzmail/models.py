@@ -6,6 +6,7 @@ everything downstream trusts them. Nothing here does I/O.
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -95,6 +96,48 @@ class DkimSettings(_Model):
     key_file: Path
 
 
+class ListColumns(_Model):
+    """Explicit header names that override column detection (`subscribers: {columns: ...}`)."""
+
+    email: str | None = None
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    unsubscribed: str | None = None
+
+
+class ListSource(_Model):
+    """One subscriber list file and, optionally, how to read it."""
+
+    path: Path
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    columns: ListColumns = ListColumns()
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (try utf-8, cp1252, "
+                             "latin-1, utf-16)") from None
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";",
+                 "pipe": "|"}.get(value.lower(), value)
+        if len(value) != 1 or value in "\"\r\n":
+            raise ValueError("must be one character such as ',', ';', '|' or 'tab'")
+        return value
+
+
 class Campaign(_Model):
     """A campaign file, validated; paths already resolved against the file's folder."""
 
@@ -110,7 +153,7 @@ class Campaign(_Model):
     preheader: str = ""
     article: Article
     demands: list[str] = []
-    subscribers: Path
+    subscribers: list[ListSource] = Field(min_length=1)
     smtp: SmtpSettings = SmtpSettings()
     rate: RateSettings = RateSettings()
     unsubscribe: UnsubscribeSettings
@@ -127,6 +170,11 @@ class Campaign(_Model):
     @classmethod
     def _reply_to(cls, value: str | None) -> str | None:
         return None if value is None else _mailbox(value)
+
+    @property
+    def list_paths(self) -> list[Path]:
+        """The subscriber list files, in the order given."""
+        return [source.path for source in self.subscribers]
 
 
 @dataclass(frozen=True, slots=True)

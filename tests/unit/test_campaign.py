@@ -15,7 +15,7 @@ def test_example_campaign_loads_with_resolved_paths(project: Path) -> None:
     c = campaign.load(project / "campaigns/kasachstan.yaml")
     assert c.name == "kasachstan"
     assert c.template == project / "templates/newsletter.mjml"
-    assert c.subscribers == project / "subscribers.example.csv"
+    assert c.list_paths == [project / "subscribers.example.csv"]
     assert c.article.file == project / "campaigns/kasachstan.md"
     assert c.article.author == "Gruppe Arbeiter*innenmacht"
     assert len(c.demands) == 3
