@@ -168,10 +168,13 @@ def check(
             "problems": [{"file": p.file, "line": p.line, "reason": p.reason, "kind": p.kind}
                          for p in s.problems],
             "problems_truncated": s.problems_truncated, "errors": errors, "notes": s.notes,
+            "warnings": result.warnings,
         }, ensure_ascii=False))
     else:
         for note in s.notes:
             out.print(f"note: {note}", markup=False, soft_wrap=True)
+        for warning in result.warnings:
+            err.print(f"warning: {warning}", markup=False, soft_wrap=True)
         for line in errors:
             err.print(f"error: {line}", markup=False, soft_wrap=True)
         if not result.lists:             # the campaign could not even be read

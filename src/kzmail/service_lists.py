@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import campaign as campaign_file
+from . import dkim
 from .app import Prepared, prepare, resolve_campaign, state_dir
 from .errors import CampaignError, InputError, KzmailError
 from .journal import Journal
@@ -35,6 +36,7 @@ class CheckResult:
     campaign: Campaign | None = None
     errors: list[str] = field(default_factory=list)
     lists: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -119,10 +121,29 @@ def check(path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = Fa
                 errors.append(f"{exc} (rendering row {subscriber.line} of "
                               f"{sources[index].path})")
                 break
+    warnings = _dkim_warnings(prepared.campaign, resolver if check_dns else None) \
+        if prepared is not None else []
     if not summary.errors and summary.sendable == 0 and not errors:
         errors.append("no sendable subscriber in the list" + ("s" if len(sources) > 1 else ""))
     return CheckResult(summary, prepared.campaign if prepared else None, errors,
-                       [str(s.path) for s in sources])
+                       [str(s.path) for s in sources], warnings)
+
+
+def _dkim_warnings(campaign: Campaign, resolver: Any) -> list[str]:
+    """DKIM key and alignment problems; with a resolver, also the published record."""
+    if campaign.dkim is None:
+        return []
+    published = None
+    if resolver is not None:
+        name = f"{campaign.dkim.selector}._domainkey.{campaign.dkim.domain}"
+        try:
+            answer = resolver.resolve(name, "TXT")
+            published = "".join(b.decode("ascii", "replace")
+                                for record in answer for b in record.strings)
+        except Exception as exc:  # noqa: BLE001 - any DNS failure is one warning, not a crash
+            return [*dkim.check_key(campaign.dkim, campaign.from_),
+                    f"dkim: no DKIM record found at {name} ({type(exc).__name__})"]
+    return dkim.check_key(campaign.dkim, campaign.from_, published)
 
 
 @dataclass

@@ -14,8 +14,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from . import app
-from . import subscribers as subscriber_list
 from .errors import KzmailError
+from .listcheck import ListChecker
 from .models import Rendered, Subscriber
 from .web_preview import preview_app
 from .webbase import bind, make_server
@@ -74,10 +74,10 @@ class LivePreview:
             prepared = app.prepare(self.path)
             campaign = prepared.campaign
             self._watched = [self.path, campaign.template, campaign.article.file,
-                             campaign.subscribers]
+                             *campaign.list_paths]
             found: list[Subscriber] = []
-            for item in subscriber_list.read(campaign.subscribers):
-                if isinstance(item, Subscriber):
+            with ListChecker(campaign.subscribers) as checker:
+                for item in checker.subscribers():
                     found.append(item)
                     if len(found) >= self._limit:
                         break
@@ -100,9 +100,10 @@ class LivePreview:
             if not wanted or subscriber.email.lower() == wanted:
                 return subscriber
         if wanted and self._prepared is not None:
-            for item in subscriber_list.read(self._prepared.campaign.subscribers):
-                if isinstance(item, Subscriber) and item.email.lower() == wanted:
-                    return item
+            with ListChecker(self._prepared.campaign.subscribers) as checker:
+                for item in checker.subscribers():
+                    if item.email.lower() == wanted:
+                        return item
         return self._subscribers[0] if self._subscribers else PLACEHOLDER
 
     def render(self, address: str | None) -> tuple[str, Rendered] | None:

@@ -25,6 +25,8 @@ from . import campaign as campaign_file
 from . import subscribers as subscriber_list
 from .errors import InputError
 from .journal import ANY_LIST, Journal
+from .listcheck import ListChecker
+from .models import ListSource
 from .subscribers import Problem
 
 CSV_COLUMNS = ("email", "list_id", "reason", "unsubscribed_at")
@@ -141,8 +143,9 @@ def read_addresses(path: Path) -> Iterator[str | Problem]:
         raise InputError("file not found", path=path) from None
     except OSError as exc:
         raise InputError(f"cannot read the file ({exc})", path=path) from None
-    for item in subscriber_list.read(path):
-        yield item if isinstance(item, Problem) else item.email
+    with ListChecker([ListSource(path=path)]) as checker:
+        for row in checker.rows(strict=True):
+            yield row.result if isinstance(row.result, Problem) else row.result.email
 
 
 def import_file(path: Path, list_id: str) -> ImportReport:

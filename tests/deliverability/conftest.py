@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kzmail import app
-from kzmail import subscribers as subscriber_list
+from kzmail.listcheck import ListChecker
 from kzmail.message import Outgoing
 from kzmail.models import Rendered, Subscriber
 
@@ -59,8 +59,8 @@ def build_all(campaign: Path, state: Path) -> Example:
         patch.setenv("KZMAIL_STATE_DIR", str(state))
         prepared = app.prepare(campaign)
     built = []
-    for item in subscriber_list.read(prepared.campaign.subscribers):
-        if isinstance(item, Subscriber):
+    with ListChecker(prepared.campaign.subscribers) as checker:
+        for item in checker.subscribers():
             parts, message = prepared.render(item)
             built.append(Built(item, parts, message))
     return Example(campaign.parent.parent, prepared, built)
