@@ -17,7 +17,8 @@ from .models import Campaign
 
 Loc = tuple[str | int, ...]
 
-_PATH_KEYS: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"), ("outbox",))
+_PATH_KEYS: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"), ("outbox",),
+                                ("smtp", "ca_file"))
 _MUST_EXIST: tuple[Loc, ...] = (("template",), ("subscribers",), ("article", "file"))
 
 
@@ -96,6 +97,11 @@ def load(path: Path) -> Campaign:
         value = _get(data, loc)
         if isinstance(value, str) and value.strip():
             _set(data, loc, (folder / value.strip()).resolve())
+    relays = data.get("relays")
+    for relay in relays if isinstance(relays, list) else []:
+        value = relay.get("ca_file") if isinstance(relay, dict) else None
+        if isinstance(value, str) and value.strip():
+            relay["ca_file"] = (folder / value.strip()).resolve()
     for loc in _MUST_EXIST:
         value = _get(data, loc)
         if isinstance(value, Path) and not value.is_file():
