@@ -136,11 +136,11 @@ def _show_result(campaign: Path, result: service_send.SendResult, dry_run: bool)
         out.print(f"Temporary failures can be re-attempted: kzmail retry {campaign}")
     if report.paused:
         err.print(f"[bold red]paused:[/] {report.paused}", markup=True, soft_wrap=True)
-        err.print(f"Fix the cause, then resume with: kzmail send {campaign}")
+        err.print(f"Fix the cause, then resume with: kzmail send {campaign}", soft_wrap=True)
         raise typer.Exit(4)
     if report.interrupted:
         err.print(f"Interrupted: every message in flight was finished and recorded. "
-                  f"Resume with: kzmail send {campaign}")
+                  f"Resume with: kzmail send {campaign}", soft_wrap=True)
         raise typer.Exit(130)
     if report.failed:
         raise typer.Exit(3)

@@ -13,7 +13,7 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ class FaultHandler:
     refuse_connections: int = 0
     greeting_fault: str = "421 4.3.2 too busy, try again later"
     stall_seconds: float = 2.0
+    data_delay: Callable[[], float] = lambda: 0.0     # how long each DATA takes to answer
     arrivals: list[Arrival] = field(default_factory=list)
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,6 +69,8 @@ class FaultHandler:
                 return "451 client gone"       # nobody to tell: the message is not kept
         elif fault is not None:
             return fault
+        if (delay := self.data_delay()) > 0:
+            await asyncio.sleep(delay)
         data = bytes(envelope.original_content or b"")
         match = MESSAGE_ID.search(data)
         with self.lock:
