@@ -37,7 +37,7 @@ class FsyncHandler:
 
 
 async def main(path: str) -> None:
-    socket.getfqdn = lambda name="": "localhost"  # type: ignore[assignment]
+    socket.getfqdn = lambda name="": "localhost"
     handler = FsyncHandler(path)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
