@@ -28,6 +28,7 @@ class Arrival:
     recipient: str
     message_id: str
     at: float
+    data: bytes = b""
 
 
 @dataclass
@@ -75,7 +76,7 @@ class FaultHandler:
         match = MESSAGE_ID.search(data)
         with self.lock:
             self.arrivals.append(Arrival(recipient, match.group(1).decode() if match else "",
-                                         time.time()))
+                                         time.time(), data))
         return "250 2.0.0 OK queued"
 
 
