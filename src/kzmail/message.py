@@ -35,11 +35,64 @@ class Outgoing:
     recipient: str
     message_id: str
     data: bytes
+    # CRLF lines only and none starting with ".": the bytes can go to DATA as they are
+    # (whoever rewrites `data`, e.g. to sign it, must keep that true or reset the flag)
+    wire_safe: bool = False
 
 
 def _qp(text: str) -> bytes:
     encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
     return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def _qp_line(line: str) -> bytes:
+    encoded = binascii.b2a_qp(line.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+class QuotedPrintable:
+    """Quoted-printable per line, with the lines every subscriber shares encoded once.
+
+    QP encodes each line on its own, so a personalised part is mostly lines already seen:
+    a line seen a second time is kept (the template's lines, from the second message on),
+    only the few personal lines are encoded each time. Both tables are bounded, so memory
+    stays flat over a million subscribers.
+    """
+
+    def __init__(self, capacity: int = 5000, once: int = 2000) -> None:
+        self._cache: dict[str, tuple[bytes, bool]] = {}
+        self._seen_once: set[str] = set()
+        self._capacity = capacity
+        self._once = once
+
+    def __call__(self, text: str) -> bytes:
+        return self.encode(text)[0]
+
+    def encode(self, text: str) -> tuple[bytes, bool]:
+        """The encoded text (CRLF lines) and whether a line of it starts with a dot."""
+        cache = self._cache
+        out = []
+        dotted = False
+        if "\r" in text:                   # CRLF or a lone CR: both are line breaks
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        for line in text.split("\n"):
+            hit = cache.get(line)
+            if hit is None:
+                encoded = _qp_line(line)
+                hit = (encoded, encoded.startswith(b".") or b"\n." in encoded)
+                self._remember(line, hit)
+            out.append(hit[0])
+            dotted = dotted or hit[1]
+        return b"\r\n".join(out), dotted
+
+    def _remember(self, line: str, hit: tuple[bytes, bool]) -> None:
+        if line in self._seen_once:
+            if len(self._cache) < self._capacity:
+                self._cache[line] = hit
+            return
+        if len(self._seen_once) >= self._once:
+            self._seen_once.clear()
+        self._seen_once.add(line)
 
 
 def safe_address(address: str) -> str:
@@ -74,6 +127,7 @@ class MessageFactory:
         self._domain = self.envelope_from.rpartition("@")[2]
         self._mailto = mailto
         self._boundary = "=_kz_" + secrets.token_hex(12)
+        self._qp = QuotedPrintable()
 
     def message_id(self) -> str:
         return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
@@ -103,6 +157,9 @@ class MessageFactory:
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode("ascii")
         tail = f"\r\n--{b}--\r\n".encode("ascii")
-        data = b"".join((self._shared, head, _qp(parts.text), middle, _qp(parts.html), tail))
-        return Outgoing(recipient=subscriber.email, message_id=message_id, data=data)
+        text, text_dots = self._qp.encode(parts.text)
+        html, html_dots = self._qp.encode(parts.html)
+        data = b"".join((self._shared, head, text, middle, html, tail))
+        return Outgoing(recipient=subscriber.email, message_id=message_id, data=data,
+                        wire_safe=not (text_dots or html_dots))
 

@@ -32,7 +32,8 @@ Mode = Literal["send", "retry"]
 
 class Transport(Protocol):
     async def open(self) -> None: ...
-    async def send(self, sender: str, recipient: str, data: bytes) -> str: ...
+    async def send(self, sender: str, recipient: str, data: bytes, *,
+                   wire_safe: bool = False) -> str: ...
     async def close(self) -> None: ...
 
 
@@ -56,8 +57,11 @@ class DeliveryLog(Protocol):
     def retryable(self, campaign: str, address: str) -> bool: ...
     def mark(self, campaign: str, address: str, status: str, *, code: int | None = None,
              detail: str | None = None, message_id: str | None = None,
-             name: str | None = None, retryable: bool = False) -> None: ...
+             name: str | None = None, retryable: bool = False,
+             durable: bool = True) -> None: ...
     def suppress(self, list_id: str, address: str, reason: str) -> None: ...
+    def has_deliveries(self, campaign: str) -> bool: ...
+    def flush(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class Sender:
         self._on_progress = on_progress
         self._consecutive = 0
         self._stopped = asyncio.Event()
+        self._fresh = False
         self.report = SendReport()
 
     # control --------------------------------------------------------------------------
@@ -144,6 +149,8 @@ class Sender:
 
     # selection ------------------------------------------------------------------------
     def _wanted(self, subscriber: Subscriber) -> bool:
+        if self._fresh:
+            return self._mode == "send"
         status = self._log.status(self._run_key, subscriber.email)
         if self._mode == "retry":
             return status == "failed" and self._log.retryable(self._run_key, subscriber.email)
@@ -169,14 +176,16 @@ class Sender:
             self._log.mark(self._run_key, subscriber.email, "sending",
                            message_id=message.message_id, name=subscriber.name)
             try:
-                reply = await lane.transport.send(self._from, message.recipient, message.data)
+                reply = await lane.transport.send(self._from, message.recipient, message.data,
+                                                  wire_safe=message.wire_safe)
             except DeliveryError as exc:
                 lane.limiter.release()
                 if not await self._failed(subscriber, exc, attempt):
                     return
             else:
                 lane.limiter.release()
-                self._log.mark(self._run_key, subscriber.email, "sent", code=250, detail=reply)
+                self._log.mark(self._run_key, subscriber.email, "sent", code=250, detail=reply,
+                               durable=False)
                 self._consecutive = 0
                 self.report.sent += 1
                 self._on_progress(Progress(subscriber.email, "sent"))
@@ -229,6 +238,7 @@ class Sender:
 
     async def run(self, subscribers: Iterable[Subscriber]) -> SendReport:
         """Deliver to every subscriber still to be mailed in this run; return the report."""
+        self._fresh = not self._log.has_deliveries(self._run_key)
         queue: asyncio.Queue[Subscriber | None] = asyncio.Queue(maxsize=4 * len(self._lanes))
         workers = [asyncio.create_task(self._worker(lane, queue)) for lane in self._lanes]
         try:
@@ -246,6 +256,7 @@ class Sender:
             await asyncio.gather(*workers, return_exceptions=True)
             await asyncio.gather(*(lane.transport.close() for lane in self._lanes),
                                  return_exceptions=True)
+            self._log.flush()
         return self.report
 
     @staticmethod
