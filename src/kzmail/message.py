@@ -47,7 +47,19 @@ def _qp(text: str) -> bytes:
 
 def _qp_line(line: str) -> bytes:
     encoded = binascii.b2a_qp(line.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    if b"." in encoded:
+        encoded = b"\n".join(_undot(piece) for piece in encoded.split(b"\n"))
     return encoded.replace(b"\n", b"\r\n")
+
+
+def _undot(piece: bytes) -> bytes:
+    """A QP line that starts with "." gets it encoded, so DATA needs no dot-stuffing:
+    `=2E` in place when the line stays within 76 characters, else `=2E` and a soft break."""
+    if not piece.startswith(b"."):
+        return piece
+    if len(piece) <= 74:
+        return b"=2E" + piece[1:]
+    return b"=2E=\n" + _undot(piece[1:])
 
 
 class QuotedPrintable:

@@ -11,6 +11,7 @@ sender knows whether the recipient or the relay is to blame.
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,10 @@ def map_error(exc: Exception, stage: str = "") -> DeliveryError:
         return _by_code(first.code, first.message, "rcpt")
     if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 400:
         return _by_code(exc.code, exc.message, stage)
+    certificate = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
+    if isinstance(certificate, ssl.SSLError):
+        # a certificate that does not verify will not verify on the next try either
+        return PermanentDeliveryError(f"TLS failed: {certificate}", stage=stage)
     if isinstance(exc, aiosmtplib.SMTPTimeoutError):
         return TransientDeliveryError(f"timed out ({exc})", stage=stage)
     if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError)):
