@@ -211,6 +211,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, help="messages for (b) and (c)")
     parser.add_argument("--scale", type=int, help="recipients for the scale run (d)")
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--repeats", type=int, help="scale runs per mode (3 quick, else 1)")
     parser.add_argument("--child", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     if args.child:
@@ -224,7 +225,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="kzmail-bench-"))
     try:
         figures = measure(root, sink, count, scale, merge_rows, conns,
-                          repeats=3 if args.quick else 1)
+                          repeats=args.repeats or (3 if args.quick else 1))
     finally:
         sink.close()
         shutil.rmtree(root, ignore_errors=True)

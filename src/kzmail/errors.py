@@ -8,9 +8,8 @@
     ├── StateError              the state folder or database cannot be used
     └── DeliveryError           a message could not be handed to the relay
         ├── TransientDeliveryError (DeliveryError, ConnectionError)  4xx, timeout, disconnect
-        ├── PermanentDeliveryError                                   5xx, refused recipient
-        │   └── UnknownRecipientError   5xx "no such user": the address is suppressed
-        └── SendPaused              too many failures in a row, or the relay refuses us
+        └── PermanentDeliveryError                                   5xx, refused recipient
+            └── UnknownRecipientError   5xx "no such user": the address is suppressed
 """
 
 from __future__ import annotations
@@ -80,9 +79,3 @@ class PermanentDeliveryError(DeliveryError):
 
 class UnknownRecipientError(PermanentDeliveryError):
     """The relay says this mailbox does not exist (550 5.1.1 and friends)."""
-
-
-class SendPaused(DeliveryError):
-    """The send stopped itself instead of burning the list; the message says why."""
-
-    exit_code = 4

@@ -3,8 +3,9 @@
 The pipeline sees only small protocols (`Transport`, `Limiter`, `DeliveryLog`), never SMTP
 or SQL: a producer feeds the subscribers still to be mailed into a bounded queue; one
 worker per connection ("lane") builds the message just before sending it, waits for the
-lane's rate gate, records `sending` in the journal, runs the SMTP transaction and records
-the outcome the moment it is known (`sent` only after the relay's 250 for DATA).
+lane's rate gate, records `sending` in the journal (committed before the transaction;
+lanes arriving in the same turn of the event loop share one commit), runs the SMTP
+transaction and records the outcome (`sent` only after the relay's 250 for DATA).
 
 Transient failures (4xx, timeouts, drops) are retried on a fresh connection after an
 exponential backoff with jitter, up to `RetryPolicy.attempts`; permanent ones are recorded
@@ -130,6 +131,7 @@ class Sender:
         self._consecutive = 0
         self._stopped = asyncio.Event()
         self._fresh = False
+        self._commit: asyncio.Future[None] | None = None
         self.report = SendReport()
 
     # control --------------------------------------------------------------------------
@@ -174,7 +176,8 @@ class Sender:
                 lane.limiter.release()
                 return
             self._log.mark(self._run_key, subscriber.email, "sending",
-                           message_id=message.message_id, name=subscriber.name)
+                           message_id=message.message_id, name=subscriber.name, durable=False)
+            await self._committed()         # `sending` is on disk before any byte goes out
             try:
                 reply = await lane.transport.send(self._from, message.recipient, message.data,
                                                   wire_safe=message.wire_safe)
@@ -229,6 +232,25 @@ class Sender:
     def _check_pause(self, detail: str) -> None:
         if self._consecutive >= self._policy.pause_after:
             self.stop(f"{self._consecutive} failed attempts in a row, the last: {detail}")
+
+    async def _committed(self) -> None:
+        """Wait until every mark so far is committed: one commit serves all the lanes that
+        got here in the same turn of the event loop (group commit)."""
+        if self._commit is None:
+            loop = asyncio.get_running_loop()
+            self._commit = loop.create_future()
+            loop.call_soon(self._do_commit)
+        await asyncio.shield(self._commit)
+
+    def _do_commit(self) -> None:
+        commit, self._commit = self._commit, None
+        assert commit is not None
+        try:
+            self._log.flush()
+        except Exception as exc:  # noqa: BLE001 - every waiting lane gets the error
+            commit.set_exception(exc)
+        else:
+            commit.set_result(None)
 
     # the run --------------------------------------------------------------------------
     async def _worker(self, lane: Lane, queue: asyncio.Queue[Subscriber | None]) -> None:

@@ -200,7 +200,8 @@ class SmtpTransport:
             await self._smtp.mail(sender)
         except aiosmtplib.SMTPServerDisconnected:
             if not reused:
-                raise map_error(TransientDeliveryError("disconnected"), "mail") from None
+                raise TransientDeliveryError("the relay closed the connection",
+                                             stage="mail") from None
         except Exception as exc:  # noqa: BLE001
             raise map_error(exc, "mail") from None
         else:
