@@ -22,7 +22,7 @@ from pathlib import Path
 from . import campaign as campaign_file
 from . import subscribers as subscriber_list
 from .app import ListSummary, Prepared, _find, check_list, prepare, sendable, state_dir
-from .errors import CampaignError, InputError, StateError
+from .errors import CampaignError, InputError, KzmailError, StateError
 from .journal import Delivery, Journal
 from .models import Campaign, RateSettings, SmtpSettings, Subscriber
 from .ratelimit import Gate, RateLimiter, windows_for
@@ -188,13 +188,25 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
         uncertain = journal.settle_interrupted(key)
         total = 1 if to else _to_do(journal, key, summary.valid, mode, resend_uncertain)
         on_start(min(total, limit) if limit else total)
-        report = asyncio.run(_deliver(prepared, journal, recipients, key, outbox, mode=mode,
-                                      resend_uncertain=resend_uncertain,
-                                      on_progress=on_progress))
+        try:
+            report = asyncio.run(_deliver(prepared, journal, recipients, key, outbox,
+                                          mode=mode, resend_uncertain=resend_uncertain,
+                                          on_progress=on_progress))
+        except asyncio.CancelledError:
+            raise KzmailError("stopped at once (Ctrl-C twice): messages that were in flight "
+                              "are uncertain; `kzmail send` resumes and names them") from None
         left = [] if resend_uncertain else uncertain
         return SendResult(plan, report, uncertain=left, run_key=key)
     finally:
         journal.close()
+
+
+def interrupt(sender: Sender, task: asyncio.Task[SendReport] | None) -> None:
+    """First Ctrl-C: finish what is in flight, then stop. Second: stop at once."""
+    if sender.stopping and task is not None:
+        task.cancel()
+    else:
+        sender.stop()
 
 
 async def _deliver(prepared: Prepared, journal: Journal, recipients: Iterator[Subscriber],
@@ -213,7 +225,7 @@ async def _deliver(prepared: Prepared, journal: Journal, recipients: Iterator[Su
         loop = asyncio.get_running_loop()
         no_signals = (NotImplementedError, RuntimeError, ValueError)  # not the main thread
         with contextlib.suppress(*no_signals):
-            loop.add_signal_handler(signal.SIGINT, sender.stop)
+            loop.add_signal_handler(signal.SIGINT, interrupt, sender, asyncio.current_task())
         try:
             return await sender.run(recipients)
         finally:

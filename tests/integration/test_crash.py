@@ -28,10 +28,11 @@ KZMAIL = Path(sys.executable).with_name("kzmail")
 
 
 @pytest.fixture
-def fsync_sink(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def fsync_sink(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[int, Path]]:
     record = tmp_path / "received.tsv"
     record.touch()
-    proc = subprocess.Popen([sys.executable, str(HERE / "fsync_sink.py"), str(record)],
+    slow = str(getattr(request, "param", 0.0))      # seconds each DATA takes, 0 = a few ms
+    proc = subprocess.Popen([sys.executable, str(HERE / "fsync_sink.py"), str(record), slow],
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -165,3 +166,28 @@ def test_ctrl_c_finishes_transactions_in_flight_and_says_how_to_resume(
     arrived = Counter(row[0] for row in lines(record))
     assert sorted(arrived) == sorted(emails)
     assert set(arrived.values()) == {1}
+
+
+@pytest.mark.parametrize("fsync_sink", [0.6], indirect=True)
+def test_ctrl_c_twice_stops_at_once_and_resuming_never_double_sends(
+        project: Path, fsync_sink: tuple[int, Path]) -> None:
+    port, record = fsync_sink
+    emails = make_list(project, 40)
+    campaign = point_at(project, port)
+    proc = kzmail("send", str(campaign), "--yes")
+    wait_for_lines(record, 4, proc, time.monotonic() + 30)
+    time.sleep(0.1)                     # the next transactions are in flight (0.6 s each)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    assert "stopped at once" in err
+    assert "Traceback" not in err
+    done = kzmail("send", str(campaign), "--yes")
+    done.communicate(timeout=120)
+    arrived = Counter(row[0] for row in lines(record))
+    uncertain = {a for a, (s, _) in journal_rows(project).items() if s == "uncertain"}
+    assert uncertain, "the second Ctrl-C cut transactions short: they must be uncertain"
+    assert all(n == 1 for n in arrived.values())
+    assert all(arrived[e] == 1 for e in emails if e not in uncertain)
