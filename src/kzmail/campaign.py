@@ -19,7 +19,7 @@ from .models import Campaign
 Loc = tuple[str | int, ...]
 
 _PATH_KEYS: tuple[Loc, ...] = (("template",), ("article", "file"), ("outbox",),
-                               ("dkim", "key_file"))
+                               ("dkim", "key_file"), ("smtp", "ca_file"))
 _MUST_EXIST: tuple[Loc, ...] = (("template",), ("article", "file"), ("dkim", "key_file"))
 
 
@@ -98,6 +98,11 @@ def load(path: Path) -> Campaign:
         value = _get(data, loc)
         if isinstance(value, str) and value.strip():
             _set(data, loc, (folder / value.strip()).resolve())
+    relays = data.get("relays")
+    for relay in relays if isinstance(relays, list) else []:
+        value = relay.get("ca_file") if isinstance(relay, dict) else None
+        if isinstance(value, str) and value.strip():
+            relay["ca_file"] = (folder / value.strip()).resolve()
     for loc in _MUST_EXIST:
         value = _get(data, loc)
         if isinstance(value, Path) and not value.is_file():

@@ -12,9 +12,18 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
-from . import app, service_lists
+from . import app, service_lists, service_send
 from .errors import KzmailError
 from .listcheck import ListSummary
 from .subscribers import Problem
@@ -58,7 +67,7 @@ def preview(
         out.print(f"  {path}")
 
 
-def _show_plan(plan: app.SendPlan) -> None:
+def _show_plan(plan: service_send.SendPlan) -> None:
     s = plan.summary
     for problem in s.problems:
         err.print(f"skipped {problem}", markup=False, soft_wrap=True)
@@ -71,7 +80,82 @@ def _show_plan(plan: app.SendPlan) -> None:
     mode = "dry run, nothing is sent" if plan.dry_run else f"via {target}"
     if plan.to:
         mode += f", one test message to {plan.to}"
+    if plan.mode == "retry":
+        mode += ", re-attempting the temporary failures only"
     out.print(f"  {mode}")
+
+
+class _RateColumn(ProgressColumn):
+    """Messages per second, for the progress bar."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} msg/s" if speed else "")
+
+
+def _run_send(campaign: Path, *, dry_run: bool = False, to: str | None = None,
+              limit: int | None = None, yes: bool = False, resend_uncertain: bool = False,
+              mode: service_send.Mode = "send") -> None:
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        _RateColumn(), TimeRemainingColumn(), console=out, transient=True)
+    task = progress.add_task("sending", total=None)
+
+    def confirm(plan: service_send.SendPlan) -> bool:
+        _show_plan(plan)
+        if yes or plan.dry_run or plan.outbox is not None:
+            return True
+        return typer.confirm("Send now?", default=False, abort=True)
+
+    def start(total: int) -> None:
+        progress.update(task, total=total, description="building" if dry_run else "sending")
+        progress.start()
+
+    try:
+        result = service_send.send(campaign, dry_run=dry_run, to=to, limit=limit,
+                                   resend_uncertain=resend_uncertain, mode=mode,
+                                   confirm=confirm, on_start=start,
+                                   on_progress=lambda _: progress.advance(task))
+    except KzmailError as exc:
+        raise _fail(exc) from None
+    except typer.Abort:
+        err.print("Not sent.")
+        raise typer.Exit(1) from None
+    finally:
+        progress.stop()
+    _show_result(campaign, result, dry_run)
+
+
+def _show_result(campaign: Path, result: service_send.SendResult, dry_run: bool) -> None:
+    report = result.report
+    for address, reason in report.failures:
+        err.print(f"[red]failed[/] {address}: {reason}", markup=True, soft_wrap=True)
+    for d in result.uncertain:
+        who = f"{d.name} <{d.address}>" if d.name else d.address
+        err.print(f"[yellow]uncertain[/] {who}: a crash caught this message mid-transaction; "
+                  "it may or may not have arrived, so it is not re-sent "
+                  "(use --resend-uncertain to send it again)", markup=True, soft_wrap=True)
+    if dry_run:
+        out.print(f"Dry run: built {result.built} messages, sent none.")
+        return
+    out.print(f"Sent {report.sent}, failed {report.failed}, "
+              f"skipped {report.skipped + result.plan.summary.problems_total}"
+              f" (already sent, uncertain or invalid).")
+    if report.suppressed:
+        out.print(f"{report.suppressed} unknown addresses were added to the suppression list.")
+    if result.plan.outbox is not None and report.sent:
+        out.print(f"Messages are in {result.plan.outbox}/new/ (one file each).")
+    if report.retryable:
+        out.print(f"Temporary failures can be re-attempted: kzmail retry {campaign}")
+    if report.paused:
+        err.print(f"[bold red]paused:[/] {report.paused}", markup=True, soft_wrap=True)
+        err.print(f"Fix the cause, then resume with: kzmail send {campaign}", soft_wrap=True)
+        raise typer.Exit(4)
+    if report.interrupted:
+        err.print(f"Interrupted: every message in flight was finished and recorded. "
+                  f"Resume with: kzmail send {campaign}", soft_wrap=True)
+        raise typer.Exit(130)
+    if report.failed:
+        raise typer.Exit(3)
 
 
 @cli.command()
@@ -83,46 +167,63 @@ def send(
         help="Send one message, identical to a real one, to this address only.")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1,  # noqa: UP045
         help="Send to the first N pending subscribers only.")] = None,
+    resend_uncertain: Annotated[bool, typer.Option(
+        "--resend-uncertain",
+        help="Also send to those a crash left uncertain (they may get it twice).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Send one personal message per subscriber (asks first, unless --yes or the sink)."""
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=out, transient=True)
-    task = progress.add_task("sending", total=None)
+    """Send one personal message per subscriber (asks first, unless --yes or the sink).
 
-    def confirm(plan: app.SendPlan) -> bool:
-        _show_plan(plan)
-        if yes or plan.dry_run or plan.outbox is not None:
-            return True
-        return typer.confirm("Send now?", default=False, abort=True)
+    An interrupted send resumes where it stopped: nobody already sent is mailed again.
+    """
+    _run_send(campaign, dry_run=dry_run, to=to, limit=limit, yes=yes,
+              resend_uncertain=resend_uncertain)
 
-    def start(total: int) -> None:
-        progress.update(task, total=total, description="building" if dry_run else "sending")
-        progress.start()
 
+@cli.command()
+def retry(
+    campaign: CampaignArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Re-attempt only the deliveries that failed for a temporary reason (4xx, timeouts)."""
+    _run_send(campaign, yes=yes, mode="retry")
+
+
+@cli.command()
+def status(
+    campaign: CampaignArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """How many subscribers of the list are sent, failed, uncertain and still pending."""
     try:
-        result = app.send(campaign, dry_run=dry_run, to=to, limit=limit, confirm=confirm,
-                          on_start=start, on_progress=lambda _: progress.advance(task))
+        result = service_send.status(campaign)
     except KzmailError as exc:
         raise _fail(exc) from None
-    except typer.Abort:
-        err.print("Not sent.")
-        raise typer.Exit(1) from None
-    finally:
-        progress.stop()
-    report = result.report
-    for address, reason in report.failures:
-        err.print(f"[red]failed[/] {address}: {reason}", markup=True, soft_wrap=True)
-    if dry_run:
-        out.print(f"Dry run: built {result.built} messages, sent none.")
-    else:
-        out.print(f"Sent {report.sent}, failed {report.failed}, "
-                  f"skipped {report.skipped + result.plan.summary.problems_total}"
-                  f" (already sent or invalid).")
-        if result.plan.outbox is not None and report.sent:
-            out.print(f"Messages are in {result.plan.outbox}/new/ (one file each).")
-    if report.failed:
-        raise typer.Exit(3)
+    c = result.counts
+    if as_json:
+        print(json.dumps(c))
+        return
+    out.print(f"Campaign {result.campaign!r} ({result.run_key}): {c['total']} subscribers")
+    for key in service_send.STATUS_KEYS[1:]:
+        if c[key] or key in ("sent", "pending"):
+            out.print(f"  {key:<11}{c[key]:>8}")
+    for d in result.uncertain:
+        who = f"{d.name} <{d.address}>" if d.name else d.address
+        out.print(f"  uncertain: {who} (message {d.message_id or '?'})")
+
+
+@cli.command()
+def report(
+    campaign: CampaignArg,
+    out_file: Annotated[Path, typer.Option("--out", help="The CSV file to write.")] = Path(
+        "failures.csv"),
+) -> None:
+    """Write who failed (or is uncertain) and why, with the relay's reply, to a CSV file."""
+    try:
+        count = service_send.report(campaign, out_file)
+    except KzmailError as exc:
+        raise _fail(exc) from None
+    out.print(f"Wrote {count} rows to {out_file}.")
 
 
 def list_summary(s: ListSummary) -> str:

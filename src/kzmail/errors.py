@@ -9,6 +9,7 @@
     └── DeliveryError           a message could not be handed to the relay
         ├── TransientDeliveryError (DeliveryError, ConnectionError)  4xx, timeout, disconnect
         └── PermanentDeliveryError                                   5xx, refused recipient
+            └── UnknownRecipientError   5xx "no such user": the address is suppressed
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ class StateError(KzmailError):
 class DeliveryError(KzmailError):
     """A message could not be delivered to the relay."""
 
-    def __init__(self, message: str, *, code: int | None = None) -> None:
+    def __init__(self, message: str, *, code: int | None = None, stage: str = "") -> None:
         self.code = code
+        self.stage = stage          # connect | mail | rcpt | data: where it went wrong
         super().__init__(message)
 
 
@@ -73,3 +75,7 @@ class TransientDeliveryError(DeliveryError, ConnectionError):
 
 class PermanentDeliveryError(DeliveryError):
     """Not worth retrying: 5xx replies, refused recipients."""
+
+
+class UnknownRecipientError(PermanentDeliveryError):
+    """The relay says this mailbox does not exist (550 5.1.1 and friends)."""

@@ -1,14 +1,21 @@
 """The state database (SQLite, WAL) in the state folder: deliveries and suppressions.
 
 `deliveries` records, per campaign run and recipient, whether a message was sent, so a
-second `kzmail send` never mails anyone twice. `suppressions` holds addresses that must
-never be mailed again (unsubscribed from a list, or bounced for good: list `*`).
+second `kzmail send` never mails anyone twice: a row is `sending` (committed) before the
+SMTP transaction starts and `sent` only after the relay's 250 for DATA, so a row still
+`sending` when a run starts was caught by a crash and becomes `uncertain`.
+`rate_stamps` remembers when recent transactions ended, per relay, so a restart inside
+the hour does not reset the hour. `suppressions` holds addresses that must never be
+mailed again (unsubscribed from a list, or bounced for good: list `*`).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import StateError
@@ -27,8 +34,17 @@ CREATE TABLE IF NOT EXISTS deliveries (
     detail     TEXT,
     message_id TEXT,
     updated_at REAL NOT NULL,
+    name       TEXT,
+    retryable  INTEGER NOT NULL DEFAULT 0,
+    created_at REAL,
+    sent_at    REAL,
     PRIMARY KEY (campaign, address)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rate_stamps (
+    scope TEXT NOT NULL,
+    at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rate_stamps_scope_at ON rate_stamps (scope, at);
 CREATE TABLE IF NOT EXISTS suppressions (
     list_id    TEXT NOT NULL,
     address    TEXT NOT NULL,
@@ -37,6 +53,68 @@ CREATE TABLE IF NOT EXISTS suppressions (
     PRIMARY KEY (list_id, address)
 ) WITHOUT ROWID;
 """
+
+_ADDED_COLUMNS = (("name", "TEXT"), ("retryable", "INTEGER NOT NULL DEFAULT 0"),
+                  ("created_at", "REAL"), ("sent_at", "REAL"))
+
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT = """INSERT INTO deliveries (campaign, address, status, attempts, code, detail,
+                           message_id, updated_at, name, retryable, created_at, sent_at)
+   VALUES (?)
+   ON CONFLICT (campaign, address) DO UPDATE SET
+     status=excluded.status,
+     attempts=attempts + excluded.attempts,
+     code=COALESCE(excluded.code, code),
+     detail=COALESCE(excluded.detail, detail),
+     message_id=COALESCE(excluded.message_id, message_id),
+     updated_at=excluded.updated_at,
+     name=COALESCE(excluded.name, name),
+     retryable=excluded.retryable,
+     sent_at=COALESCE(excluded.sent_at, sent_at)"""
+_SELECT_DELIVERIES = """SELECT address, name, status, attempts, code, detail, message_id,
+    updated_at, retryable FROM deliveries WHERE campaign=? AND status IN (?)
+    ORDER BY created_at, address"""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One journal row, for reports."""
+
+    address: str
+    name: str
+    status: str
+    attempts: int
+    code: int | None
+    detail: str
+    message_id: str
+    updated_at: float
+    retryable: bool
+
+
+class _Checkpointer:
+    """Copies the WAL into the database every second, in its own thread and connection,
+    so the fsync that goes with it never stalls the sending loop."""
+
+    def __init__(self, path: Path, every: float = 1.0) -> None:
+        self._path = path
+        self._every = every
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kzmail-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            while not self._stopped.wait(self._every):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass                 # the writer's own autocheckpoint is the fallback
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(10)
 
 
 class Journal:
@@ -48,44 +126,118 @@ class Journal:
             self._db = sqlite3.connect(state_dir / DB_FILE, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # checkpoints (the only fsyncs in WAL mode) run in a thread of their own while
+            # we write; this is only the safety net if that thread falls behind
+            self._db.execute("PRAGMA wal_autocheckpoint=20000")
             self._db.executescript(_SCHEMA)
+            self._migrate()
+            self._lazy: list[tuple[object, ...]] = []
+            self._path = state_dir / DB_FILE
+            self._checkpointer: _Checkpointer | None = None
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database in {state_dir}: {exc}") from None
 
+    def _migrate(self) -> None:
+        """Add the columns a state database from the first slice lacks."""
+        have = {str(row[1]) for row in self._db.execute("PRAGMA table_info(deliveries)")}
+        for column, kind in _ADDED_COLUMNS:
+            if column not in have:
+                self._db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}")
+
     def close(self) -> None:
+        self.flush()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._db.close()
 
     # deliveries ---------------------------------------------------------------
     def status(self, campaign: str, address: str) -> str | None:
+        self.flush()
         row = self._db.execute("SELECT status FROM deliveries WHERE campaign=? AND address=?",
                                (campaign, address.lower())).fetchone()
         return None if row is None else str(row[0])
 
-    def mark(self, campaign: str, address: str, status: str, *, code: int | None = None,
-             detail: str | None = None, message_id: str | None = None) -> None:
-        """Record the new status of one delivery (durably, before returning)."""
-        self._db.execute(
-            """INSERT INTO deliveries (campaign, address, status, attempts, code, detail,
-                                       message_id, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (campaign, address) DO UPDATE SET
-                 status=excluded.status,
-                 attempts=attempts + excluded.attempts,
-                 code=COALESCE(excluded.code, code),
-                 detail=COALESCE(excluded.detail, detail),
-                 message_id=COALESCE(excluded.message_id, message_id),
-                 updated_at=excluded.updated_at""",
-            (campaign, address.lower(), status, 1 if status == "sending" else 0, code, detail,
-             message_id, time.time()))
+    def retryable(self, campaign: str, address: str) -> bool:
+        """True for a delivery that failed for a transient reason (`kzmail retry`)."""
+        self.flush()
+        row = self._db.execute("SELECT 1 FROM deliveries WHERE campaign=? AND address=? "
+                               "AND status='failed' AND retryable=1",
+                               (campaign, address.lower())).fetchone()
+        return row is not None
 
-    def counts(self, campaign: str) -> dict[str, int]:
-        rows = self._db.execute("SELECT status, COUNT(*) FROM deliveries WHERE campaign=? "
-                                "GROUP BY status", (campaign,))
-        return {str(status): int(count) for status, count in rows}
+    def mark(self, campaign: str, address: str, status: str, *, code: int | None = None,
+             detail: str | None = None, message_id: str | None = None,
+             name: str | None = None, retryable: bool = False, durable: bool = True) -> None:
+        """Record the new status of one delivery, committed before returning.
+
+        With `durable=False` the write waits for the next durable mark (or `flush`) and
+        goes to the database in the same statement: used for `sent`, where a crash before
+        that leaves the row `sending`, hence `uncertain`: never re-sent, so safe, and
+        one commit per message instead of two.
+        """
+        now = time.time()
+        row = (campaign, address.lower(), status, 1 if status == "sending" else 0, code,
+               detail, message_id, now, name, int(retryable), now,
+               now if status == "sent" else None)
+        self._lazy.append(row)
+        if durable or len(self._lazy) >= 64:
+            self.flush()
+        if self._checkpointer is None:
+            self._checkpointer = _Checkpointer(self._path)
+
+    def flush(self) -> None:
+        """Write (and commit) the marks made with `durable=False`, in one statement."""
+        if self._lazy:
+            rows, self._lazy = self._lazy, []
+            values = ",".join([_ROW] * len(rows))
+            self._db.execute(_UPSERT.replace("VALUES (?)", f"VALUES {values}"),
+                             [value for row in rows for value in row])
+
+    def has_deliveries(self, campaign: str) -> bool:
+        """False for a run never started (the sender then skips per-address look-ups)."""
+        row = self._db.execute("SELECT 1 FROM deliveries WHERE campaign=? LIMIT 1",
+                               (campaign,)).fetchone()
+        return row is not None
+
+    def settle_interrupted(self, campaign: str) -> list[Delivery]:
+        """Rows left `sending` by a crash become `uncertain`; return them."""
+        self.flush()
+        self._db.execute("UPDATE deliveries SET status='uncertain', updated_at=? "
+                         "WHERE campaign=? AND status='sending'", (time.time(), campaign))
+        return list(self.deliveries(campaign, ("uncertain",)))
+
+    def deliveries(self, campaign: str, statuses: tuple[str, ...]) -> Iterator[Delivery]:
+        """Every delivery of the run in one of `statuses`, in the order they were first tried."""
+        self.flush()
+        marks = ",".join("?" * len(statuses))        # placeholders only, values are bound
+        query = _SELECT_DELIVERIES.replace("(?)", f"({marks})")
+        rows = self._db.execute(query, (campaign, *statuses))
+        for row in rows:
+            yield Delivery(str(row[0]), row[1] or "", str(row[2]), int(row[3]), row[4],
+                           row[5] or "", row[6] or "", float(row[7]), bool(row[8]))
 
     def forget(self, campaign: str) -> None:
         """Drop every delivery record of a campaign run (used for sink rehearsals)."""
+        self.flush()
         self._db.execute("DELETE FROM deliveries WHERE campaign=?", (campaign,))
+
+    # rate stamps --------------------------------------------------------------
+    def rate_history(self, scope: str, span: float) -> list[float]:
+        """Ends (wall clock) of the transactions of the last `span` seconds; older are dropped."""
+        since = time.time() - span
+        self._db.execute("DELETE FROM rate_stamps WHERE scope=? AND at<?", (scope, since))
+        rows = self._db.execute("SELECT at FROM rate_stamps WHERE scope=? ORDER BY at",
+                                (scope,))
+        return [float(at) for (at,) in rows]
+
+    def add_rate_stamp(self, scope: str, at: float) -> None:
+        self._db.execute("INSERT INTO rate_stamps VALUES (?, ?)", (scope, at))
+
+    def counts(self, campaign: str) -> dict[str, int]:
+        self.flush()
+        rows = self._db.execute("SELECT status, COUNT(*) FROM deliveries WHERE campaign=? "
+                                "GROUP BY status", (campaign,))
+        return {str(status): int(count) for status, count in rows}
 
     # suppressions -------------------------------------------------------------
     def suppress(self, list_id: str, address: str, reason: str) -> None:

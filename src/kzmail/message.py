@@ -37,17 +37,23 @@ class Outgoing:
     recipient: str
     message_id: str
     data: bytes
+    # CRLF lines only and none starting with ".": the bytes can go to DATA as they are
+    # (whoever rewrites `data`, e.g. to sign it, must keep that true or reset the flag)
+    wire_safe: bool = False
 
 
 def qp_piece(chunk: str) -> bytes:
     """Quoted-printable for one chunk, ending in a line break (a soft one if need be).
 
     Ending every chunk on a line break lets encoded chunks be joined as they are: the
-    soft breaks vanish on decoding, and no line grows past 76 characters.
+    soft breaks vanish on decoding, and no line grows past 76 characters. No line starts
+    with ".", so the message needs no SMTP dot-stuffing.
     """
     if "\r" in chunk:
         chunk = chunk.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(chunk.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    if b"." in encoded:
+        encoded = b"\n".join(_undot(line) for line in encoded.split(b"\n"))
     encoded = encoded.replace(b"\n", b"\r\n")
     return encoded if encoded.endswith(b"\r\n") else encoded + b"=\r\n"
 
@@ -68,6 +74,16 @@ class ChunkEncoder:
             hit = known.get(id(chunk))
             out.append(hit[1] if hit is not None and hit[0] is chunk else qp_piece(chunk))
         return b"".join(out)
+
+
+def _undot(piece: bytes) -> bytes:
+    """A QP line that starts with "." gets it encoded, so DATA needs no dot-stuffing:
+    `=2E` in place when the line stays within 76 characters, else `=2E` and a soft break."""
+    if not piece.startswith(b"."):
+        return piece
+    if len(piece) <= 74:
+        return b"=2E" + piece[1:]
+    return b"=2E=\n" + _undot(piece[1:])
 
 
 def safe_address(address: str) -> str:
@@ -143,6 +159,8 @@ class MessageFactory:
         data = b"".join((self._shared, head, encode(parts.text_chunks), middle,
                          encode(parts.html_chunks), tail))
         if self._signer is not None:
-            data = self._signer.sign(data)
-        return Outgoing(recipient=subscriber.email, message_id=message_id, data=data)
+            data = self._signer.sign(data)     # prepends one header: still wire-safe
+        # CRLF lines and none starting with ".": DATA can take the bytes as they are
+        return Outgoing(recipient=subscriber.email, message_id=message_id, data=data,
+                        wire_safe=True)
 

@@ -59,6 +59,8 @@ class SmtpSettings(_Model):
     username: str = ""
     password_env: str = ""
     timeout: float = Field(30.0, gt=0)
+    verify_certificate: bool = True     # TLS certificate verification (off only for tests)
+    ca_file: Path | None = None         # extra CA bundle, e.g. a relay's self-signed cert
 
     @property
     def is_local(self) -> bool:
@@ -68,8 +70,26 @@ class SmtpSettings(_Model):
 
 class RateSettings(_Model):
     per_second: float = Field(0, ge=0)
+    per_minute: int = Field(0, ge=0)
     per_hour: int = Field(0, ge=0)
+    per_day: int = Field(0, ge=0)
     connections: int = Field(4, ge=1, le=64)
+    messages_per_connection: int = Field(100, ge=1)   # then a fresh connection
+
+
+class RetrySettings(_Model):
+    """Transient failures (4xx, timeouts, drops) are retried; after too many in a row, pause."""
+
+    attempts: int = Field(4, ge=1, le=50)             # per recipient, the first one included
+    backoff: float = Field(2.0, ge=0)                 # first delay in seconds, doubled each time
+    backoff_max: float = Field(120.0, ge=0)
+    pause_after: int = Field(10, ge=1)                # consecutive failed attempts -> pause
+
+
+class RelaySettings(SmtpSettings):
+    """One of several relays sharing the work; `rate` is this relay's own limits."""
+
+    rate: RateSettings = RateSettings()
 
 
 class UnsubscribeSettings(_Model):
@@ -156,6 +176,8 @@ class Campaign(_Model):
     subscribers: list[ListSource] = Field(min_length=1)
     smtp: SmtpSettings = SmtpSettings()
     rate: RateSettings = RateSettings()
+    relays: list[RelaySettings] = []
+    retry: RetrySettings = RetrySettings()
     unsubscribe: UnsubscribeSettings
     outbox: Path | None = None
     dkim: DkimSettings | None = None

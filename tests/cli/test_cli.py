@@ -123,11 +123,16 @@ def test_password_env_not_set(project: Path, smtp_server: SmtpServer,
                            "KZMAIL_SMTP_PASSWORD")
 
 
-def test_unreachable_relay_is_one_line(project: Path, smtp_server: SmtpServer) -> None:
+def test_unreachable_relay_pauses_with_the_reason_and_a_resume_hint(
+        project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     edit_campaign(project / CAMPAIGN, lambda t: t.replace(f"port: {smtp_server.port}", "port: 1"))
     code, out, err = run("send", CAMPAIGN, "--yes")
-    _assert_one_line_error(code, out, err, "connect")
+    assert code == 4
+    assert "Traceback" not in out + err
+    assert "paused:" in err
+    assert "127.0.0.1 on port 1" in err
+    assert "resume with: kzmail send campaigns/kasachstan.yaml" in err
 
 
 def test_invalid_test_address_is_one_line(project: Path) -> None:

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
-from kzmail import app
 from kzmail import campaign as campaign_file
+from kzmail import service_send
 from kzmail.cli import cli
 from kzmail.dkim import DkimSigner, check_key, load_key, public_record, relaxed_body, relaxed_header
 from kzmail.errors import CampaignError
@@ -223,7 +223,7 @@ def test_signed_messages_survive_a_real_smtp_send(keys: Keys, project: Path,
     use_relay(campaign, smtp_server)
     with campaign.open("a", encoding="utf-8") as out:
         out.write(f"\ndkim:\n  domain: {DOMAIN}\n  selector: news\n  key_file: {keys.rsa}\n")
-    result = app.send(campaign, confirm=lambda _: True)
+    result = service_send.send(campaign, confirm=lambda _: True)
     received = smtp_server.handler.messages
     assert result.report.sent == len(received) >= 10
     for item in received:

@@ -9,7 +9,7 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-from kzmail import app
+from kzmail import service_send
 from kzmail.journal import Journal
 from tests.conftest import SmtpServer, edit_campaign, use_relay
 
@@ -31,7 +31,7 @@ def _parts(message: EmailMessage) -> tuple[str, str]:
 def test_one_message_per_subscriber_through_a_real_server(
         project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
-    result = app.send(project / CAMPAIGN)
+    result = service_send.send(project / CAMPAIGN)
     received = smtp_server.handler.messages
     assert result.report.sent == EXAMPLE_ADDRESSES
     assert result.report.failed == 0
@@ -58,9 +58,9 @@ def test_one_message_per_subscriber_through_a_real_server(
 
 def test_a_second_send_mails_nobody_twice(project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
-    app.send(project / CAMPAIGN, limit=5)
+    service_send.send(project / CAMPAIGN, limit=5)
     assert len(smtp_server.handler.messages) == 5
-    result = app.send(project / CAMPAIGN)
+    result = service_send.send(project / CAMPAIGN)
     assert result.report.sent == EXAMPLE_ADDRESSES - 5
     assert result.report.skipped == 5
     addresses = [r.rcpt_tos[0] for r in smtp_server.handler.messages]
@@ -72,7 +72,7 @@ def test_refused_recipient_is_recorded_and_others_still_sent(
         project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     smtp_server.handler.refuse_rcpt["olga.petrova@example.com"] = "550 5.1.1 no such user"
-    result = app.send(project / CAMPAIGN)
+    result = service_send.send(project / CAMPAIGN)
     assert result.report.sent == EXAMPLE_ADDRESSES - 1
     assert result.report.failed == 1
     assert result.report.failures[0][0] == "olga.petrova@example.com"
@@ -88,7 +88,7 @@ def test_suppressed_address_is_never_mailed(project: Path, smtp_server: SmtpServ
     journal.suppress("kasachstan.newsletter.arbeiterinnenmacht.example.org",
                      "Sophie.Weiss@example.org", "unsubscribed")
     journal.close()
-    result = app.send(project / CAMPAIGN)
+    result = service_send.send(project / CAMPAIGN)
     assert result.plan.summary.suppressed == 1
     assert "sophie.weiss@example.org" not in [r.rcpt_tos[0] for r in smtp_server.handler.messages]
     assert result.report.sent == EXAMPLE_ADDRESSES - 1
@@ -96,24 +96,24 @@ def test_suppressed_address_is_never_mailed(project: Path, smtp_server: SmtpServ
 
 def test_dry_run_builds_all_and_sends_none(project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
-    result = app.send(project / CAMPAIGN, dry_run=True)
+    result = service_send.send(project / CAMPAIGN, dry_run=True)
     assert result.built == EXAMPLE_ADDRESSES
     assert smtp_server.handler.messages == []
 
 
 def test_to_sends_exactly_one_real_looking_message(project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
-    app.send(project / CAMPAIGN, to="me@example.net")
+    service_send.send(project / CAMPAIGN, to="me@example.net")
     assert [m.rcpt_tos for m in smtp_server.handler.messages] == [["me@example.net"]]
     message = _parse(smtp_server.handler.messages[0].data)
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "me@example.net" in _parts(message)[0]
     # a test message does not count as the campaign's delivery to anyone
-    assert app.send(project / CAMPAIGN).report.sent == EXAMPLE_ADDRESSES
+    assert service_send.send(project / CAMPAIGN).report.sent == EXAMPLE_ADDRESSES
 
 
 def test_embedded_sink_writes_one_maildir_file_per_subscriber(project: Path) -> None:
-    result = app.send(project / CAMPAIGN)
+    result = service_send.send(project / CAMPAIGN)
     assert result.report.sent == EXAMPLE_ADDRESSES
     box = mailbox.Maildir(project / "outbox/kasachstan", create=False)
     messages = [_parse(box.get_bytes(key)) for key in box.iterkeys()]
@@ -130,7 +130,7 @@ def test_embedded_sink_writes_one_maildir_file_per_subscriber(project: Path) -> 
         assert "/u/" in message["List-Unsubscribe"]
         assert message["Delivered-To"] == message["To"].addresses[0].addr_spec
     # running it again is a fresh rehearsal, not an accumulation
-    app.send(project / CAMPAIGN)
+    service_send.send(project / CAMPAIGN)
     assert len(mailbox.Maildir(project / "outbox/kasachstan", create=False).keys()) == 12
 
 
@@ -138,7 +138,7 @@ def test_rate_limit_spaces_the_sends(project: Path, smtp_server: SmtpServer) -> 
     use_relay(project / CAMPAIGN, smtp_server)
     edit_campaign(project / CAMPAIGN, lambda t: t.replace("per_second: 10", "per_second: 4"))
     start = time.monotonic()
-    app.send(project / CAMPAIGN, limit=9)
+    service_send.send(project / CAMPAIGN, limit=9)
     # 9 sends at 4/s: the first 4 at once, then 4 more after 1 s, the 9th after 2 s
     assert time.monotonic() - start >= 2.0
     assert len(smtp_server.handler.messages) == 9

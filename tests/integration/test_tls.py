@@ -1,0 +1,127 @@
+"""TLS to the relay: STARTTLS and implicit TLS, with certificate verification on by default."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP
+
+from kzmail import service_send
+from tests.conftest import RecordingHandler, edit_campaign
+
+CAMPAIGN = "campaigns/kasachstan.yaml"
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "relay.pem", tmp_path / "relay.key"
+    done = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True)
+    assert done.returncode == 0, f"openssl could not make a test certificate: {done.stderr}"
+    return cert, key
+
+
+@contextmanager
+def tls_server(cert: Path, key: Path, implicit: bool) -> Iterator[tuple[int, RecordingHandler]]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handler = RecordingHandler()
+    loop = asyncio.new_event_loop()
+    holder: dict[str, Any] = {}
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        factory = (lambda: SMTP(handler, hostname="localhost")) if implicit else \
+            (lambda: SMTP(handler, hostname="localhost", tls_context=context,
+                          require_starttls=True))
+        server = loop.run_until_complete(loop.create_server(
+            factory, "127.0.0.1", 0, ssl=context if implicit else None))
+        holder["port"] = server.sockets[0].getsockname()[1]
+        started.set()
+        loop.run_forever()
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(5)
+    try:
+        yield holder["port"], handler
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_tls_verifies_the_certificate_and_delivers_with_the_right_ca(
+        project: Path, certificate: tuple[Path, Path], mode: str) -> None:
+    cert, key = certificate
+    with tls_server(cert, key, implicit=mode == "ssl") as (port, handler):
+        edit_campaign(project / CAMPAIGN, lambda t: t.replace("host: local", "host: localhost")
+                      .replace("port: 587", f"port: {port}")
+                      .replace("tls: starttls", f"tls: {mode}"))
+        # an unknown certificate is refused at once, nothing is sent
+        refused = service_send.send(project / CAMPAIGN)
+        assert refused.report.paused is not None
+        assert "certificate verify failed" in refused.report.paused
+        assert handler.messages == []
+        edit_campaign(project / CAMPAIGN, lambda t: t.replace(
+            "  username:", f"  ca_file: {cert}\n  username:"))
+        result = service_send.send(project / CAMPAIGN)
+        assert result.report.sent == 12
+        assert len(handler.messages) == 12
+
+
+def test_auth_uses_the_password_from_the_environment_and_a_refusal_pauses(
+        project: Path, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = certificate
+    logins: list[tuple[str, str]] = []
+
+    def authenticator(server: SMTP, session: Any, envelope: Any, mechanism: str,
+                      data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login.decode(), data.password.decode()))
+        return AuthResult(success=data.password == b"s3cret", handled=False)
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handler = RecordingHandler()
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(
+        lambda: SMTP(handler, hostname="localhost", tls_context=context, require_starttls=True,
+                     authenticator=authenticator, auth_required=True),
+        "127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        edit_campaign(project / CAMPAIGN, lambda t: t.replace("host: local", "host: localhost")
+                      .replace("port: 587", f"port: {port}")
+                      .replace('username: ""', f'username: "news"\n  ca_file: {cert}'))
+        monkeypatch.setenv("KZMAIL_SMTP_PASSWORD", "wrong")
+        refused = service_send.send(project / CAMPAIGN)
+        assert refused.report.paused is not None
+        assert "535" in refused.report.paused
+        assert handler.messages == []
+        monkeypatch.setenv("KZMAIL_SMTP_PASSWORD", "s3cret")
+        result = service_send.send(project / CAMPAIGN)
+        assert result.report.sent == 12
+        assert len(handler.messages) == 12
+        assert ("news", "wrong") in logins
+        assert ("news", "s3cret") in logins
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
