@@ -98,12 +98,26 @@ def _squeeze(data: bytes, needle: bytes, run: re.Pattern[bytes], keep: bytes) ->
     return b"".join(out)
 
 
+def relaxed_piece(piece: bytes) -> bytes:
+    """Relaxed canonicalisation of whole CRLF lines: runs of WSP -> one SP, none at line ends.
+
+    Line-local, so a body made of pieces that each end on a line break canonicalises piece
+    by piece (the message stage caches the pieces every subscriber shares).
+    """
+    if b"\t" in piece:
+        piece = piece.replace(b"\t", b" ")
+    piece = _squeeze(piece, b"  ", _SPACES, b" ")
+    return _squeeze(piece, b" \r\n", _SPACE_CRLF, b"\r\n")
+
+
+def body_hash(canonical: bytes) -> str:
+    """The bh= value for an already canonicalised body."""
+    return base64.b64encode(hashlib.sha256(canonical).digest()).decode()
+
+
 def relaxed_body(body: bytes) -> bytes:
     """RFC 6376 3.4.4: runs of WSP -> one SP, no WSP at line ends, no empty lines at the end."""
-    if b"\t" in body:
-        body = body.replace(b"\t", b" ")
-    body = _squeeze(body, b"  ", _SPACES, b" ")
-    body = _squeeze(body, b" \r\n", _SPACE_CRLF, b"\r\n")
+    body = relaxed_piece(body)
     end = len(body)
     while body.endswith(b"\r\n", 0, end):      # only whole empty lines, not a stray CR
         end -= 2
@@ -197,12 +211,16 @@ class DkimSigner:
             self._names[present] = cached
         return cached
 
-    def sign(self, message: bytes) -> bytes:
-        """`message` (CRLF line ends) with a DKIM-Signature header in front of it."""
+    def sign(self, message: bytes, bh: str | None = None) -> bytes:
+        """`message` (CRLF line ends) with a DKIM-Signature header in front of it.
+
+        `bh`, if given, is the body hash the caller already computed (see `body_hash`).
+        """
         head, sep, body = message.partition(b"\r\n\r\n")
         if not sep:
             head, body = message.rstrip(b"\r\n"), b""
-        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest()).decode()
+        if bh is None:
+            bh = body_hash(relaxed_body(body))
         fields = split_headers(head)
         names, h_tag = self._h_tag(tuple(name for name, _ in fields))
         # RFC 6376 5.4.2: several instances of a name are taken from the bottom up.
@@ -215,7 +233,7 @@ class DkimSigner:
             if values:
                 signed += relaxed_header(name, values.pop())
         tags = (f" {self._prefix} t={int(self._clock())};\r\n h={h_tag};\r\n"
-                f" bh={body_hash};\r\n b=")
+                f" bh={bh};\r\n b=")
         # The header signs itself with an empty b= (RFC 6376 3.7), without its final CRLF.
         signed += relaxed_header("dkim-signature", tags.encode("ascii"))[:-2]
         signature = base64.b64encode(self._algorithm.sign(bytes(signed))).decode()

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
-from .dkim import DkimSigner
+from .dkim import DkimSigner, body_hash, relaxed_piece
 from .models import Campaign, Rendered, Subscriber
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -59,20 +59,38 @@ def qp_piece(chunk: str) -> bytes:
 
 
 class ChunkEncoder:
-    """Quoted-printable for rendered chunks, reusing the encoding of known static text."""
+    """Quoted-printable for rendered chunks, reusing the encoding of known static text.
 
-    def __init__(self, static: list[str]) -> None:
+    With `canonical`, it also keeps each static chunk's DKIM relaxed form: every encoded
+    chunk ends on a line break, so the body canonicalises chunk by chunk.
+    """
+
+    def __init__(self, static: list[str], *, canonical: bool = False) -> None:
         # keyed by identity: a template's literal text is the same object in every render
-        self._known = {id(text): (text, qp_piece(text)) for text in static if text}
+        self._known: dict[int, tuple[str, bytes, bytes]] = {}
+        for text in static:
+            if text:
+                encoded = qp_piece(text)
+                self._known[id(text)] = (text, encoded,
+                                         relaxed_piece(encoded) if canonical else b"")
 
-    def encode(self, chunks: tuple[str, ...]) -> bytes:
+    def encode(self, chunks: tuple[str, ...], canonical: list[bytes] | None = None) -> bytes:
+        """The encoded chunks; their relaxed forms are appended to `canonical` if given."""
         out = []
         known = self._known
         for chunk in chunks:
             if not chunk:
                 continue
             hit = known.get(id(chunk))
-            out.append(hit[1] if hit is not None and hit[0] is chunk else qp_piece(chunk))
+            if hit is not None and hit[0] is chunk:
+                out.append(hit[1])
+                if canonical is not None:
+                    canonical.append(hit[2])
+            else:
+                encoded = qp_piece(chunk)
+                out.append(encoded)
+                if canonical is not None:
+                    canonical.append(relaxed_piece(encoded))
         return b"".join(out)
 
 
@@ -123,9 +141,18 @@ class MessageFactory:
         self.envelope_from = parseaddr(campaign.from_)[1]
         self._domain = self.envelope_from.rpartition("@")[2]
         self._mailto = mailto
-        self._boundary = "=_kz_" + secrets.token_hex(12)
-        self._encoder = ChunkEncoder(static_text or [])
+        b = "=_kz_" + secrets.token_hex(12)
+        self._boundary = b
+        self._encoder = ChunkEncoder(static_text or [], canonical=signer is not None)
         self._signer = signer
+        # the body's fixed pieces, each starting and ending on a line break
+        self._text_head = (f"--{b}\r\n"
+                           'Content-Type: text/plain; charset="utf-8"\r\n'
+                           "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
+        self._middle = (f"\r\n--{b}\r\n"
+                        'Content-Type: text/html; charset="utf-8"\r\n'
+                        "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
+        self._tail = f"\r\n--{b}--\r\n".encode()   # the CRLF before "--" is the delimiter's
 
     def message_id(self) -> str:
         return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
@@ -137,29 +164,27 @@ class MessageFactory:
         unsubscribe = f"<{unsubscribe_url}>"
         if self._mailto:
             unsubscribe += f",\r\n <mailto:{self._mailto}?subject=unsubscribe>"
-        b = self._boundary
         head = (
             f"To: {to}\r\n"
             f"Date: {format_datetime(datetime.now(UTC), usegmt=True)}\r\n"
             f"Message-ID: {message_id}\r\n"
             f"List-Unsubscribe: {unsubscribe}\r\n"
-            f'Content-Type: multipart/alternative; boundary="{b}"\r\n'
+            f'Content-Type: multipart/alternative; boundary="{self._boundary}"\r\n'
             "\r\n"
-            f"--{b}\r\n"
-            'Content-Type: text/plain; charset="utf-8"\r\n'
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode()
-        middle = (
-            f"\r\n--{b}\r\n"
-            'Content-Type: text/html; charset="utf-8"\r\n'
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        ).encode("ascii")
-        tail = f"\r\n--{b}--\r\n".encode("ascii")  # the CRLF before "--" is the delimiter's
         encode = self._encoder.encode
-        data = b"".join((self._shared, head, encode(parts.text_chunks), middle,
-                         encode(parts.html_chunks), tail))
-        if self._signer is not None:
-            data = self._signer.sign(data)     # prepends one header: still wire-safe
+        canonical: list[bytes] | None = None if self._signer is None else []
+        text = encode(parts.text_chunks, canonical)
+        if canonical is not None:
+            canonical.append(relaxed_piece(self._middle))
+        html = encode(parts.html_chunks, canonical)
+        data = b"".join((self._shared, head, self._text_head, text, self._middle, html,
+                         self._tail))
+        if self._signer is not None and canonical is not None:
+            # the body ends on "--boundary--": no trailing empty lines to strip
+            body = b"".join((relaxed_piece(self._text_head), *canonical,
+                             relaxed_piece(self._tail)))
+            data = self._signer.sign(data, body_hash(body))   # one header more: wire-safe
         # CRLF lines and none starting with ".": DATA can take the bytes as they are
         return Outgoing(recipient=subscriber.email, message_id=message_id, data=data,
                         wire_safe=True)

@@ -120,3 +120,30 @@ def test_chunked_encoding_decodes_to_exactly_the_rendered_parts(
     # only the per-subscriber chunks were encoded now; the static text was encoded once
     assert sum(len(c) for c in encoded) < len(parts.html) / 20
     assert any("Müller, Anna" in c for c in encoded)
+
+
+def test_piecewise_dkim_body_hash_equals_the_whole_body_one(
+        project: Path, tmp_path: Path) -> None:
+    import re
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from kzmail import app, dkim
+    from tests.conftest import edit_campaign
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    (project / "k.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    edit_campaign(project / "campaigns/kasachstan.yaml", lambda t: t + (
+        "\ndkim:\n  domain: arbeiterinnenmacht.example.org\n  selector: s\n"
+        "  key_file: ../k.pem\n"))
+    prepared = app.prepare(project / "campaigns/kasachstan.yaml")
+    # names with runs of spaces and tabs: the per-subscriber chunks need canonicalising too
+    for name in ("Anna", "Anna  \t  Müller", "x   y"):
+        data = prepared.build(Subscriber("a@example.org", name, {"city": "a  b"})).data
+        bh = re.search(rb"bh=([^;]+);", data.replace(b"\r\n ", b""))
+        assert bh is not None
+        body = data.split(b"\r\n\r\n", 1)[1]
+        assert bh.group(1).decode() == dkim.body_hash(dkim.relaxed_body(body))

@@ -1,0 +1,122 @@
+"""`kzmail serve`, `kzmail secret` and `kzmail unsubscribes`: the unsubscribe service side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli_common import cli, err, fail, out
+from .errors import KzmailError
+
+secret_cli = typer.Typer(no_args_is_help=True, help="The secret that signs unsubscribe links.")
+cli.add_typer(secret_cli, name="secret")
+
+
+@cli.command()
+def serve(
+    campaigns: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+        "--campaigns", help="Campaign files or folders (default: campaigns/).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8025,
+) -> None:
+    """Run the unsubscribe pages (GET shows, POST unsubscribes) behind your HTTPS proxy."""
+    from . import service_unsubscribe
+
+    def ready(serving: service_unsubscribe.Serving) -> None:
+        names = ", ".join(sorted(serving.lists))
+        out.print(f"Unsubscribe service on {serving.url} for {names}", soft_wrap=True)
+        out.print("Put it behind your HTTPS reverse proxy (see README). Ctrl-C stops it.")
+
+    try:
+        service_unsubscribe.serve(campaigns or [], host, port, on_ready=ready)
+    except KzmailError as exc:
+        raise fail(exc) from None
+
+
+@secret_cli.command("rotate")
+def secret_rotate(
+    grace_days: Annotated[float, typer.Option(
+        min=0, help="Days the old secret's links keep working (0: stop them now).")] = 90,
+) -> None:
+    """Make a new unsubscribe secret; links already sent keep working for the grace period."""
+    from datetime import datetime
+
+    from . import service_unsubscribe
+    try:
+        old = service_unsubscribe.rotate(grace_days)
+    except KzmailError as exc:
+        raise fail(exc) from None
+    if grace_days:
+        until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
+        out.print(f"New secret made. Links signed with the old one work until {until}.")
+    else:
+        out.print("New secret made. Links signed with the old one no longer work.")
+
+
+# the suppression list: mailto unsubscribes in, CSV out (issue 5) -------------------------
+unsubscribes_cli = typer.Typer(no_args_is_help=True,
+                               help="Who unsubscribed: import mailto replies, list, export.")
+cli.add_typer(unsubscribes_cli, name="unsubscribes")
+ListOption = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--list", help="List id (default: the campaign's list; '*' means every list).")]
+FilterOption = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--list", help="Only this list id (default: every list).")]
+
+
+@unsubscribes_cli.command("import")
+def unsubscribes_import(
+    file: Annotated[Path, typer.Argument(
+        help="An mbox file or Maildir of replies, a list of addresses, or a CSV.",
+        show_default=False)],
+    list_id: ListOption = None,
+    campaign: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Take the list from this campaign (default: the only one in campaigns/).")] = None,
+) -> None:
+    """Suppress the senders of unsubscribe replies (or the addresses in a list)."""
+    from . import service_suppressions as suppressions
+    try:
+        report = suppressions.import_file(file, suppressions.target_list(list_id, campaign))
+    except KzmailError as exc:
+        raise fail(exc) from None
+    for line in report.skipped:
+        err.print(f"[yellow]skipped[/] {line}", markup=True, soft_wrap=True)
+    for address in report.added:
+        out.print(f"unsubscribed {address}")
+    out.print(f"{len(report.added)} newly unsubscribed from {report.list_id}, "
+              f"{len(report.already)} already were, {len(report.skipped)} skipped.")
+
+
+@unsubscribes_cli.command("list")
+def unsubscribes_list(list_id: FilterOption = None) -> None:
+    """Show who unsubscribed, when, from which list and how."""
+    from . import service_suppressions as suppressions
+    try:
+        records = suppressions.rows(list_id)
+    except KzmailError as exc:
+        raise fail(exc) from None
+    for row in records:
+        out.print(f"{row['unsubscribed_at']}  {row['email']}  {row['list_id']}  "
+                  f"({row['reason']})", soft_wrap=True)
+    out.print(f"{len(records)} unsubscribed.")
+
+
+@unsubscribes_cli.command("export")
+def unsubscribes_export(
+    list_id: FilterOption = None,
+    out_file: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--out", help="Write the CSV here (default: print it).")] = None,
+) -> None:
+    """Write who unsubscribed as CSV (email, list_id, reason, unsubscribed_at)."""
+    import sys
+
+    from . import service_suppressions as suppressions
+    try:
+        if out_file is None:
+            suppressions.write_csv(suppressions.rows(list_id), sys.stdout)
+            return
+        count = suppressions.export(out_file, list_id)
+    except KzmailError as exc:
+        raise fail(exc) from None
+    err.print(f"{count} rows written to {out_file}")
