@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -71,20 +72,19 @@ class SmtpServer:
     handler: RecordingHandler
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A real aiosmtpd server on a free loopback port, in its own thread and loop."""
-    handler = RecordingHandler()
+@contextmanager
+def smtp_in_thread(factory: Callable[[], SMTP],
+                   tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    """Serve aiosmtpd protocols from `factory` on a free loopback port, in a thread and loop
+    of their own (so a test's blocking client code can talk to it); yield the port."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
-    holder: dict[str, Any] = {}
+    holder: dict[str, int] = {}
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        server = loop.run_until_complete(loop.create_server(
-            lambda: SMTP(handler, hostname="test.localhost", decode_data=False),
-            host="127.0.0.1", port=0))
-        holder["server"] = server
+        server = loop.run_until_complete(loop.create_server(factory, host="127.0.0.1", port=0,
+                                                            ssl=tls))
         holder["port"] = server.sockets[0].getsockname()[1]
         started.set()
         loop.run_forever()
@@ -93,10 +93,21 @@ def smtp_server() -> Iterator[SmtpServer]:
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    started.wait(5)
-    yield SmtpServer("127.0.0.1", holder["port"], handler)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    assert started.wait(5), "the test SMTP server did not start"
+    try:
+        yield holder["port"]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real aiosmtpd server on a free loopback port that records every message."""
+    handler = RecordingHandler()
+    factory = lambda: SMTP(handler, hostname="test.localhost", decode_data=False)  # noqa: E731
+    with smtp_in_thread(factory) as port:
+        yield SmtpServer("127.0.0.1", port, handler)
 
 
 def edit_campaign(path: Path, change: Callable[[str], str]) -> None:

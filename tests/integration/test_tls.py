@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.smtp import SMTP
 
 from kzmail import service_send
-from tests.conftest import RecordingHandler, edit_campaign
+from tests.conftest import RecordingHandler, edit_campaign, smtp_in_thread
 
 CAMPAIGN = "campaigns/kasachstan.yaml"
 
@@ -36,31 +36,13 @@ def tls_server(cert: Path, key: Path, implicit: bool) -> Iterator[tuple[int, Rec
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     handler = RecordingHandler()
-    loop = asyncio.new_event_loop()
-    holder: dict[str, Any] = {}
-    started = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        factory = (lambda: SMTP(handler, hostname="localhost")) if implicit else \
-            (lambda: SMTP(handler, hostname="localhost", tls_context=context,
-                          require_starttls=True))
-        server = loop.run_until_complete(loop.create_server(
-            factory, "127.0.0.1", 0, ssl=context if implicit else None))
-        holder["port"] = server.sockets[0].getsockname()[1]
-        started.set()
-        loop.run_forever()
-        server.close()
-        loop.run_until_complete(server.wait_closed())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(5)
-    try:
-        yield holder["port"], handler
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
+    if implicit:
+        factory = lambda: SMTP(handler, hostname="localhost")  # noqa: E731
+    else:
+        factory = lambda: SMTP(handler, hostname="localhost",  # noqa: E731
+                               tls_context=context, require_starttls=True)
+    with smtp_in_thread(factory, tls=context if implicit else None) as port:
+        yield port, handler
 
 
 @pytest.mark.parametrize("mode", ["starttls", "ssl"])
