@@ -116,11 +116,15 @@ def preview(path: Path | None, *, address: str | None = None,
     finally:
         journal.close()
     parts, message = prepared.render(subscriber)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / prepared.campaign.name
     files = PreviewFiles(subscriber.email, stem.with_suffix(".html"), stem.with_suffix(".txt"),
                          stem.with_suffix(".eml"))
-    files.html.write_text(parts.html, encoding="utf-8")
-    files.text.write_text(parts.text, encoding="utf-8")
-    files.eml.write_bytes(message.data)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files.html.write_text(parts.html, encoding="utf-8")
+        files.text.write_text(parts.text, encoding="utf-8")
+        files.eml.write_bytes(message.data)
+    except OSError as exc:
+        raise InputError(f"cannot write the preview: {exc.strerror or exc}", path=out_dir,
+                         key="--out") from None
     return files

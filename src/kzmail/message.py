@@ -140,7 +140,7 @@ class MessageFactory:
         self._shared = bytes(shared).rstrip(b"\r\n") + b"\r\n"
         self.envelope_from = parseaddr(campaign.from_)[1]
         self._domain = self.envelope_from.rpartition("@")[2]
-        self._mailto = mailto
+        self._mailto = f",\r\n <mailto:{mailto}?subject=unsubscribe>" if mailto else ""
         b = "=_kz_" + secrets.token_hex(12)
         self._boundary = b
         self._encoder = ChunkEncoder(static_text or [], canonical=signer is not None)
@@ -153,6 +153,9 @@ class MessageFactory:
                         'Content-Type: text/html; charset="utf-8"\r\n'
                         "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
         self._tail = f"\r\n--{b}--\r\n".encode()   # the CRLF before "--" is the delimiter's
+        # their DKIM-canonical forms, for the piecewise body hash
+        self._canonical_fixed = (relaxed_piece(self._text_head), relaxed_piece(self._middle),
+                                 relaxed_piece(self._tail))
 
     def message_id(self) -> str:
         return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
@@ -161,30 +164,29 @@ class MessageFactory:
         """The complete message for one subscriber, CRLF line ends, ready for DATA."""
         to = mailbox_header(subscriber.name, subscriber.email)
         message_id = self.message_id()
-        unsubscribe = f"<{unsubscribe_url}>"
-        if self._mailto:
-            unsubscribe += f",\r\n <mailto:{self._mailto}?subject=unsubscribe>"
         head = (
             f"To: {to}\r\n"
             f"Date: {format_datetime(datetime.now(UTC), usegmt=True)}\r\n"
             f"Message-ID: {message_id}\r\n"
-            f"List-Unsubscribe: {unsubscribe}\r\n"
+            f"List-Unsubscribe: <{unsubscribe_url}>{self._mailto}\r\n"
             f'Content-Type: multipart/alternative; boundary="{self._boundary}"\r\n'
             "\r\n"
         ).encode()
         encode = self._encoder.encode
-        canonical: list[bytes] | None = None if self._signer is None else []
-        text = encode(parts.text_chunks, canonical)
-        if canonical is not None:
-            canonical.append(relaxed_piece(self._middle))
-        html = encode(parts.html_chunks, canonical)
+        if self._signer is None:
+            text, html = encode(parts.text_chunks), encode(parts.html_chunks)
+        else:
+            text_head, middle, tail = self._canonical_fixed
+            canonical = [text_head]
+            text = encode(parts.text_chunks, canonical)
+            canonical.append(middle)
+            html = encode(parts.html_chunks, canonical)
+            canonical.append(tail)
         data = b"".join((self._shared, head, self._text_head, text, self._middle, html,
                          self._tail))
-        if self._signer is not None and canonical is not None:
+        if self._signer is not None:
             # the body ends on "--boundary--": no trailing empty lines to strip
-            body = b"".join((relaxed_piece(self._text_head), *canonical,
-                             relaxed_piece(self._tail)))
-            data = self._signer.sign(data, body_hash(body))   # one header more: wire-safe
+            data = self._signer.sign(data, body_hash(b"".join(canonical)))  # wire-safe still
         # CRLF lines and none starting with ".": DATA can take the bytes as they are
         return Outgoing(recipient=subscriber.email, message_id=message_id, data=data,
                         wire_safe=True)

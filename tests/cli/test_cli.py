@@ -138,3 +138,9 @@ def test_unreachable_relay_pauses_with_the_reason_and_a_resume_hint(
 def test_invalid_test_address_is_one_line(project: Path) -> None:
     _assert_one_line_error(*run("send", CAMPAIGN, "--to", "not-an-address"), "--to",
                            "not-an-address")
+
+
+def test_preview_into_an_unwritable_place_is_one_line(project: Path) -> None:
+    (project / "taken").write_text("a file, not a folder")
+    _assert_one_line_error(*run("preview", "--out", "taken"), "taken", "--out",
+                           "cannot write the preview")
