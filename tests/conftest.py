@@ -51,6 +51,14 @@ class RecordingHandler:
 
     messages: list[Received] = field(default_factory=list)
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
+    pipelining: bool = True        # offer PIPELINING, as every common relay does
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:      # aiosmtpd reads commands in order, so it can take them
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:

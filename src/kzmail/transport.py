@@ -23,6 +23,7 @@ from .errors import (
     TransientDeliveryError,
     UnknownRecipientError,
 )
+from .pipeline import Lost, Pipeline, Refused
 
 # "no such user" in its common spellings (RFC 3463 5.1.1, 5.1.0, 5.1.6 and plain words)
 _UNKNOWN_USER = re.compile(
@@ -45,6 +46,7 @@ class RelayConfig:
     verify_certificate: bool = True
     ca_file: Path | None = None
     messages_per_connection: int = 100
+    pipelining: bool = True        # used when the relay offers it (RFC 2920)
 
     def describe(self) -> str:
         return f"{self.host}:{self.port}"
@@ -97,6 +99,20 @@ def wire_ready(data: bytes) -> bytes | None:
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def to_wire(data: bytes, wire_safe: bool = False) -> bytes:
+    """`data` as DATA sends it, whatever its line ends (the slow path only when needed)."""
+    if wire_safe and data.endswith(b"\r\n"):
+        return data
+    ready = wire_ready(data)
+    if ready is None:
+        ready = wire_ready(_LINE_END.sub(b"\r\n", data))
+        assert ready is not None
+    return ready
+
+
 async def _data(smtp: aiosmtplib.SMTP, data: bytes,
                 wire_safe: bool) -> aiosmtplib.SMTPResponse:
     """DATA with bytes already in wire form; aiosmtplib's own `data()` otherwise."""
@@ -132,6 +148,7 @@ class SmtpTransport:
     def __init__(self, config: RelayConfig) -> None:
         self._config = config
         self._smtp: aiosmtplib.SMTP | None = None
+        self._pipe: Pipeline | None = None
         self._used = 0
 
     @property
@@ -147,17 +164,32 @@ class SmtpTransport:
             cert_bundle=str(c.ca_file) if c.ca_file else None,
             username=c.username or None, password=c.password or None)
         await smtp.connect()
+        if smtp.is_ehlo_or_helo_needed:        # without TLS or AUTH nothing has asked yet
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await smtp.helo()
         return smtp
+
+    @property
+    def _connected(self) -> bool:
+        if self._pipe is not None:
+            return self._pipe.is_open
+        return self._smtp is not None and self._smtp.is_connected
 
     async def open(self) -> None:
         """Connect now, so a wrong host or password shows before the first message."""
-        if self._smtp is not None and self._smtp.is_connected:
+        if self._connected:
             return
-        self._smtp = None
+        self._smtp = self._pipe = None
         try:
-            self._smtp = await self._connect()
+            smtp = await self._connect()
         except Exception as exc:  # noqa: BLE001 - every failure is mapped, none escapes raw
             raise map_error(exc, "connect") from None
+        if self._config.pipelining and smtp.supports_extension("pipelining"):
+            self._pipe = Pipeline.take_over(smtp, self._config.timeout)
+        else:
+            self._smtp = smtp
         self._used = 0
 
     async def send(self, sender: str, recipient: str, data: bytes, *,
@@ -169,8 +201,10 @@ class SmtpTransport:
         """
         if self._used >= self._config.messages_per_connection:
             await self.close()
-        reused = self._smtp is not None and self._smtp.is_connected
+        reused = self._connected
         await self.open()
+        if self._pipe is not None:
+            return await self._pipelined(sender, recipient, to_wire(data, wire_safe), reused)
         try:
             await self._mail(sender, reused)
         except DeliveryError:
@@ -193,6 +227,25 @@ class SmtpTransport:
             await self.close()
             raise map_error(exc, "data") from None
         return f"{reply.code} {reply.message}"
+
+    async def _pipelined(self, sender: str, recipient: str, wire: bytes, reused: bool) -> str:
+        while True:
+            assert self._pipe is not None
+            self._used += 1
+            try:
+                return str(await self._pipe.transaction(sender, recipient, wire))
+            except Refused as refused:
+                raise _by_code(refused.reply.code, refused.reply.text, refused.stage) from None
+            except Lost as lost:
+                await self.close()
+                if not (reused and lost.stage == "mail"):
+                    raise map_error(lost.cause, lost.stage) from None
+            # a reused connection the relay had closed while idle: once more on a fresh one
+            reused = False
+            await self.open()
+            if self._pipe is None:
+                raise TransientDeliveryError("the relay stopped offering PIPELINING",
+                                             stage="connect")
 
     async def _mail(self, sender: str, reused: bool) -> None:
         assert self._smtp is not None
@@ -222,6 +275,9 @@ class SmtpTransport:
             await self.close()
 
     async def close(self) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            await pipe.quit()
         smtp, self._smtp = self._smtp, None
         if smtp is not None and smtp.is_connected:
             try:

@@ -3,7 +3,8 @@
 `FaultServer` is a real aiosmtpd server on a free loopback port, in its own thread and
 event loop, with a handler whose replies are scripted per recipient: answer 4xx/5xx at
 RCPT or DATA, drop the connection mid-DATA, stall beyond the client's timeout. The first
-`refuse_connections` connections are greeted with 421 and closed. Every accepted message
+`refuse_connections` connections are greeted with 421 and closed. With `pipelining`
+it advertises PIPELINING, so the client sends MAIL, RCPT and DATA in one go. Every accepted message
 is recorded with its arrival time (taken when the message is complete, before the 250).
 """
 
@@ -41,12 +42,20 @@ class FaultHandler:
     greeting_fault: str = "421 4.3.2 too busy, try again later"
     stall_seconds: float = 2.0
     data_delay: Callable[[], float] = lambda: 0.0     # how long each DATA takes to answer
+    pipelining: bool = False                          # advertise PIPELINING (RFC 2920)
     arrivals: list[Arrival] = field(default_factory=list)
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def received(self, recipient: str) -> int:
         return sum(1 for a in self.arrivals if a.recipient == recipient)
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:      # aiosmtpd reads commands in order, so it can take them
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:

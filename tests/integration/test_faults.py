@@ -80,11 +80,16 @@ CASES: dict[str, tuple[Case, dict[str, str], int]] = {
 }
 
 
+# every case both ways: one command per round trip, and MAIL+RCPT+DATA pipelined
+BOTH = pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+
+
+@BOTH
 @pytest.mark.parametrize("case", list(CASES))
-def test_fault_ends_in_the_right_state_and_mails_everyone_once(case: str,
+def test_fault_ends_in_the_right_state_and_mails_everyone_once(case: str, pipelining: bool,
                                                                journal: Journal) -> None:
     script, expected_failures, retries = CASES[case]
-    handler = FaultHandler(stall_seconds=1.5)
+    handler = FaultHandler(stall_seconds=1.5, pipelining=pipelining)
     script(handler)
     with fault_server(handler) as server:
         report = run_sender(server, journal, timeout=0.6)
@@ -102,8 +107,10 @@ def test_fault_ends_in_the_right_state_and_mails_everyone_once(case: str,
         assert sent[arrival.recipient].message_id == arrival.message_id
 
 
-def test_transient_failures_are_retried_on_a_fresh_connection(journal: Journal) -> None:
-    handler = FaultHandler()
+@BOTH
+def test_transient_failures_are_retried_on_a_fresh_connection(pipelining: bool,
+                                                              journal: Journal) -> None:
+    handler = FaultHandler(pipelining=pipelining)
     handler.rcpt_faults["bert@x.test"] = ["451 4.7.1 later", "451 4.7.1 later"]
     with fault_server(handler) as server:
         report = run_sender(server, journal, connections=1)
@@ -112,8 +119,10 @@ def test_transient_failures_are_retried_on_a_fresh_connection(journal: Journal) 
     assert handler.received("bert@x.test") == 1
 
 
-def test_permanent_failures_keep_code_and_text_and_are_not_retried(journal: Journal) -> None:
-    handler = FaultHandler()
+@BOTH
+def test_permanent_failures_keep_code_and_text_and_are_not_retried(pipelining: bool,
+                                                                   journal: Journal) -> None:
+    handler = FaultHandler(pipelining=pipelining)
     handler.data_faults["emil@x.test"] = ["552 5.3.4 message too big"]
     handler.rcpt_faults["fria@x.test"] = ["550 5.1.1 no such user here"]
     handler.rcpt_faults["dana@x.test"] = ["550 5.7.1 policy says no"]
@@ -150,10 +159,11 @@ def test_retry_mode_re_attempts_only_transient_failures(journal: Journal) -> Non
     assert len(handler.arrivals) == 5
 
 
+@BOTH
 def test_consecutive_failures_pause_the_send_instead_of_burning_the_list(
-        journal: Journal) -> None:
+        pipelining: bool, journal: Journal) -> None:
     people = [Subscriber(email=f"p{i}@x.test") for i in range(40)]
-    handler = FaultHandler()
+    handler = FaultHandler(pipelining=pipelining)
     for person in people:
         handler.rcpt_faults[person.email] = ["451 4.3.0 queue trouble"] * 10
     with fault_server(handler) as server:

@@ -32,10 +32,11 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def tls_server(cert: Path, key: Path, implicit: bool) -> Iterator[tuple[int, RecordingHandler]]:
+def tls_server(cert: Path, key: Path, implicit: bool,
+               pipelining: bool) -> Iterator[tuple[int, RecordingHandler]]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    handler = RecordingHandler()
+    handler = RecordingHandler(pipelining=pipelining)
     if implicit:
         factory = lambda: SMTP(handler, hostname="localhost")  # noqa: E731
     else:
@@ -45,11 +46,13 @@ def tls_server(cert: Path, key: Path, implicit: bool) -> Iterator[tuple[int, Rec
         yield port, handler
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
 @pytest.mark.parametrize("mode", ["starttls", "ssl"])
 def test_tls_verifies_the_certificate_and_delivers_with_the_right_ca(
-        project: Path, certificate: tuple[Path, Path], mode: str) -> None:
+        project: Path, certificate: tuple[Path, Path], mode: str, pipelining: bool) -> None:
     cert, key = certificate
-    with tls_server(cert, key, implicit=mode == "ssl") as (port, handler):
+    with tls_server(cert, key, implicit=mode == "ssl", pipelining=pipelining) as (port,
+                                                                                  handler):
         edit_campaign(project / CAMPAIGN, lambda t: t.replace("host: local", "host: localhost")
                       .replace("port: 587", f"port: {port}")
                       .replace("tls: starttls", f"tls: {mode}"))
