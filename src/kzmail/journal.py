@@ -4,6 +4,10 @@
 second `kzmail send` never mails anyone twice: a row is `sending` (committed) before the
 SMTP transaction starts and `sent` only after the relay's 250 for DATA, so a row still
 `sending` when a run starts was caught by a crash and becomes `uncertain`.
+Marks are queued and written in one statement per commit; `committed()` lets the sending
+loop wait for its marks to be on disk, and every lane that waits in the same turn of the
+loop shares one commit (group commit). (A writer thread was tried and measured: the GIL
+hand-over between it and the busy loop cost more than the commit itself.)
 `rate_stamps` remembers when recent transactions ended, per relay, so a restart inside
 the hour does not reset the hour. `suppressions` holds addresses that must never be
 mailed again (unsubscribed from a list, or bounced for good: list `*`).
@@ -11,6 +15,7 @@ mailed again (unsubscribed from a list, or bounced for good: list `*`).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -117,25 +122,36 @@ class _Checkpointer:
         self._thread.join(10)
 
 
+def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    # checkpoints (the only fsyncs in WAL mode) run in a thread of their own while we
+    # write; this is only the safety net if that thread falls behind
+    db.execute("PRAGMA wal_autocheckpoint=20000")
+    return db
+
+
 class Journal:
     """One connection to the state database; every write is committed at once."""
 
     def __init__(self, state_dir: Path) -> None:
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(state_dir / DB_FILE, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # checkpoints (the only fsyncs in WAL mode) run in a thread of their own while
-            # we write; this is only the safety net if that thread falls behind
-            self._db.execute("PRAGMA wal_autocheckpoint=20000")
+            self._db = _connect(state_dir / DB_FILE)
             self._db.executescript(_SCHEMA)
             self._migrate()
-            self._lazy: list[tuple[object, ...]] = []
-            self._path = state_dir / DB_FILE
-            self._checkpointer: _Checkpointer | None = None
+            # the marks go through a connection of their own: `flush` may run in any thread
+            self._writes = _connect(state_dir / DB_FILE, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database in {state_dir}: {exc}") from None
+        self._path = state_dir / DB_FILE
+        self._checkpointer: _Checkpointer | None = None
+        self._lazy: list[tuple[object, ...]] = []
+        self._lock = threading.Lock()           # the queue of marks, and writing them
+        self._marked = 0                        # marks made so far
+        self._written = 0                       # marks committed so far
+        self._commit: asyncio.Future[None] | None = None
 
     def _migrate(self) -> None:
         """Add the columns a state database from the first slice lacks."""
@@ -148,6 +164,7 @@ class Journal:
         self.flush()
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        self._writes.close()
         self._db.close()
 
     # deliveries ---------------------------------------------------------------
@@ -170,28 +187,59 @@ class Journal:
              name: str | None = None, retryable: bool = False, durable: bool = True) -> None:
         """Record the new status of one delivery, committed before returning.
 
-        With `durable=False` the write waits for the next durable mark (or `flush`) and
-        goes to the database in the same statement: used for `sent`, where a crash before
-        that leaves the row `sending`, hence `uncertain`: never re-sent, so safe, and
-        one commit per message instead of two.
+        With `durable=False` the write waits for the next commit (`committed`, `flush` or a
+        durable mark) and goes to the database in the same statement as the others: the
+        sender marks `sending` so and awaits `committed()` before the transaction, and
+        `sent` so without waiting (a crash before that commit leaves the row `sending`,
+        hence `uncertain`: never re-sent, so safe).
         """
         now = time.time()
         row = (campaign, address.lower(), status, 1 if status == "sending" else 0, code,
                detail, message_id, now, name, int(retryable), now,
                now if status == "sent" else None)
-        self._lazy.append(row)
-        if durable or len(self._lazy) >= 64:
+        with self._lock:
+            self._lazy.append(row)
+            self._marked += 1
+        if durable:
             self.flush()
         if self._checkpointer is None:
             self._checkpointer = _Checkpointer(self._path)
 
     def flush(self) -> None:
-        """Write (and commit) the marks made with `durable=False`, in one statement."""
-        if self._lazy:
+        """Write (and commit) every queued mark, in one statement; from any thread."""
+        with self._lock:
+            if not self._lazy:
+                return
             rows, self._lazy = self._lazy, []
+            marked = self._marked
             values = ",".join([_ROW] * len(rows))
-            self._db.execute(_UPSERT.replace("VALUES (?)", f"VALUES {values}"),
-                             [value for row in rows for value in row])
+            self._writes.execute(_UPSERT.replace("VALUES (?)", f"VALUES {values}"),
+                                 [value for row in rows for value in row])
+            self._written = marked
+
+    async def committed(self) -> None:
+        """Return once every mark made so far is committed.
+
+        The commit runs at the next turn of the event loop, so every caller that gets here
+        in the same turn (one per lane, typically) shares it: group commit.
+        """
+        if self._written >= self._marked:
+            return
+        commit = self._commit
+        if commit is None:
+            loop = asyncio.get_running_loop()
+            commit = self._commit = loop.create_future()
+            loop.call_soon(self._do_commit, commit)
+        await asyncio.shield(commit)
+
+    def _do_commit(self, commit: asyncio.Future[None]) -> None:
+        self._commit = None
+        try:
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - every waiting lane gets the error
+            commit.set_exception(exc)
+        else:
+            commit.set_result(None)
 
     def has_deliveries(self, campaign: str) -> bool:
         """False for a run never started (the sender then skips per-address look-ups)."""

@@ -4,7 +4,7 @@ The pipeline sees only small protocols (`Transport`, `Limiter`, `DeliveryLog`), 
 or SQL: a producer feeds the subscribers still to be mailed into a bounded queue; one
 worker per connection ("lane") builds the message just before sending it, waits for the
 lane's rate gate, records `sending` in the journal (committed before the transaction;
-lanes arriving in the same turn of the event loop share one commit), runs the SMTP
+lanes waiting at the same time share one commit), runs the SMTP
 transaction and records the outcome (`sent` only after the relay's 250 for DATA).
 
 Transient failures (4xx, timeouts, drops) are retried on a fresh connection after an
@@ -63,6 +63,7 @@ class DeliveryLog(Protocol):
     def suppress(self, list_id: str, address: str, reason: str) -> None: ...
     def has_deliveries(self, campaign: str) -> bool: ...
     def flush(self) -> None: ...
+    async def committed(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,6 @@ class Sender:
         self._consecutive = 0
         self._stopped = asyncio.Event()
         self._fresh = False
-        self._commit: asyncio.Future[None] | None = None
         self.report = SendReport()
 
     # control --------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class Sender:
                 return
             self._log.mark(self._run_key, subscriber.email, "sending",
                            message_id=message.message_id, name=subscriber.name, durable=False)
-            await self._committed()         # `sending` is on disk before any byte goes out
+            await self._log.committed()     # `sending` is on disk before any byte goes out
             try:
                 reply = await lane.transport.send(self._from, message.recipient, message.data,
                                                   wire_safe=message.wire_safe)
@@ -232,25 +232,6 @@ class Sender:
     def _check_pause(self, detail: str) -> None:
         if self._consecutive >= self._policy.pause_after:
             self.stop(f"{self._consecutive} failed attempts in a row, the last: {detail}")
-
-    async def _committed(self) -> None:
-        """Wait until every mark so far is committed: one commit serves all the lanes that
-        got here in the same turn of the event loop (group commit)."""
-        if self._commit is None:
-            loop = asyncio.get_running_loop()
-            self._commit = loop.create_future()
-            loop.call_soon(self._do_commit)
-        await asyncio.shield(self._commit)
-
-    def _do_commit(self) -> None:
-        commit, self._commit = self._commit, None
-        assert commit is not None
-        try:
-            self._log.flush()
-        except Exception as exc:  # noqa: BLE001 - every waiting lane gets the error
-            commit.set_exception(exc)
-        else:
-            commit.set_result(None)
 
     # the run --------------------------------------------------------------------------
     async def _worker(self, lane: Lane, queue: asyncio.Queue[Subscriber | None]) -> None:
