@@ -135,6 +135,16 @@ async def test_close_after_an_error_in_the_block_leaves_no_process(key_file: Key
     assert all(gone(pid) for pid in pids)
 
 
+async def test_ctrl_c_does_not_stop_the_worker(key_file: KeyFile) -> None:
+    # a terminal's Ctrl-C reaches the whole process group; the send then lets the messages in
+    # flight finish, and they still need their signatures
+    async with SignPool(key_file.key) as pool:
+        [pid] = pool.pids
+        os.kill(pid, signal.SIGINT)
+        await asyncio.sleep(0.2)
+        assert await pool.sign(bytes(32)) == sign_digest(key_file.key, bytes(32))
+
+
 async def test_a_killed_worker_fails_pending_and_later_requests(key_file: KeyFile) -> None:
     async with SignPool(key_file.key) as pool:
         [pid] = pool.pids
