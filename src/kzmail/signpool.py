@@ -56,10 +56,14 @@ class _Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         self._stdin = self.process.stdin.fileno()
         self._stdout = self.process.stdout.fileno()
-        os.write(self._stdin, len(pem).to_bytes(4, "big") + pem)   # a fresh pipe takes it
-        os.set_blocking(self._stdin, False)
-        os.set_blocking(self._stdout, False)
-        loop.add_reader(self._stdout, self._readable)
+        try:
+            os.write(self._stdin, len(pem).to_bytes(4, "big") + pem)   # a fresh pipe takes it
+            os.set_blocking(self._stdin, False)
+            os.set_blocking(self._stdout, False)
+            loop.add_reader(self._stdout, self._readable)
+        except BaseException:
+            self.reap()                   # nobody else knows about this process yet
+            raise
 
     @property
     def pid(self) -> int:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
-from kzmail import service_send
+from kzmail import service_send, signpool
 from kzmail.cli import cli
 from kzmail.dkim import DkimSigner, public_record
 from kzmail.errors import SigningError
@@ -58,6 +58,11 @@ def verifies(key: KeyFile, message: bytes) -> bool:
 
 def signing_children() -> list[int]:
     """Our own child processes that run the signing worker (from /proc, no mocks)."""
+    return children_running(b"signworker")
+
+
+def children_running(needle: bytes) -> list[int]:
+    """Our own child processes whose command line contains `needle`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -68,7 +73,7 @@ def signing_children() -> list[int]:
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == os.getpid() and b"signworker" in command:
+        if parent == os.getpid() and needle in command:
             found.append(int(entry.name))
     return found
 
@@ -133,6 +138,17 @@ async def test_close_after_an_error_in_the_block_leaves_no_process(key_file: Key
         await fails_inside()
     assert pids
     assert all(gone(pid) for pid in pids)
+
+
+async def test_a_worker_that_cannot_start_is_one_clear_error(
+        key_file: KeyFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a real process that fails at once: the interpreter cannot open the script
+    monkeypatch.setattr(signpool, "WORKER", tmp_path / "missing-worker.py")
+    pool = SignPool(key_file.key)
+    with pytest.raises(SigningError, match="DKIM signing process"):
+        await asyncio.wait_for(pool.start(), 30)
+    assert pool.pids == []
+    assert children_running(b"missing-worker") == []
 
 
 async def test_ctrl_c_does_not_stop_the_worker(key_file: KeyFile) -> None:
