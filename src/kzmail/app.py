@@ -9,7 +9,7 @@ and never print (the CLI does that).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from .listcheck import ListChecker, ListSummary
 from .message import MessageFactory, Outgoing
 from .models import Campaign, Rendered, Subscriber
 from .render import CompiledTemplate, compile_campaign
+from .signpool import SignPool
 from .unsubscribe import TokenSigner, load_secret, unsubscribe_url
 
 DEFAULT_CAMPAIGNS = Path("campaigns")
@@ -45,16 +46,42 @@ class Prepared:
     template: CompiledTemplate
     factory: MessageFactory
     signer: TokenSigner
+    dkim: DkimSigner | None = None
 
     def render(self, subscriber: Subscriber) -> tuple[Rendered, Outgoing]:
         """Both parts and the finished message for one subscriber."""
+        return self._render(subscriber, defer_signature=False)
+
+    def _render(self, subscriber: Subscriber, *,
+                defer_signature: bool) -> tuple[Rendered, Outgoing]:
         token = self.signer.make(self.campaign.list_id, subscriber.email)
         url = unsubscribe_url(self.campaign.unsubscribe.url, token)
         parts = self.template.render(subscriber, url)
-        return parts, self.factory.build(subscriber, parts, url)
+        return parts, self.factory.build(subscriber, parts, url,
+                                         defer_signature=defer_signature)
 
     def build(self, subscriber: Subscriber) -> Outgoing:
-        return self.render(subscriber)[1]
+        return self._render(subscriber, defer_signature=False)[1]
+
+    def build_unsealed(self, subscriber: Subscriber) -> Outgoing:
+        """Like `build`, but a signed campaign's message waits for the `sealer`."""
+        return self._render(subscriber, defer_signature=True)[1]
+
+    def sign_pool(self, workers: int = 1) -> SignPool | None:
+        """Signing processes for the campaign's DKIM key (None without one); start, close."""
+        return SignPool(self.dkim.key, workers=workers) if self.dkim is not None else None
+
+    def sealer(self, pool: SignPool) -> Callable[[Outgoing], Awaitable[Outgoing]]:
+        """The `Sender`'s `seal`: signs an unsealed message's digest in `pool`."""
+        seal, sign = self.factory.seal, pool.sign
+
+        async def sealed(message: Outgoing) -> Outgoing:
+            unsigned = message.unsigned
+            if unsigned is None:
+                return message
+            return seal(message, await sign(unsigned.digest))
+
+        return sealed
 
 
 def prepare(path: Path) -> Prepared:
@@ -68,7 +95,7 @@ def prepare(path: Path) -> Prepared:
     factory = MessageFactory(campaign, mailto=campaign.unsubscribe.mailto,
                              static_text=template.static_text(), signer=dkim)
     return Prepared(campaign=campaign, template=template, factory=factory,
-                    signer=TokenSigner(load_secret(state_dir())))
+                    signer=TokenSigner(load_secret(state_dir())), dkim=dkim)
 
 
 def list_checker(prepared: Prepared, journal: Journal, **options: Any) -> ListChecker:

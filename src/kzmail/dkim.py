@@ -5,6 +5,11 @@ type and the fixed part of the DKIM-Signature header prepared. Per message it ca
 body (a few C-speed byte substitutions), hashes it, canonicalises the signed headers and makes
 one private-key signature with `cryptography` (OpenSSL), then hands on the message bytes with
 the DKIM-Signature header in front. `check_key` reports what would make the signature useless.
+
+Signing comes in two halves around the private-key operation, so that the operation can run
+elsewhere (see `signpool`): `prepare` hands on an `Unsigned` (plain data: the message, the
+tags and the SHA-256 digest of the canonical signed headers), `finish` adds the signature
+made over that digest. `sign` is both halves with the key operation in between, in-process.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from email.utils import parseaddr
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from .models import DkimSettings
+from .signworker import Key, sign_digest
 
 # Signed when present. From, Subject, List-Unsubscribe(-Post), List-Id, To, Reply-To and Date are
 # also "over-signed" (named once more than they occur, even when absent), so that nobody can add
@@ -46,9 +52,6 @@ _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 class DkimKeyError(ValueError):
     """The private key cannot be read, parsed or used for DKIM."""
-
-
-Key = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 
 def load_key(path: Path) -> Key:
@@ -166,19 +169,16 @@ def _fold_b64(value: str, first: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Algorithm:
-    name: str
-    sign: Callable[[bytes], bytes]
+class Unsigned:
+    """A message whose DKIM-Signature header lacks only the signature itself.
 
+    `digest` is the SHA-256 of the canonical signed-header block: all the private-key
+    operation needs (`signworker.sign_digest`); `finish` completes the header from the rest.
+    """
 
-def _algorithm(key: Key) -> _Algorithm:
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        # RFC 8463: Ed25519 signs the SHA-256 digest of the canonicalised headers.
-        ed_key = key
-        return _Algorithm("ed25519-sha256", lambda data: ed_key.sign(hashlib.sha256(data).digest()))
-    rsa_key = key
-    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
-    return _Algorithm("rsa-sha256", lambda data: rsa_key.sign(data, pkcs1, sha256))
+    message: bytes
+    tags: str
+    digest: bytes
 
 
 class DkimSigner:
@@ -188,15 +188,16 @@ class DkimSigner:
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.key = key if key is not None else load_key(settings.key_file)
-        self._algorithm = _algorithm(self.key)
-        self._prefix = (f"v=1; a={self._algorithm.name}; c=relaxed/relaxed;\r\n"
+        self._algorithm = ("ed25519-sha256" if isinstance(self.key, ed25519.Ed25519PrivateKey)
+                           else "rsa-sha256")
+        self._prefix = (f"v=1; a={self._algorithm}; c=relaxed/relaxed;\r\n"
                         f" d={settings.domain}; s={settings.selector};")
         self._clock = clock
         self._names: dict[tuple[str, ...], tuple[list[str], str]] = {}
 
     @property
     def algorithm(self) -> str:
-        return self._algorithm.name
+        return self._algorithm
 
     def _h_tag(self, present: tuple[str, ...]) -> tuple[list[str], str]:
         """Which header names to sign for a message with these headers (cached per shape)."""
@@ -216,6 +217,11 @@ class DkimSigner:
 
         `bh`, if given, is the body hash the caller already computed (see `body_hash`).
         """
+        unsigned = self.prepare(message, bh)
+        return self.finish(unsigned, sign_digest(self.key, unsigned.digest))
+
+    def prepare(self, message: bytes, bh: str | None = None) -> Unsigned:
+        """Everything `sign` does before the private-key operation (same arguments)."""
         head, sep, body = message.partition(b"\r\n\r\n")
         if not sep:
             head, body = message.rstrip(b"\r\n"), b""
@@ -236,9 +242,13 @@ class DkimSigner:
                 f" bh={bh};\r\n b=")
         # The header signs itself with an empty b= (RFC 6376 3.7), without its final CRLF.
         signed += relaxed_header("dkim-signature", tags.encode("ascii"))[:-2]
-        signature = base64.b64encode(self._algorithm.sign(bytes(signed))).decode()
-        header = f"DKIM-Signature:{tags}{_fold_b64(signature, 3)}\r\n".encode("ascii")
-        return header + message
+        return Unsigned(message, tags, hashlib.sha256(signed).digest())
+
+    def finish(self, unsigned: Unsigned, signature: bytes) -> bytes:
+        """The message with its DKIM-Signature header, `signature` made over the digest."""
+        b = base64.b64encode(signature).decode()
+        header = f"DKIM-Signature:{unsigned.tags}{_fold_b64(b, 3)}\r\n".encode("ascii")
+        return header + unsigned.message
 
 
 def _domain_of(address: str) -> str:

@@ -6,6 +6,7 @@
     │   ├── TemplateError       MJML/Jinja template: syntax, unknown field
     │   └── SubscriberListError a subscriber list that cannot be read at all
     ├── StateError              the state folder or database cannot be used
+    ├── SigningError            DKIM signatures cannot be made (the signing process failed)
     └── DeliveryError           a message could not be handed to the relay
         ├── TransientDeliveryError (DeliveryError, ConnectionError)  4xx, timeout, disconnect
         └── PermanentDeliveryError                                   5xx, refused recipient
@@ -58,6 +59,13 @@ class SubscriberListError(InputError):
 
 class StateError(KzmailError):
     """The state folder (secret, database) cannot be read or written."""
+
+
+class SigningError(KzmailError):
+    """No DKIM signature can be made: the signing process did not start or has died.
+
+    Raised before the message concerned is handed to the relay, so it was not sent.
+    """
 
 
 class DeliveryError(KzmailError):

@@ -4,6 +4,9 @@
 message shares (From, Subject, List-Id, ...) with the standard library, once. Per
 subscriber it only adds To, Date, Message-ID and List-Unsubscribe and encodes the two
 personalised bodies (quoted-printable, C speed): no `EmailMessage` per subscriber.
+With a DKIM signer it signs each message, or, with `defer_signature`, hands on the message
+with everything but the private-key operation done (`Outgoing.unsigned`) for `seal` to
+complete once a signature has been made elsewhere (`signpool`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
-from .dkim import DkimSigner, body_hash, relaxed_piece
+from .dkim import DkimSigner, Unsigned, body_hash, relaxed_piece
 from .models import Campaign, Rendered, Subscriber
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -40,6 +43,8 @@ class Outgoing:
     # CRLF lines only and none starting with ".": the bytes can go to DATA as they are
     # (whoever rewrites `data`, e.g. to sign it, must keep that true or reset the flag)
     wire_safe: bool = False
+    # set while the DKIM signature is still to be made: `data` lacks its header until sealed
+    unsigned: Unsigned | None = None
 
 
 def qp_piece(chunk: str) -> bytes:
@@ -160,8 +165,12 @@ class MessageFactory:
     def message_id(self) -> str:
         return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
 
-    def build(self, subscriber: Subscriber, parts: Rendered, unsubscribe_url: str) -> Outgoing:
-        """The complete message for one subscriber, CRLF line ends, ready for DATA."""
+    def build(self, subscriber: Subscriber, parts: Rendered, unsubscribe_url: str, *,
+              defer_signature: bool = False) -> Outgoing:
+        """The complete message for one subscriber, CRLF line ends, ready for DATA.
+
+        With `defer_signature` (and a signer), the message still needs `seal`.
+        """
         to = mailbox_header(subscriber.name, subscriber.email)
         message_id = self.message_id()
         head = (
@@ -186,8 +195,21 @@ class MessageFactory:
                          self._tail))
         if self._signer is not None:
             # the body ends on "--boundary--": no trailing empty lines to strip
-            data = self._signer.sign(data, body_hash(b"".join(canonical)))  # wire-safe still
+            bh = body_hash(b"".join(canonical))
+            if defer_signature:
+                return Outgoing(recipient=subscriber.email, message_id=message_id, data=data,
+                                wire_safe=True, unsigned=self._signer.prepare(data, bh))
+            data = self._signer.sign(data, bh)      # wire-safe still
         # CRLF lines and none starting with ".": DATA can take the bytes as they are
         return Outgoing(recipient=subscriber.email, message_id=message_id, data=data,
                         wire_safe=True)
+
+    def seal(self, message: Outgoing, signature: bytes) -> Outgoing:
+        """A message built with `defer_signature`, signed: `signature` is over its digest."""
+        if message.unsigned is None or self._signer is None:
+            raise ValueError("seal: the message is not waiting for a signature")
+        # the DKIM-Signature header is folded CRLF ASCII: still wire-safe
+        return Outgoing(recipient=message.recipient, message_id=message.message_id,
+                        data=self._signer.finish(message.unsigned, signature),
+                        wire_safe=message.wire_safe)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -118,10 +118,12 @@ class Sender:
                  build: Callable[[Subscriber], Outgoing], lanes: list[Lane], log: DeliveryLog,
                  policy: RetryPolicy | None = None, mode: Mode = "send",
                  resend_uncertain: bool = False, rng: random.Random | None = None,
-                 on_progress: Callable[[Progress], None] = lambda _: None) -> None:
+                 on_progress: Callable[[Progress], None] = lambda _: None,
+                 seal: Callable[[Outgoing], Awaitable[Outgoing]] | None = None) -> None:
         self._run_key = run_key
         self._from = envelope_from
         self._build = build
+        self._seal = seal       # e.g. DKIM-signs in another process while the loop goes on
         self._lanes = lanes
         self._log = log
         self._policy = policy or RetryPolicy()
@@ -168,6 +170,8 @@ class Sender:
     # one subscriber -------------------------------------------------------------------
     async def _deliver(self, lane: Lane, subscriber: Subscriber) -> None:
         message = self._build(subscriber)
+        if self._seal is not None:
+            message = await self._seal(message)
         attempt = 0
         while not self.stopping:
             attempt += 1

@@ -228,17 +228,25 @@ async def _deliver(prepared: Prepared, journal: Journal, recipients: Iterator[Su
                          backoff_max=retry.backoff_max, pause_after=retry.pause_after)
 
     async def run(sink: RelayConfig | None) -> SendReport:
+        # DKIM: the private-key operation runs in a signing process, off the event loop
+        pool = prepared.sign_pool()
         sender = Sender(run_key=key, envelope_from=prepared.factory.envelope_from,
-                        build=prepared.build, lanes=_lanes(campaign, journal, sink), log=journal,
+                        build=prepared.build if pool is None else prepared.build_unsealed,
+                        lanes=_lanes(campaign, journal, sink), log=journal,
                         policy=policy, mode=mode, resend_uncertain=resend_uncertain,
-                        on_progress=on_progress)
+                        on_progress=on_progress,
+                        seal=None if pool is None else prepared.sealer(pool))
         loop = asyncio.get_running_loop()
         no_signals = (NotImplementedError, RuntimeError, ValueError)  # not the main thread
         with contextlib.suppress(*no_signals):
             loop.add_signal_handler(signal.SIGINT, interrupt, sender, asyncio.current_task())
         try:
+            if pool is not None:
+                await pool.start()
             return await sender.run(recipients)
         finally:
+            if pool is not None:
+                await pool.close()
             with contextlib.suppress(*no_signals):
                 loop.remove_signal_handler(signal.SIGINT)
 
