@@ -45,6 +45,16 @@ class Received:
     data: bytes
 
 
+def offer_pipelining(session: Session, hostname: str, responses: list[str],
+                     offer: bool) -> list[str]:
+    """aiosmtpd's EHLO replies, with PIPELINING among them if `offer` (aiosmtpd reads the
+    commands in order, so it can take them pipelined; it just does not say so)."""
+    session.host_name = hostname
+    if offer:
+        responses.insert(-1, "250-PIPELINING")
+    return responses
+
+
 @dataclass
 class RecordingHandler:
     """Stores every message; `fault` may answer a verb with an error instead."""
@@ -55,10 +65,7 @@ class RecordingHandler:
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
-        session.host_name = hostname
-        if self.pipelining:      # aiosmtpd reads commands in order, so it can take them
-            responses.insert(-1, "250-PIPELINING")
-        return responses
+        return offer_pipelining(session, hostname, responses, self.pipelining)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:

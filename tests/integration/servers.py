@@ -21,6 +21,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from ..conftest import offer_pipelining
+
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>]+>)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -52,10 +54,7 @@ class FaultHandler:
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
-        session.host_name = hostname
-        if self.pipelining:      # aiosmtpd reads commands in order, so it can take them
-            responses.insert(-1, "250-PIPELINING")
-        return responses
+        return offer_pipelining(session, hostname, responses, self.pipelining)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
