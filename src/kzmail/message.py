@@ -66,11 +66,20 @@ def qp_piece(chunk: str) -> bytes:
 class ChunkEncoder:
     """Quoted-printable for rendered chunks, reusing the encoding of known static text.
 
-    With `canonical`, it also keeps each static chunk's DKIM relaxed form: every encoded
-    chunk ends on a line break, so the body canonicalises chunk by chunk.
+    Static text is known by identity (the template's literals are the same objects in every
+    render). Other chunks are remembered by value, up to `recent` of them: campaign-level
+    values a template loops over (the demands, the sources) come out as new objects every
+    render but are the same text for everyone, so they are encoded once, not per
+    subscriber; personal values only pass through (the memory is cleared when full).
+    With `canonical`, it also keeps each chunk's DKIM relaxed form: every encoded chunk
+    ends on a line break, so the body canonicalises chunk by chunk.
     """
 
-    def __init__(self, static: list[str], *, canonical: bool = False) -> None:
+    def __init__(self, static: list[str], *, canonical: bool = False,
+                 recent: int = 1024) -> None:
+        self._canonical = canonical
+        self._recent: dict[str, tuple[bytes, bytes]] = {}
+        self._recent_max = recent
         # keyed by identity: a template's literal text is the same object in every render
         self._known: dict[int, tuple[str, bytes, bytes]] = {}
         for text in static:
@@ -92,11 +101,22 @@ class ChunkEncoder:
                 if canonical is not None:
                     canonical.append(hit[2])
             else:
-                encoded = qp_piece(chunk)
+                encoded, relaxed = self._by_value(chunk)
                 out.append(encoded)
                 if canonical is not None:
-                    canonical.append(relaxed_piece(encoded))
+                    canonical.append(relaxed)
         return b"".join(out)
+
+    def _by_value(self, chunk: str) -> tuple[bytes, bytes]:
+        """The encoding (and relaxed form) of a chunk that is not static template text."""
+        pair = self._recent.get(chunk)
+        if pair is None:
+            encoded = qp_piece(chunk)
+            pair = encoded, relaxed_piece(encoded) if self._canonical else b""
+            if len(self._recent) >= self._recent_max:
+                self._recent.clear()
+            self._recent[str(chunk)] = pair
+        return pair
 
 
 def _undot(piece: bytes) -> bytes:

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from kzmail import campaign
-from kzmail.message import MessageFactory, UnsafeAddressError, mailbox_header
+from kzmail.dkim import relaxed_piece
+from kzmail.message import (
+    ChunkEncoder,
+    MessageFactory,
+    UnsafeAddressError,
+    mailbox_header,
+    qp_piece,
+)
 from kzmail.models import Rendered, Subscriber
 
 URL = "https://news.example.org/u/abc.def"
@@ -147,3 +154,22 @@ def test_piecewise_dkim_body_hash_equals_the_whole_body_one(
         assert bh is not None
         body = data.split(b"\r\n\r\n", 1)[1]
         assert bh.group(1).decode() == dkim.body_hash(dkim.relaxed_body(body))
+
+
+def test_chunks_remembered_by_value_encode_exactly_as_fresh_ones() -> None:
+    from markupsafe import Markup
+
+    static = ["<p>fixed text</p>\n"]
+    encoder = ChunkEncoder(static, canonical=True, recent=2)
+    demand = "Nein zur Intervention! Stopp aller Waffenlieferungen. " * 3
+    # a campaign value comes out of each render as a new object (escaped for HTML); personal
+    # values are new every time and push the remembered ones out (recent=2)
+    for i in range(5):
+        chunks = (static[0], Markup(demand), f"Leser {i} <x{i}@example.org>.\n",
+                  Markup(demand))
+        canonical: list[bytes] = []
+        encoded = encoder.encode(chunks, canonical)
+        expected = [qp_piece(c) for c in chunks]
+        assert encoded == b"".join(expected)
+        assert canonical == [relaxed_piece(e) for e in expected]
+    assert len(encoder._recent) <= 2
