@@ -122,33 +122,25 @@ class _Checkpointer:
         self._thread.join(10)
 
 
-def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    # checkpoints (the only fsyncs in WAL mode) run in a thread of their own while we
-    # write; this is only the safety net if that thread falls behind
-    db.execute("PRAGMA wal_autocheckpoint=20000")
-    return db
-
-
 class Journal:
     """One connection to the state database; every write is committed at once."""
 
     def __init__(self, state_dir: Path) -> None:
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = _connect(state_dir / DB_FILE)
+            self._db = sqlite3.connect(state_dir / DB_FILE, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            # checkpoints (the only fsyncs in WAL mode) run in a thread of their own while
+            # we write; this is only the safety net if that thread falls behind
+            self._db.execute("PRAGMA wal_autocheckpoint=20000")
             self._db.executescript(_SCHEMA)
             self._migrate()
-            # the marks go through a connection of their own: `flush` may run in any thread
-            self._writes = _connect(state_dir / DB_FILE, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database in {state_dir}: {exc}") from None
         self._path = state_dir / DB_FILE
         self._checkpointer: _Checkpointer | None = None
         self._lazy: list[tuple[object, ...]] = []
-        self._lock = threading.Lock()           # the queue of marks, and writing them
         self._marked = 0                        # marks made so far
         self._written = 0                       # marks committed so far
         self._commit: asyncio.Future[None] | None = None
@@ -164,7 +156,6 @@ class Journal:
         self.flush()
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        self._writes.close()
         self._db.close()
 
     # deliveries ---------------------------------------------------------------
@@ -197,25 +188,21 @@ class Journal:
         row = (campaign, address.lower(), status, 1 if status == "sending" else 0, code,
                detail, message_id, now, name, int(retryable), now,
                now if status == "sent" else None)
-        with self._lock:
-            self._lazy.append(row)
-            self._marked += 1
+        self._lazy.append(row)
+        self._marked += 1
         if durable:
             self.flush()
         if self._checkpointer is None:
             self._checkpointer = _Checkpointer(self._path)
 
     def flush(self) -> None:
-        """Write (and commit) every queued mark, in one statement; from any thread."""
-        with self._lock:
-            if not self._lazy:
-                return
+        """Write (and commit) every queued mark, in one statement."""
+        if self._lazy:
             rows, self._lazy = self._lazy, []
-            marked = self._marked
             values = ",".join([_ROW] * len(rows))
-            self._writes.execute(_UPSERT.replace("VALUES (?)", f"VALUES {values}"),
-                                 [value for row in rows for value in row])
-            self._written = marked
+            self._db.execute(_UPSERT.replace("VALUES (?)", f"VALUES {values}"),
+                             [value for row in rows for value in row])
+            self._written = self._marked
 
     async def committed(self) -> None:
         """Return once every mark made so far is committed.

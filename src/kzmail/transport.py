@@ -46,7 +46,6 @@ class RelayConfig:
     verify_certificate: bool = True
     ca_file: Path | None = None
     messages_per_connection: int = 100
-    pipelining: bool = True        # used when the relay offers it (RFC 2920)
 
     def describe(self) -> str:
         return f"{self.host}:{self.port}"
@@ -115,13 +114,13 @@ def to_wire(data: bytes, wire_safe: bool = False) -> bytes:
 
 async def _data(smtp: aiosmtplib.SMTP, data: bytes,
                 wire_safe: bool) -> aiosmtplib.SMTPResponse:
-    """DATA with bytes already in wire form; aiosmtplib's own `data()` otherwise."""
+    """DATA with the bytes in wire form (`to_wire`), sent as they are; should aiosmtplib's
+    internals ever change, its own `data()` does it the slow way."""
     protocol = smtp.protocol
-    ready = data if wire_safe and data.endswith(b"\r\n") else wire_ready(data)
     lock = getattr(protocol, "_command_lock", None)
-    if ready is None or protocol is None or lock is None or \
-            not hasattr(protocol, "_response_pending"):
+    if protocol is None or lock is None or not hasattr(protocol, "_response_pending"):
         return await smtp.data(data)
+    ready = to_wire(data, wire_safe)
     try:
         # the same steps as aiosmtplib's execute_data_command, minus its regex passes
         async with lock:
@@ -186,7 +185,7 @@ class SmtpTransport:
             smtp = await self._connect()
         except Exception as exc:  # noqa: BLE001 - every failure is mapped, none escapes raw
             raise map_error(exc, "connect") from None
-        if self._config.pipelining and smtp.supports_extension("pipelining"):
+        if smtp.supports_extension("pipelining"):     # RFC 2920: fewer round trips
             self._pipe = Pipeline.take_over(smtp, self._config.timeout)
         else:
             self._smtp = smtp

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from kzmail.errors import PermanentDeliveryError, TransientDeliveryError, UnknownRecipientError
+from kzmail.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UnknownRecipientError,
+)
 from kzmail.transport import RelayConfig, SmtpTransport
 
 from ..conftest import smtp_in_thread
@@ -105,6 +110,14 @@ async def send(transport: SmtpTransport, *recipients: str) -> list[str]:
         await transport.close()
 
 
+async def refused_then_next(transport: SmtpTransport,
+                            address: str) -> tuple[DeliveryError, str]:
+    """Send to `address`, which the relay refuses, then to one more over the same link."""
+    with pytest.raises(DeliveryError) as refused:
+        await transport.send(FROM, address, MESSAGE)
+    return refused.value, (await send(transport, "b@x.test"))[0]
+
+
 def test_mail_rcpt_and_data_go_out_in_one_write_when_offered() -> None:
     script = Script()
     with relay(script) as transport:
@@ -130,13 +143,11 @@ def test_a_refused_rcpt_is_reported_as_such_and_the_connection_stays_usable() ->
     script = Script(replies={"RCPT": [b"550 5.1.1 no such user\r\n"],
                              "DATA": [b"554 5.5.1 no valid recipients\r\n"]})
     with relay(script) as transport:
-        async def run() -> str:
-            with pytest.raises(UnknownRecipientError) as refused:
-                await transport.send(FROM, "gone@x.test", MESSAGE)
-            assert refused.value.stage == "rcpt"
-            assert "no such user" in str(refused.value)
-            return (await send(transport, "b@x.test"))[0]
-        assert asyncio.run(run()).startswith("250")
+        refused, next_reply = asyncio.run(refused_then_next(transport, "gone@x.test"))
+    assert isinstance(refused, UnknownRecipientError)
+    assert refused.stage == "rcpt"
+    assert "no such user" in str(refused)
+    assert next_reply.startswith("250")
     assert b"RSET\r\n" in script.chunks
     assert script.connections == 1 and len(script.messages) == 1
 
@@ -146,12 +157,10 @@ def test_a_relay_that_accepts_data_after_refusing_rcpt_gets_an_empty_body() -> N
     script = Script(replies={"RCPT": [b"452 4.2.2 mailbox full\r\n"],
                              "END": [b"554 5.5.1 no recipients\r\n"]})
     with relay(script) as transport:
-        async def run() -> str:
-            with pytest.raises(TransientDeliveryError) as refused:
-                await transport.send(FROM, "full@x.test", MESSAGE)
-            assert refused.value.stage == "rcpt" and refused.value.code == 452
-            return (await send(transport, "b@x.test"))[0]
-        assert asyncio.run(run()).startswith("250")
+        refused, next_reply = asyncio.run(refused_then_next(transport, "full@x.test"))
+    assert isinstance(refused, TransientDeliveryError)
+    assert refused.stage == "rcpt" and refused.code == 452
+    assert next_reply.startswith("250")
     assert script.messages[0] == b""
     assert script.messages[1].startswith(b"Subject: hi")
 

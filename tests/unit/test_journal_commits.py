@@ -38,11 +38,12 @@ async def lane(journal: Journal, state: Path, lane_no: int, count: int,
 
 def test_many_lanes_committing_at_once_see_their_marks_on_disk(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    journal = Journal(state)
     seen: list[str | None] = []
 
     async def run() -> None:
+        journal = Journal(state)     # in the thread that uses it, as SQLite wants
         await asyncio.gather(*(lane(journal, state, n, 1000, seen) for n in range(16)))
+        journal.close()
 
     # in a thread, so that a loop spinning without yielding fails the test instead of
     # hanging it
@@ -52,7 +53,6 @@ def test_many_lanes_committing_at_once_see_their_marks_on_disk(tmp_path: Path) -
     assert not worker.is_alive(), "committed() never returned"
     assert len(seen) == 16 * 1000
     assert set(seen) == {"sending"}            # each checked mark was on disk in time
-    journal.close()
     counts = Journal(state).counts(RUN)
     assert counts == {"sent": 16 * 1000}         # the later `sent` marks all landed, in order
 
