@@ -5,7 +5,7 @@ second `kzmail send` never mails anyone twice: a row is `sending` (committed) be
 SMTP transaction starts and `sent` only after the relay's 250 for DATA, so a row still
 `sending` when a run starts was caught by a crash and becomes `uncertain`.
 Marks are queued and written in one statement per commit; `committed()` lets the sending
-loop wait for its marks to be on disk, and every lane that waits in the same turn of the
+loop wait for its marks to be on disk, and every lane that asks within a few turns of the
 loop shares one commit (group commit). (A writer thread was tried and measured: the GIL
 hand-over between it and the busy loop cost more than the commit itself.)
 `rate_stamps` remembers when recent transactions ended, per relay, so a restart inside
@@ -63,6 +63,12 @@ _ADDED_COLUMNS = (("name", "TEXT"), ("retryable", "INTEGER NOT NULL DEFAULT 0"),
                   ("created_at", "REAL"), ("sent_at", "REAL"))
 
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Turns of the event loop a commit waits for more lanes to join it. A lane woken by its
+# relay's reply needs two turns (the socket callback, then its task) to reach its next
+# mark; waiting a few turns lets the commit cover every lane whose reply is already in.
+# Measured (benchmarks/bench_send.py): one turn gave 0.8 commits a message
+# with 4 lanes, eight turns about 0.3. An idle turn costs microseconds.
+GATHER_TURNS = 8
 _UPSERT = """INSERT INTO deliveries (campaign, address, status, attempts, code, detail,
                            message_id, updated_at, name, retryable, created_at, sent_at)
    VALUES (?)
@@ -144,6 +150,7 @@ class Journal:
         self._marked = 0                        # marks made so far
         self._written = 0                       # marks committed so far
         self._commit: asyncio.Future[None] | None = None
+        self._upserts: dict[int, str] = {}      # statement text by number of rows
 
     def _migrate(self) -> None:
         """Add the columns a state database from the first slice lacks."""
@@ -199,16 +206,18 @@ class Journal:
         """Write (and commit) every queued mark, in one statement."""
         if self._lazy:
             rows, self._lazy = self._lazy, []
-            values = ",".join([_ROW] * len(rows))
-            self._db.execute(_UPSERT.replace("VALUES (?)", f"VALUES {values}"),
-                             [value for row in rows for value in row])
+            sql = self._upserts.get(len(rows))
+            if sql is None:
+                values = ",".join([_ROW] * len(rows))
+                sql = self._upserts[len(rows)] = _UPSERT.replace("VALUES (?)", f"VALUES {values}")
+            self._db.execute(sql, [value for row in rows for value in row])
             self._written = self._marked
 
     async def committed(self) -> None:
         """Return once every mark made so far is committed.
 
-        The commit runs at the next turn of the event loop, so every caller that gets here
-        in the same turn (one per lane, typically) shares it: group commit.
+        The commit runs `GATHER_TURNS` turns of the event loop after the first caller
+        asks, so every lane that gets here meanwhile shares it: group commit.
         """
         if self._written >= self._marked:
             return
@@ -216,8 +225,15 @@ class Journal:
         if commit is None:
             loop = asyncio.get_running_loop()
             commit = self._commit = loop.create_future()
-            loop.call_soon(self._do_commit, commit)
+            loop.call_soon(self._gather, loop, commit, GATHER_TURNS)
         await asyncio.shield(commit)
+
+    def _gather(self, loop: asyncio.AbstractEventLoop, commit: asyncio.Future[None],
+                turns: int) -> None:
+        if turns > 1:
+            loop.call_soon(self._gather, loop, commit, turns - 1)
+        else:
+            self._do_commit(commit)
 
     def _do_commit(self, commit: asyncio.Future[None]) -> None:
         self._commit = None

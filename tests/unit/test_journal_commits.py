@@ -8,7 +8,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from kzmail.journal import DB_FILE, Journal
+from kzmail.journal import DB_FILE, GATHER_TURNS, Journal
 
 RUN = "commits"
 
@@ -71,3 +71,29 @@ def test_a_failing_commit_reaches_every_waiting_lane(tmp_path: Path) -> None:
 
     errors = asyncio.run(run())
     assert all(isinstance(e, sqlite3.IntegrityError) for e in errors), errors
+
+
+def test_lanes_that_ask_within_a_few_turns_share_one_commit(tmp_path: Path) -> None:
+    """Group commit waits `GATHER_TURNS` turns of the loop: lanes woken a turn or two
+    apart (as replies from the relay wake them) still share a commit; a lane that asks
+    after it gets one of its own, and nothing is lost either way."""
+    journal = Journal(tmp_path / "state")
+    writes: list[str] = []
+    journal._db.set_trace_callback(        # count the statements it runs
+        lambda sql: writes.append(sql) if sql.startswith("INSERT INTO deliveries") else None)
+
+    async def one(address: str, turns: int) -> None:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        journal.mark(RUN, address, "sending", durable=False)
+        await journal.committed()
+
+    async def run() -> None:
+        await asyncio.gather(*(one(f"l{n}@x.test", n) for n in range(GATHER_TURNS - 2)))
+        assert len(writes) == 1
+        await one("late@x.test", 0)
+        assert len(writes) == 2
+
+    asyncio.run(run())
+    assert journal.counts(RUN) == {"sending": GATHER_TURNS - 1}
+    journal.close()
