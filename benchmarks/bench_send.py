@@ -8,6 +8,8 @@ Against one lean loopback sink in its own process (benchmarks/lean_sink.py):
   (c) kzmail end to end: 50 KB personalised messages, journal on, no rate limit, C
       connections; timed from the first message (after the one-off template compile);
   (c') the same with DKIM: every message signed with an RSA-2048 key;
+  (e) the wire's ceiling: kzmail's transport sending one pre-built message over the same
+      connections (no list, no rendering, no journal): no sender here can go much faster;
   (d) at scale (`--scale`, default 1,000,000; 10,000 with --quick), small messages:
       peak RSS of the sending process, and the time with the journal vs a no-op log
       (interleaved, best of 3 with --quick; wall clock and CPU time both shown).
@@ -165,10 +167,40 @@ def child_aiosmtplib(port: int, count: int, connections: int, message: Path) -> 
     return {"count": count, "seconds": time.perf_counter() - start, "rss_mb": peak_rss_mb()}
 
 
+def child_ceiling(campaign: Path, count: int) -> dict[str, Any]:
+    """kzmail's own transport sending one pre-built message over the campaign's lanes: no
+    list, no rendering, no journal. What this machine and sink allow any sender here."""
+    sys.path.insert(0, str(REPO / "src"))
+    from kzmail import app, service_send
+    from kzmail.journal import Journal
+
+    prepared = app.prepare(campaign)
+    journal = Journal(app.state_dir())
+    message = prepared.build(next(app.sendable(prepared, journal)))
+    lanes = service_send._lanes(prepared.campaign, journal, None)
+
+    async def lane(transport: Any, share: int) -> None:
+        for _ in range(share):
+            await transport.send(FROM, message.recipient, message.data,
+                                 wire_safe=message.wire_safe)
+        await transport.close()
+
+    async def run() -> None:
+        n = len(lanes)
+        await asyncio.gather(*(lane(one.transport, count // n + (i < count % n))
+                               for i, one in enumerate(lanes)))
+
+    start = time.perf_counter()
+    asyncio.run(run())
+    return {"count": count, "seconds": time.perf_counter() - start}
+
+
 def child(args: list[str]) -> None:
     what = args[0]
     if what == "kzmail":
         result = child_kzmail(Path(args[1]), journal_on=args[2] == "journal")
+    elif what == "ceiling":
+        result = child_ceiling(Path(args[1]), int(args[2]))
     else:
         result = child_aiosmtplib(int(args[1]), int(args[2]), int(args[3]), Path(args[4]))
     print(json.dumps(result))
@@ -297,6 +329,8 @@ def measure(root: Path, sink: Sink, count: int, scale: int, merge_rows: int,
     message = big / "message.eml"
     message.write_bytes(sample[1].data)
     raw = run_child("aiosmtplib", str(sink.port), str(count), str(conns), str(message))
+    env_ceiling = {**os.environ, "KZMAIL_STATE_DIR": str(big / "state-ceiling")}
+    ceiling = run_child("ceiling", str(campaign), str(count), env=env_ceiling, cwd=big)
     merge = mailmerge(root, sink.port, merge_rows, sample[0].html)
     size_kb = kz["size"] / 1024
     print(f"  message size             {size_kb:8.1f} KB")
@@ -305,6 +339,8 @@ def measure(root: Path, sink: Sink, count: int, scale: int, merge_rows: int,
     print(f"  (b) aiosmtplib, bytes    {rate(raw):8.0f} msg/s")
     print(f"  (c) kzmail end to end    {rate(kz):8.0f} msg/s")
     print(f"  (c') kzmail + DKIM RSA   {rate(kd):8.0f} msg/s  (RSA-2048, every message signed)")
+    print(f"  (e) wire ceiling         {rate(ceiling):8.0f} msg/s  (kzmail's transport, one "
+          f"pre-built message: {rate(ceiling) / rate(merge):.1f}x mailmerge)")
     vs_merge, vs_raw = rate(kz) / rate(merge), rate(kz) / rate(raw)
     print(f"  kzmail / mailmerge       {vs_merge:8.1f}x   (target >= 15x)  "
           f"{'ok' if vs_merge >= 15 else 'MISSED'}")
@@ -345,6 +381,8 @@ def measure(root: Path, sink: Sink, count: int, scale: int, merge_rows: int,
           "ratios are only as good as the machine is quiet)")
     return {"size_kb": round(size_kb, 1), "mailmerge": round(rate(merge)),
             "aiosmtplib": round(rate(raw)), "kzmail": round(rate(kz)),
+            "ceiling": round(rate(ceiling)), "ceiling_vs_mailmerge": round(
+                rate(ceiling) / rate(merge), 1),
             "vs_mailmerge": round(vs_merge, 1), "vs_aiosmtplib": round(vs_raw, 2),
             "dkim_rsa": round(rate(kd)), "dkim_vs_unsigned": round(vs_unsigned, 2),
             "scale": scale, "rss_mb": round(on["rss_mb"], 1),
