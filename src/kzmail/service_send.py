@@ -27,6 +27,7 @@ from .journal import Delivery, Journal
 from .listcheck import ListChecker, ListSummary
 from .models import Campaign, RateSettings, SmtpSettings, Subscriber
 from .ratelimit import Gate, RateLimiter, windows_for
+from .runlock import run_lock
 from .sender import Lane, Mode, Progress, RetryPolicy, Sender, SendReport
 from .sink import EmbeddedSink
 from .transport import RelayConfig, SmtpTransport
@@ -190,20 +191,22 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
                 built += 1
                 on_progress(Progress(subscriber.email, "built"))
             return SendResult(plan, SendReport(), built, run_key=key)
-        if to is not None or (local and mode == "send"):
-            journal.forget(key)          # a test message, or a sink rehearsal: start afresh
-            if local and to is None and outbox is not None:
-                _empty_maildir(outbox)
-        uncertain = journal.settle_interrupted(key)
-        total = 1 if to else _to_do(journal, key, summary.sendable, mode, resend_uncertain)
-        on_start(min(total, limit) if limit else total)
-        try:
-            report = asyncio.run(_deliver(prepared, journal, recipients, key, outbox,
-                                          mode=mode, resend_uncertain=resend_uncertain,
-                                          on_progress=on_progress))
-        except asyncio.CancelledError:
-            raise KzmailError("stopped at once (Ctrl-C twice): messages that were in flight "
-                              "are uncertain; `kzmail send` resumes and names them") from None
+        with run_lock(state_dir(), key):     # one send of a run at a time
+            if to is not None or (local and mode == "send"):
+                journal.forget(key)      # a test message, or a sink rehearsal: start afresh
+                if local and to is None and outbox is not None:
+                    _empty_maildir(outbox)
+            uncertain = journal.settle_interrupted(key)
+            total = 1 if to else _to_do(journal, key, summary.sendable, mode, resend_uncertain)
+            on_start(min(total, limit) if limit else total)
+            try:
+                report = asyncio.run(_deliver(prepared, journal, recipients, key, outbox,
+                                              mode=mode, resend_uncertain=resend_uncertain,
+                                              on_progress=on_progress))
+            except asyncio.CancelledError:
+                raise KzmailError("stopped at once (Ctrl-C twice): messages that were in "
+                                  "flight are uncertain; `kzmail send` resumes and names "
+                                  "them") from None
         left = [] if resend_uncertain else uncertain
         return SendResult(plan, report, uncertain=left, run_key=key)
     finally:

@@ -191,3 +191,31 @@ def test_ctrl_c_twice_stops_at_once_and_resuming_never_double_sends(
     assert uncertain, "the second Ctrl-C cut transactions short: they must be uncertain"
     assert all(n == 1 for n in arrived.values())
     assert all(arrived[e] == 1 for e in emails if e not in uncertain)
+
+
+@pytest.mark.parametrize("fsync_sink", [0.2], indirect=True)
+def test_a_second_send_of_the_same_run_stops_before_mailing_anyone(
+        project: Path, fsync_sink: tuple[int, Path]) -> None:
+    """Two `kzmail send` of one campaign at once (a second terminal, a cron job) would
+    both find people not yet sent; the second stops at once and the first is unharmed."""
+    port, record = fsync_sink
+    emails = make_list(project, 30)
+    campaign = point_at(project, port, connections=1)    # ~6 s: time for a second send
+    first = kzmail("send", str(campaign), "--yes")
+    wait_for_lines(record, 2, first, time.monotonic() + 30)
+    assert first.poll() is None, "the first send ended before the second could start"
+    second = kzmail("send", str(campaign), "--yes")
+    _, err = second.communicate(timeout=60)
+    assert second.returncode != 0, err
+    assert f"process {first.pid})" in err and "Traceback" not in err, err
+    assert first.poll() is None, "the second send must not stop the first"
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    arrived = Counter(row[0] for row in lines(record))
+    assert sorted(arrived) == emails and set(arrived.values()) == {1}
+    assert {status for status, _ in journal_rows(project).values()} == {"sent"}
+    # the lock went with the process: the next send starts (and finds nobody left to mail)
+    again = kzmail("send", str(campaign), "--yes")
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert len(lines(record)) == len(emails)
