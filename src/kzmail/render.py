@@ -45,19 +45,19 @@ class CompiledTemplate:
                  path: str, source: str) -> None:
         self._html = html
         self._text = text
-        self._html_context = dict(html_context)
-        self._text_context = dict(text_context)
+        # what `generate` would merge for every render (the template's globals, then the
+        # campaign's values), merged once
+        self._html_context = {**html.globals, **html_context}
+        self._text_context = {**text.globals, **text_context}
         self._path = path
         self._source = source
 
     def render(self, subscriber: Subscriber, unsubscribe_url: str) -> Rendered:
         """Personalise both parts for one subscriber (autoescaped HTML, plain text)."""
-        person = {**subscriber.fields, "email": subscriber.email, "name": subscriber.name}
+        person = _Person(subscriber.fields, email=subscriber.email, name=subscriber.name)
         try:
-            html = tuple(self._html.generate(self._html_context, subscriber=person,
-                                             unsubscribe_url=unsubscribe_url))
-            text = tuple(self._text.generate(self._text_context, subscriber=person,
-                                             unsubscribe_url=unsubscribe_url))
+            html = _run(self._html, self._html_context, person, unsubscribe_url)
+            text = _run(self._text, self._text_context, person, unsubscribe_url)
         except jinja2.UndefinedError as exc:
             raise _unknown_field(exc, self._path, self._source) from None
         except jinja2.TemplateError as exc:
@@ -70,6 +70,30 @@ class CompiledTemplate:
         for template in (self._html, self._text):
             _string_constants(template.root_render_func.__code__, found)
         return found
+
+
+class _Person(dict[str, str]):
+    """A subscriber as templates see it, `subscriber.city` or `subscriber["city"]`.
+
+    Jinja tries an attribute first: on a plain dict that fails, with an exception, for
+    every field of every message; here the field is found at once.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _run(template: jinja2.Template, context: dict[str, Any], person: _Person,
+         unsubscribe_url: str) -> tuple[str, ...]:
+    """`template.generate(context, ...)` without its two copies of the campaign's values
+    for every render: the one fresh dict here is the template's context itself."""
+    values = {**context, "subscriber": person, "unsubscribe_url": unsubscribe_url}
+    return tuple(template.root_render_func(template.new_context(values, shared=True)))
 
 
 def _string_constants(code: CodeType, found: list[str]) -> None:
