@@ -86,8 +86,8 @@ _ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Turns of the event loop a commit waits for more lanes to join it. A lane woken by its
 # relay's reply needs two turns (the socket callback, then its task) to reach its next
 # mark; waiting a few turns lets the commit cover every lane whose reply is already in.
-# Measured (benchmarks/bench_send.py): one turn gave 0.8 commits a message
-# with 4 lanes, eight turns about 0.3. An idle turn costs microseconds.
+# Measured (benchmarks/bench_send.py, 4 lanes): one turn gave 0.8 commits a message,
+# eight turns 0.25 (one per 4 messages). An idle turn costs microseconds.
 GATHER_TURNS = 8
 _UPSERT = """INSERT INTO deliveries (campaign, address, status, attempts, code, detail,
                            message_id, updated_at, name, retryable, created_at, sent_at)
