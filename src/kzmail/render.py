@@ -8,14 +8,15 @@ Once per campaign (`compile_campaign`):
      the `<mj-style inline="inline">` inlining that mjml-python ignores);
   3. the plain-text part is derived from that same HTML by html2text;
   4. tokens are turned back into Jinja tags and both parts compiled into Jinja templates.
-Per subscriber (`CompiledTemplate.render`): two pre-compiled Jinja renders, nothing else.
+  5. every part that reads no personal value is rendered there and then (`prerender`).
+Per subscriber (`CompiledTemplate.render`): two pre-compiled Jinja renders of what is left.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import CodeType
 from typing import Any
 
@@ -28,6 +29,7 @@ from premailer import Premailer
 
 from .errors import CampaignError, TemplateError
 from .models import Campaign, Rendered, Subscriber
+from .prerender import prerender
 
 _TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _BARE = re.compile(r"^\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}$")
@@ -42,13 +44,14 @@ class CompiledTemplate:
 
     def __init__(self, html: jinja2.Template, text: jinja2.Template,
                  html_context: Mapping[str, Any], text_context: Mapping[str, Any],
-                 path: str, source: str) -> None:
+                 path: str, source: str, reads: tuple[Collection[str], Collection[str]]
+                 ) -> None:
         self._html = html
         self._text = text
         # what `generate` would merge for every render (the template's globals, then the
-        # campaign's values), merged once
-        self._html_context = {**html.globals, **html_context}
-        self._text_context = {**text.globals, **text_context}
+        # campaign's values), merged once, and only the names each template still reads
+        self._html_context = _only({**html.globals, **html_context}, reads[0])
+        self._text_context = _only({**text.globals, **text_context}, reads[1])
         self._path = path
         self._source = source
 
@@ -70,6 +73,10 @@ class CompiledTemplate:
         for template in (self._html, self._text):
             _string_constants(template.root_render_func.__code__, found)
         return found
+
+
+def _only(context: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
+    return {name: context[name] for name in names if name in context}
 
 
 class _Person(dict[str, str]):
@@ -238,10 +245,17 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
         raise TemplateError(f"MJML does not compile: {exc}", path=path) from None
     html = _inline_css(html).replace("\r\n", "\n")
     text = _tidy_text(to_text(html))
-    try:
-        html_template = _environment(True).from_string(_restore(html, tokens))
-        text_template = _environment(False).from_string(_restore(text, tokens))
+    text_values = {**values, "article": to_text(article)}
+    try:   # what is the same for every subscriber is rendered here, once
+        html_template, html_reads = prerender(_environment(True), _restore(html, tokens),
+                                              values, SUBSCRIBER_NAMES)
+        text_template, text_reads = prerender(_environment(False), _restore(text, tokens),
+                                              text_values, SUBSCRIBER_NAMES)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"Jinja syntax error: {exc.message}", path=path) from None
-    text_values = {**values, "article": to_text(article)}
-    return CompiledTemplate(html_template, text_template, values, text_values, path, source)
+    except jinja2.UndefinedError as exc:
+        raise _unknown_field(exc, path, source) from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(str(exc), path=path) from None
+    return CompiledTemplate(html_template, text_template, values, text_values, path, source,
+                            reads=(html_reads, text_reads))

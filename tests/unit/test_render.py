@@ -137,3 +137,24 @@ def test_template_is_compiled_once_not_per_subscriber(
 def test_loop_variable_may_not_shadow_campaign_variable(project: Path) -> None:
     with pytest.raises(TemplateError, match="title"):
         _compile(project, _mjml("{% for title in demands %}{{ title }}{% endfor %}"))
+
+
+def test_a_misspelt_campaign_variable_fails_when_the_campaign_compiles(project: Path) -> None:
+    # campaign-level parts are rendered once, at compile time: the mistake shows before
+    # anything is sent, naming the variable and its line
+    with pytest.raises(TemplateError, match="'titel'") as caught:
+        _compile(project, _mjml("{{ subscriber.name }}\n{{ titel | upper }}"))
+    assert caught.value.line == 2
+
+
+def test_campaign_level_loops_are_rendered_once_with_the_same_output(project: Path) -> None:
+    compiled = _compile(project, _mjml("{% for d in demands %}<li>{{ d }}</li>{% endfor %}"
+                                       "{{ subscriber.name }}"))
+    out = compiled.render(Subscriber("a@example.org", "<A>"), URL)
+    assert "&lt;A&gt;" in out.html and "<li>" in out.html
+    # the loop's output is one literal of the compiled template: the same object each time
+    again = compiled.render(Subscriber("b@example.org", "B"), URL)
+    static = {id(text) for text in compiled.static_text()}
+    loop_chunk = next(c for c in out.html_chunks if "<li>" in c)
+    assert id(loop_chunk) in static
+    assert any(c is loop_chunk for c in again.html_chunks)
