@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import StateError
+from .suppressed import SuppressedCopy
 
 DB_FILE = "state.db"
 ANY_LIST = "*"
@@ -180,6 +181,7 @@ class Journal:
         self._commit: asyncio.Future[None] | None = None
         self._appends: dict[int, str] = {}      # statement text by number of rows
         self._unmerged = 0                      # rows this connection put in `marks`
+        self._suppressed = SuppressedCopy(self._db, ANY_LIST)
 
     def _migrate(self) -> None:
         """Add the columns a state database from the first slice lacks."""
@@ -345,16 +347,17 @@ class Journal:
     def suppress(self, list_id: str, address: str, reason: str) -> None:
         self._db.execute("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
                          (list_id, address.lower(), reason, time.time()))
+        self._suppressed.add(list_id, address.lower())
 
     def is_suppressed(self, list_id: str, address: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM suppressions WHERE address=? AND list_id IN (?, ?)",
-                               (address.lower(), list_id, ANY_LIST)).fetchone()
-        return row is not None
+        """True if `address` must not get `list_id`'s mail; from memory (`suppressed`)."""
+        return self._suppressed.contains(list_id, address.lower())
 
     def suppress_new(self, list_id: str, address: str, reason: str) -> bool:
         """Suppress like `suppress`; True if this was new, False if already recorded."""
         cursor = self._db.execute("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
                                   (list_id, address.lower(), reason, time.time()))
+        self._suppressed.add(list_id, address.lower())
         return cursor.rowcount == 1
 
     def suppressions(self, list_id: str | None = None) -> list[tuple[str, str, str, float]]:

@@ -90,7 +90,13 @@ class ChunkEncoder:
 
     def encode(self, chunks: tuple[str, ...], canonical: list[bytes] | None = None) -> bytes:
         """The encoded chunks; their relaxed forms are appended to `canonical` if given."""
-        out = []
+        out: list[bytes] = []
+        self.extend(out, chunks, canonical)
+        return b"".join(out)
+
+    def extend(self, out: list[bytes], chunks: tuple[str, ...],
+               canonical: list[bytes] | None = None) -> None:
+        """`encode`, appending the encoded pieces to `out` (for one join per message)."""
         known = self._known
         for chunk in chunks:
             if not chunk:
@@ -105,7 +111,6 @@ class ChunkEncoder:
                 out.append(encoded)
                 if canonical is not None:
                     canonical.append(relaxed)
-        return b"".join(out)
 
     def _by_value(self, chunk: str) -> tuple[bytes, bytes]:
         """The encoding (and relaxed form) of a chunk that is not static template text."""
@@ -170,6 +175,7 @@ class MessageFactory:
         self._boundary = b
         self._encoder = ChunkEncoder(static_text or [], canonical=signer is not None)
         self._signer = signer
+        self._date_second, self._date_text = -1, ""
         # the body's fixed pieces, each starting and ending on a line break
         self._text_head = (f"--{b}\r\n"
                            'Content-Type: text/plain; charset="utf-8"\r\n'
@@ -181,6 +187,14 @@ class MessageFactory:
         # their DKIM-canonical forms, for the piecewise body hash
         self._canonical_fixed = (relaxed_piece(self._text_head), relaxed_piece(self._middle),
                                  relaxed_piece(self._tail))
+
+    def _date(self) -> str:
+        """The Date header's value; it changes once a second, so it is made once a second."""
+        second = int(time.time())
+        if second != self._date_second:
+            self._date_second = second
+            self._date_text = format_datetime(datetime.fromtimestamp(second, UTC), usegmt=True)
+        return self._date_text
 
     def message_id(self) -> str:
         return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
@@ -195,24 +209,28 @@ class MessageFactory:
         message_id = self.message_id()
         head = (
             f"To: {to}\r\n"
-            f"Date: {format_datetime(datetime.now(UTC), usegmt=True)}\r\n"
+            f"Date: {self._date()}\r\n"
             f"Message-ID: {message_id}\r\n"
             f"List-Unsubscribe: <{unsubscribe_url}>{self._mailto}\r\n"
             f'Content-Type: multipart/alternative; boundary="{self._boundary}"\r\n'
             "\r\n"
         ).encode()
-        encode = self._encoder.encode
+        pieces = [self._shared, head, self._text_head]
+        extend = self._encoder.extend
         if self._signer is None:
-            text, html = encode(parts.text_chunks), encode(parts.html_chunks)
+            extend(pieces, parts.text_chunks)
+            pieces.append(self._middle)
+            extend(pieces, parts.html_chunks)
         else:
             text_head, middle, tail = self._canonical_fixed
             canonical = [text_head]
-            text = encode(parts.text_chunks, canonical)
+            extend(pieces, parts.text_chunks, canonical)
+            pieces.append(self._middle)
             canonical.append(middle)
-            html = encode(parts.html_chunks, canonical)
+            extend(pieces, parts.html_chunks, canonical)
             canonical.append(tail)
-        data = b"".join((self._shared, head, self._text_head, text, self._middle, html,
-                         self._tail))
+        pieces.append(self._tail)
+        data = b"".join(pieces)             # the one copy of the body per message
         if self._signer is not None:
             # the body ends on "--boundary--": no trailing empty lines to strip
             bh = body_hash(b"".join(canonical))

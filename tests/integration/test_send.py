@@ -9,8 +9,9 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-from kzmail import service_send
+from kzmail import service_send, suppressed
 from kzmail.journal import Journal
+from kzmail.sender import Progress
 from tests.conftest import SmtpServer, edit_campaign, use_relay
 
 CAMPAIGN = Path("campaigns/kasachstan.yaml")
@@ -142,3 +143,30 @@ def test_rate_limit_spaces_the_sends(project: Path, smtp_server: SmtpServer) -> 
     # 9 sends at 4/s: the first 4 at once, then 4 more after 1 s, the 9th after 2 s
     assert time.monotonic() - start >= 2.0
     assert len(smtp_server.handler.messages) == 9
+
+
+def test_an_unsubscribe_arriving_mid_send_is_honoured(
+        project: Path, smtp_server: SmtpServer) -> None:
+    # a list longer than the sender reads ahead; one connection, so it reads row by row
+    rows = [f"leser{i}@example.org,Leser {i}" for i in range(40)]
+    (project / "long.csv").write_text("email,name\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    edit_campaign(project / CAMPAIGN, lambda t: t.replace(
+        "subscribers: ../subscribers.example.csv", "subscribers: ../long.csv").replace(
+        "connections: 4", "connections: 1"))
+    use_relay(project / CAMPAIGN, smtp_server)
+    list_id = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
+    unsubscribed: list[str] = []
+
+    def on_progress(progress: Progress) -> None:
+        if not unsubscribed:           # after the first message: the web page, meanwhile
+            other = Journal(project / ".kzmail")
+            other.suppress(list_id, "leser39@example.org", "unsubscribed")
+            other.close()
+            unsubscribed.append(progress.address)
+            time.sleep(suppressed.FRESH * 1.5)
+
+    result = service_send.send(project / CAMPAIGN, on_progress=on_progress)
+    addresses = [r.rcpt_tos[0] for r in smtp_server.handler.messages]
+    assert unsubscribed and "leser38@example.org" in addresses
+    assert "leser39@example.org" not in addresses
+    assert result.report.sent == 39
