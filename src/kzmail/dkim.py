@@ -129,7 +129,10 @@ def relaxed_body(body: bytes) -> bytes:
 
 def relaxed_header(name: str, raw_value: bytes) -> bytes:
     """RFC 6376 3.4.2: lower-case name, value unfolded, WSP runs -> one SP, trimmed."""
-    value = _WSP.sub(b" ", _FOLD.sub(b"", raw_value)).strip(b" ")
+    if b"\r" in raw_value or b"\t" in raw_value or b"  " in raw_value:
+        value = _WSP.sub(b" ", _FOLD.sub(b"", raw_value)).strip(b" ")
+    else:                       # the common case: nothing to unfold or squeeze
+        value = raw_value.strip(b" ")
     return name.encode("ascii") + b":" + value + b"\r\n"
 
 
@@ -222,11 +225,10 @@ class DkimSigner:
 
     def prepare(self, message: bytes, bh: str | None = None) -> Unsigned:
         """Everything `sign` does before the private-key operation (same arguments)."""
-        head, sep, body = message.partition(b"\r\n\r\n")
-        if not sep:
-            head, body = message.rstrip(b"\r\n"), b""
+        end = message.find(b"\r\n\r\n")       # no copy of the body when `bh` is given
+        head = message[:end] if end >= 0 else message.rstrip(b"\r\n")
         if bh is None:
-            bh = body_hash(relaxed_body(body))
+            bh = body_hash(relaxed_body(message[end + 4:] if end >= 0 else b""))
         fields = split_headers(head)
         names, h_tag = self._h_tag(tuple(name for name, _ in fields))
         # RFC 6376 5.4.2: several instances of a name are taken from the bottom up.

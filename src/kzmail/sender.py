@@ -2,9 +2,11 @@
 
 The pipeline sees only small protocols (`Transport`, `Limiter`, `DeliveryLog`), never SMTP
 or SQL: a producer feeds the subscribers still to be mailed into a bounded queue; one
-worker per connection ("lane") builds the message just before sending it, waits for the
-lane's rate gate, records `sending` in the journal (committed before the transaction;
-lanes waiting at the same time share one commit), runs the SMTP
+worker per connection ("lane") builds the message just before sending it (a message to be
+sealed, e.g. DKIM-signed elsewhere, is built and sent off for sealing as it is queued, so
+signatures are made while earlier messages go out), waits for the lane's rate gate,
+records `sending` in the journal (committed before the transaction; lanes waiting at the
+same time share one commit), runs the SMTP
 transaction and records the outcome (`sent` only after the relay's 250 for DATA).
 
 Transient failures (4xx, timeouts, drops) are retried on a fresh connection after an
@@ -64,6 +66,10 @@ class DeliveryLog(Protocol):
     def has_deliveries(self, campaign: str) -> bool: ...
     def flush(self) -> None: ...
     async def committed(self) -> None: ...
+
+
+# a subscriber on the queue, with their message being sealed (signed) already, if it is
+_Item = tuple[Subscriber, "asyncio.Future[Outgoing] | None"]
 
 
 @dataclass(frozen=True)
@@ -168,10 +174,16 @@ class Sender:
         return False
 
     # one subscriber -------------------------------------------------------------------
-    async def _deliver(self, lane: Lane, subscriber: Subscriber) -> None:
-        message = self._build(subscriber)
-        if self._seal is not None:
-            message = await self._seal(message)
+    def _ahead(self, subscriber: Subscriber) -> asyncio.Future[Outgoing] | None:
+        """With a `seal`: build now and start sealing, so the signature is made while the
+        lanes send earlier messages (the signing process never idles waiting for a lane)."""
+        if self._seal is None:
+            return None
+        return asyncio.ensure_future(self._seal(self._build(subscriber)))
+
+    async def _deliver(self, lane: Lane, subscriber: Subscriber,
+                       sealed: asyncio.Future[Outgoing] | None) -> None:
+        message = self._build(subscriber) if sealed is None else await sealed
         attempt = 0
         while not self.stopping:
             attempt += 1
@@ -238,28 +250,35 @@ class Sender:
             self.stop(f"{self._consecutive} failed attempts in a row, the last: {detail}")
 
     # the run --------------------------------------------------------------------------
-    async def _worker(self, lane: Lane, queue: asyncio.Queue[Subscriber | None]) -> None:
-        while (subscriber := await queue.get()) is not None:
+    async def _worker(self, lane: Lane, queue: asyncio.Queue[_Item | None]) -> None:
+        while (item := await queue.get()) is not None:
+            subscriber, sealed = item
             if not self.stopping:
-                await self._deliver(lane, subscriber)
+                await self._deliver(lane, subscriber, sealed)
+            elif sealed is not None:
+                sealed.cancel()
 
     async def run(self, subscribers: Iterable[Subscriber]) -> SendReport:
         """Deliver to every subscriber still to be mailed in this run; return the report."""
         self._fresh = not self._log.has_deliveries(self._run_key)
-        queue: asyncio.Queue[Subscriber | None] = asyncio.Queue(maxsize=4 * len(self._lanes))
+        queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=4 * len(self._lanes))
         workers = [asyncio.create_task(self._worker(lane, queue)) for lane in self._lanes]
         try:
             for subscriber in subscribers:
                 if self.stopping:
                     break
                 if self._wanted(subscriber):
-                    await self._feed(queue, subscriber, workers)
+                    await self._feed(queue, (subscriber, self._ahead(subscriber)), workers)
             for _ in workers:
                 await self._feed(queue, None, workers)
             await asyncio.gather(*workers)
         finally:
             for task in workers:
                 task.cancel()
+            while not queue.empty():          # left when stopped: nothing of them was sent
+                item = queue.get_nowait()
+                if item is not None and item[1] is not None:
+                    item[1].cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             await asyncio.gather(*(lane.transport.close() for lane in self._lanes),
                                  return_exceptions=True)
@@ -267,7 +286,7 @@ class Sender:
         return self.report
 
     @staticmethod
-    async def _feed(queue: asyncio.Queue[Subscriber | None], item: Subscriber | None,
+    async def _feed(queue: asyncio.Queue[_Item | None], item: _Item | None,
                     workers: list[asyncio.Task[None]]) -> None:
         """Put `item` on the queue, but surface a worker's crash instead of waiting forever."""
         if not queue.full():

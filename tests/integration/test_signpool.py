@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,17 +19,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
-from kzmail import service_send, signpool
+from kzmail import app, service_send, signpool
 from kzmail.cli import cli
 from kzmail.dkim import DkimSigner, public_record
 from kzmail.errors import SigningError
 from kzmail.journal import Journal
+from kzmail.message import Outgoing
 from kzmail.models import DkimSettings
 from kzmail.signpool import SignPool
 from kzmail.signworker import Key, sign_digest
 from tests.conftest import SmtpServer, edit_campaign, smtp_in_thread, use_relay
 
 DOMAIN = "arbeiterinnenmacht.example.org"
+Sealer = Callable[[Outgoing], Awaitable[Outgoing]]
 CAMPAIGN = Path("campaigns/kasachstan.yaml")
 MESSAGE = (b"From: Gruppe <newsletter@arbeiterinnenmacht.example.org>\r\nTo: a@example.org\r\n"
            b"Subject: x\r\n\r\nHallo\r\n")
@@ -192,6 +195,33 @@ def test_every_message_sent_through_the_pool_verifies(project: Path, smtp_server
     assert signing_children() == []
 
 
+def test_signatures_are_made_ahead_while_earlier_messages_go_out(
+        project: Path, smtp_server: SmtpServer, key_file: KeyFile,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # one connection: were messages sealed only when their lane takes them, every seal but
+    # the first would come after the message before it had arrived
+    campaign = with_dkim(project, key_file)
+    use_relay(campaign, smtp_server)
+    edit_campaign(campaign, lambda text: text.replace("connections: 4", "connections: 1"))
+    arrived_at_seal: list[int] = []
+    real_sealer = app.Prepared.sealer
+
+    def counting_sealer(prepared: app.Prepared, pool: SignPool) -> Sealer:
+        sealed = real_sealer(prepared, pool)
+
+        def seal(message: Outgoing) -> Awaitable[Outgoing]:
+            arrived_at_seal.append(len(smtp_server.handler.messages))
+            return sealed(message)
+        return seal
+
+    monkeypatch.setattr(app.Prepared, "sealer", counting_sealer)
+    result = service_send.send(campaign)
+    assert result.report.sent == len(smtp_server.handler.messages) == 12
+    assert arrived_at_seal.count(0) > 1          # sealed before the first one was sent
+    for item in smtp_server.handler.messages:
+        assert verifies(key_file, item.data)
+
+
 @dataclass
 class KillingHandler:
     """Accepts messages; after the `after`-th, kills our signing process (SIGKILL)."""
@@ -216,17 +246,24 @@ def test_killing_the_signing_process_mid_send_fails_cleanly(project: Path,
                                                             key_file: KeyFile) -> None:
     campaign = with_dkim(project, key_file)
     handler = KillingHandler(after=3)
+    # more subscribers than the sender seals ahead (4 per connection): some still wait
+    # for a signature when the signing process dies
+    rows = "".join(f"leser{i}@example.org,Leser {i}\n" for i in range(40))
+    (project / "long.csv").write_text("email,name\n" + rows, encoding="utf-8")
     with smtp_in_thread(lambda: SMTP(handler, hostname="test.localhost",
                                      decode_data=False)) as port:
         edit_campaign(campaign, lambda text: text.replace("host: local", "host: 127.0.0.1")
-                      .replace("port: 587", f"port: {port}").replace("tls: starttls", "tls: none"))
+                      .replace("port: 587", f"port: {port}").replace("tls: starttls", "tls: none")
+                      .replace("connections: 4", "connections: 1")
+                      .replace("subscribers: ../subscribers.example.csv",
+                               "subscribers: ../long.csv"))
         result = CliRunner().invoke(cli, ["send", str(campaign), "--yes"])
     assert handler.killed, "the signing process was not found"
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert "DKIM signing process" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert len(handler.messages) < 12
+    assert len(handler.messages) < 40
     for data in handler.messages:
         assert verifies(key_file, data)
     journal = Journal(project / ".kzmail")
