@@ -11,10 +11,13 @@ complete once a signature has been made elsewhere (`signpool`).
 
 from __future__ import annotations
 
+import base64
 import binascii
+import hashlib
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import Charset
@@ -22,7 +25,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
-from .dkim import DkimSigner, Unsigned, body_hash, relaxed_piece
+from .dkim import DkimSigner, Unsigned, relaxed_piece
 from .models import Campaign, Rendered, Subscriber
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -91,12 +94,13 @@ class ChunkEncoder:
     def encode(self, chunks: tuple[str, ...], canonical: list[bytes] | None = None) -> bytes:
         """The encoded chunks; their relaxed forms are appended to `canonical` if given."""
         out: list[bytes] = []
-        self.extend(out, chunks, canonical)
+        self.extend(out, chunks, None if canonical is None else canonical.append)
         return b"".join(out)
 
     def extend(self, out: list[bytes], chunks: tuple[str, ...],
-               canonical: list[bytes] | None = None) -> None:
-        """`encode`, appending the encoded pieces to `out` (for one join per message)."""
+               canonical: Callable[[bytes], object] | None = None) -> None:
+        """`encode`, appending the encoded pieces to `out` (for one join per message) and
+        handing their relaxed forms to `canonical` (e.g. a body hash's `update`)."""
         known = self._known
         for chunk in chunks:
             if not chunk:
@@ -105,12 +109,12 @@ class ChunkEncoder:
             if hit is not None and hit[0] is chunk:
                 out.append(hit[1])
                 if canonical is not None:
-                    canonical.append(hit[2])
+                    canonical(hit[2])
             else:
                 encoded, relaxed = self._by_value(chunk)
                 out.append(encoded)
                 if canonical is not None:
-                    canonical.append(relaxed)
+                    canonical(relaxed)
 
     def _by_value(self, chunk: str) -> tuple[bytes, bytes]:
         """The encoding (and relaxed form) of a chunk that is not static template text."""
@@ -222,18 +226,19 @@ class MessageFactory:
             pieces.append(self._middle)
             extend(pieces, parts.html_chunks)
         else:
+            # the body hash is fed piece by piece: no joined copy of the canonical body
             text_head, middle, tail = self._canonical_fixed
-            canonical = [text_head]
-            extend(pieces, parts.text_chunks, canonical)
+            hasher = hashlib.sha256(text_head)
+            extend(pieces, parts.text_chunks, hasher.update)
             pieces.append(self._middle)
-            canonical.append(middle)
-            extend(pieces, parts.html_chunks, canonical)
-            canonical.append(tail)
+            hasher.update(middle)
+            extend(pieces, parts.html_chunks, hasher.update)
+            hasher.update(tail)
         pieces.append(self._tail)
         data = b"".join(pieces)             # the one copy of the body per message
         if self._signer is not None:
             # the body ends on "--boundary--": no trailing empty lines to strip
-            bh = body_hash(b"".join(canonical))
+            bh = base64.b64encode(hasher.digest()).decode()
             if defer_signature:
                 return Outgoing(recipient=subscriber.email, message_id=message_id, data=data,
                                 wire_safe=True, unsigned=self._signer.prepare(data, bh))
