@@ -160,6 +160,9 @@ class Journal:
     """One connection to the state database; every write is committed at once."""
 
     def __init__(self, state_dir: Path) -> None:
+        self._unmerged = 0                      # rows this connection put in `marks`
+        self._unfolded: set[tuple[str, str]] = set()    # (run, address) marked since a fold
+        self._data_version = -1                 # see `_changed_elsewhere`
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(state_dir / DB_FILE, isolation_level=None)
@@ -180,7 +183,6 @@ class Journal:
         self._written = 0                       # marks committed so far
         self._commit: asyncio.Future[None] | None = None
         self._appends: dict[int, str] = {}      # statement text by number of rows
-        self._unmerged = 0                      # rows this connection put in `marks`
         self._suppressed = SuppressedCopy(self._db, ANY_LIST)
 
     def _migrate(self) -> None:
@@ -198,17 +200,36 @@ class Journal:
 
     # deliveries ---------------------------------------------------------------
     def status(self, campaign: str, address: str) -> str | None:
-        self._settle()
+        """The delivery's status, with every committed mark folded in first, but only when
+        there can be one for it: this connection marked the address since the last fold,
+        or another connection has written since (SQLite's `data_version`).
+
+        A resumed run looks up each subscriber before mailing them, i.e. addresses it has
+        not marked yet: those look-ups need no fold (one write transaction each, otherwise).
+        """
+        address = address.lower()
+        if (campaign, address) in self._unfolded or self._changed_elsewhere():
+            self._settle()
         row = self._db.execute("SELECT status FROM deliveries WHERE campaign=? AND address=?",
-                               (campaign, address.lower())).fetchone()
+                               (campaign, address)).fetchone()
         return None if row is None else str(row[0])
+
+    def _changed_elsewhere(self) -> bool:
+        """True (once) when another connection has committed since the last time asked."""
+        (version,) = self._db.execute("PRAGMA data_version").fetchone()
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        return True
 
     def retryable(self, campaign: str, address: str) -> bool:
         """True for a delivery that failed for a transient reason (`kzmail retry`)."""
-        self._settle()
+        address = address.lower()
+        if (campaign, address) in self._unfolded or self._changed_elsewhere():
+            self._settle()
         row = self._db.execute("SELECT 1 FROM deliveries WHERE campaign=? AND address=? "
                                "AND status='failed' AND retryable=1",
-                               (campaign, address.lower())).fetchone()
+                               (campaign, address)).fetchone()
         return row is not None
 
     def mark(self, campaign: str, address: str, status: str, *, code: int | None = None,
@@ -223,10 +244,12 @@ class Journal:
         hence `uncertain`: never re-sent, so safe).
         """
         now = time.time()
-        row = (campaign, address.lower(), status, 1 if status == "sending" else 0, code,
+        address = address.lower()
+        row = (campaign, address, status, 1 if status == "sending" else 0, code,
                detail, message_id, now, name, int(retryable), now,
                now if status == "sent" else None)
         self._lazy.append(row)
+        self._unfolded.add((campaign, address))
         self._marked += 1
         if durable:
             self.flush()
@@ -259,6 +282,7 @@ class Journal:
             self._db.execute("ROLLBACK")
             raise
         self._unmerged = 0
+        self._unfolded.clear()
 
     def _settle(self) -> None:
         """Make `deliveries` current: every queued mark written and the log folded in."""

@@ -75,3 +75,29 @@ def test_the_log_is_folded_in_batches_and_later_marks_win(
     assert {(d.attempts, d.code) for d in rows} == {(3, 250)}
     journal.close()
     other.close()
+
+
+def test_a_resumed_run_does_not_fold_the_log_for_every_look_up(tmp_path: Path) -> None:
+    # a resumed run asks for each subscriber's status before mailing them: those are
+    # addresses this run has not marked yet, so the look-up need not fold the log first
+    state = tmp_path / "state"
+    journal = Journal(state)
+    journal.mark(RUN, "early@x.test", "sent", code=250)          # the interrupted run
+    journal.close()
+    journal = Journal(state)
+    folds: list[str] = []
+    journal._db.set_trace_callback(
+        lambda sql: folds.append(sql) if sql.startswith("DELETE FROM marks") else None)
+    assert journal.status(RUN, "early@x.test") == "sent"
+    for i in range(100):
+        address = f"a{i}@x.test"
+        assert journal.status(RUN, address) is None
+        journal.mark(RUN, address, "sending", message_id=f"<{i}@x>", durable=False)
+        journal.flush()
+        journal.mark(RUN, address, "sent", code=250, durable=False)
+    assert folds == []
+    # an address this connection has marked is still answered from the marks
+    assert journal.status(RUN, "A99@x.test") == "sent"
+    assert journal.retryable(RUN, "a99@x.test") is False
+    assert len(folds) == 1
+    journal.close()
