@@ -100,3 +100,22 @@ def test_lanes_that_ask_within_a_few_turns_share_one_commit(tmp_path: Path) -> N
     asyncio.run(run())
     assert journal.counts(RUN) == {"sending": GATHER_TURNS - 1}
     journal.close()
+
+
+def test_a_lane_cancelled_while_waiting_leaves_the_others_their_commit(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    journal = Journal(state)
+
+    async def run() -> list[object]:
+        for address in ("a@x.test", "b@x.test", "c@x.test"):
+            journal.mark(RUN, address, "sending", durable=False)
+        lanes = [asyncio.ensure_future(journal.committed()) for _ in range(3)]
+        await asyncio.sleep(0)                 # all three are waiting now
+        lanes[1].cancel()                      # e.g. that lane's task is being torn down
+        return await asyncio.gather(*lanes, return_exceptions=True)
+
+    results = asyncio.run(run())
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert [on_disk(state, a) for a in ("a@x.test", "b@x.test", "c@x.test")] == ["sending"] * 3
+    journal.close()
