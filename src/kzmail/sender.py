@@ -255,8 +255,8 @@ class Sender:
             subscriber, sealed = item
             if not self.stopping:
                 await self._deliver(lane, subscriber, sealed)
-            elif sealed is not None:
-                sealed.cancel()
+            else:
+                _discard(item)
 
     async def run(self, subscribers: Iterable[Subscriber]) -> SendReport:
         """Deliver to every subscriber still to be mailed in this run; return the report."""
@@ -276,9 +276,7 @@ class Sender:
             for task in workers:
                 task.cancel()
             while not queue.empty():          # left when stopped: nothing of them was sent
-                item = queue.get_nowait()
-                if item is not None and item[1] is not None:
-                    item[1].cancel()
+                _discard(queue.get_nowait())
             await asyncio.gather(*workers, return_exceptions=True)
             await asyncio.gather(*(lane.transport.close() for lane in self._lanes),
                                  return_exceptions=True)
@@ -297,9 +295,22 @@ class Sender:
         for task in done:
             if task is not put and task.exception() is not None:
                 put.cancel()
+                _discard(item)
                 raise task.exception()  # type: ignore[misc]
         if put not in done:
             await put
+
+
+def _discard(item: _Item | None) -> None:
+    """An item that will not be sent: stop its sealing, or take its error (a signing
+    process that died), so nothing is left pending or unretrieved."""
+    sealed = None if item is None else item[1]
+    if sealed is None:
+        return
+    if not sealed.done():
+        sealed.cancel()
+    elif not sealed.cancelled():
+        sealed.exception()
 
 
 __all__ = ["Lane", "PermanentDeliveryError", "Progress", "RetryPolicy", "SendReport",
