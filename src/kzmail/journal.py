@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checkpoint import Checkpointer
 from .errors import StateError
 from .suppressed import SuppressedCopy
 
@@ -130,32 +130,6 @@ class Delivery:
     retryable: bool
 
 
-class _Checkpointer:
-    """Copies the WAL into the database every second, in its own thread and connection,
-    so the fsync that goes with it never stalls the sending loop."""
-
-    def __init__(self, path: Path, every: float = 1.0) -> None:
-        self._path = path
-        self._every = every
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kzmail-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        db = sqlite3.connect(self._path, isolation_level=None)
-        try:
-            while not self._stopped.wait(self._every):
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            pass                 # the writer's own autocheckpoint is the fallback
-        finally:
-            db.close()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(10)
-
-
 class Journal:
     """One connection to the state database; every write is committed at once."""
 
@@ -177,7 +151,7 @@ class Journal:
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database in {state_dir}: {exc}") from None
         self._path = state_dir / DB_FILE
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
         self._lazy: list[tuple[object, ...]] = []
         self._marked = 0                        # marks made so far
         self._written = 0                       # marks committed so far
@@ -254,7 +228,7 @@ class Journal:
         if durable:
             self.flush()
         if self._checkpointer is None:
-            self._checkpointer = _Checkpointer(self._path)
+            self._checkpointer = Checkpointer(self._path)
 
     def flush(self) -> None:
         """Append (and commit) every queued mark to the log, in one statement."""
