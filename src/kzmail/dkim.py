@@ -115,7 +115,12 @@ def relaxed_piece(piece: bytes) -> bytes:
 
 def body_hash(canonical: bytes) -> str:
     """The bh= value for an already canonicalised body."""
-    return base64.b64encode(hashlib.sha256(canonical).digest()).decode()
+    return bh_value(hashlib.sha256(canonical).digest())
+
+
+def bh_value(digest: bytes) -> str:
+    """The bh= value for the SHA-256 `digest` of a canonical body (hashed piece by piece)."""
+    return base64.b64encode(digest).decode()
 
 
 def relaxed_body(body: bytes) -> bytes:

@@ -182,11 +182,15 @@ class Journal:
         not marked yet: those look-ups need no fold (one write transaction each, otherwise).
         """
         address = address.lower()
-        if (campaign, address) in self._unfolded or self._changed_elsewhere():
-            self._settle()
+        self._settle_for(campaign, address)
         row = self._db.execute("SELECT status FROM deliveries WHERE campaign=? AND address=?",
                                (campaign, address)).fetchone()
         return None if row is None else str(row[0])
+
+    def _settle_for(self, campaign: str, address: str) -> None:
+        """Fold the log first if it may hold a mark for this (lower-cased) address."""
+        if (campaign, address) in self._unfolded or self._changed_elsewhere():
+            self._settle()
 
     def _changed_elsewhere(self) -> bool:
         """True (once) when another connection has committed since the last time asked."""
@@ -199,8 +203,7 @@ class Journal:
     def retryable(self, campaign: str, address: str) -> bool:
         """True for a delivery that failed for a transient reason (`kzmail retry`)."""
         address = address.lower()
-        if (campaign, address) in self._unfolded or self._changed_elsewhere():
-            self._settle()
+        self._settle_for(campaign, address)
         row = self._db.execute("SELECT 1 FROM deliveries WHERE campaign=? AND address=? "
                                "AND status='failed' AND retryable=1",
                                (campaign, address)).fetchone()

@@ -11,7 +11,6 @@ complete once a signature has been made elsewhere (`signpool`).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import re
@@ -25,7 +24,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
-from .dkim import DkimSigner, Unsigned, relaxed_piece
+from .dkim import DkimSigner, Unsigned, bh_value, relaxed_piece
 from .models import Campaign, Rendered, Subscriber
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -238,7 +237,7 @@ class MessageFactory:
         data = b"".join(pieces)             # the one copy of the body per message
         if self._signer is not None:
             # the body ends on "--boundary--": no trailing empty lines to strip
-            bh = base64.b64encode(hasher.digest()).decode()
+            bh = bh_value(hasher.digest())
             if defer_signature:
                 return Outgoing(recipient=subscriber.email, message_id=message_id, data=data,
                                 wire_safe=True, unsigned=self._signer.prepare(data, bh))
