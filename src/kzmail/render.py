@@ -61,10 +61,8 @@ class CompiledTemplate:
         try:
             html = _run(self._html, self._html_context, person, unsubscribe_url)
             text = _run(self._text, self._text_context, person, unsubscribe_url)
-        except jinja2.UndefinedError as exc:
-            raise _unknown_field(exc, self._path, self._source) from None
-        except jinja2.TemplateError as exc:
-            raise TemplateError(str(exc), path=self._path) from None
+        except Exception as exc:  # noqa: BLE001 - the template is the user's code
+            raise _failure(exc, self._path, self._source) from None
         return Rendered(html, text)
 
     def static_text(self) -> list[str]:
@@ -112,6 +110,18 @@ def _string_constants(code: CodeType, found: list[str]) -> None:
 
 
 _UNDEFINED = re.compile(r"has no attribute '([^']+)'|'([^']+)' is undefined")
+
+
+def _failure(exc: Exception, path: str, source: str) -> TemplateError:
+    """One clear line for a template that fails to render, whatever the expression raised
+    (`{{ subscriber.name + 1 }}` is a TypeError, not a Jinja error)."""
+    if isinstance(exc, jinja2.UndefinedError):
+        return _unknown_field(exc, path, source)
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return TemplateError(f"Jinja syntax error: {exc.message}", path=path)
+    if isinstance(exc, jinja2.TemplateError):
+        return TemplateError(str(exc), path=path)
+    return TemplateError(f"an expression fails: {type(exc).__name__}: {exc}", path=path)
 
 
 def _unknown_field(exc: jinja2.UndefinedError, path: str, source: str) -> TemplateError:
@@ -251,11 +261,7 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
                                               values, SUBSCRIBER_NAMES)
         text_template, text_reads = prerender(_environment(False), _restore(text, tokens),
                                               text_values, SUBSCRIBER_NAMES)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"Jinja syntax error: {exc.message}", path=path) from None
-    except jinja2.UndefinedError as exc:
-        raise _unknown_field(exc, path, source) from None
-    except jinja2.TemplateError as exc:
-        raise TemplateError(str(exc), path=path) from None
+    except Exception as exc:  # noqa: BLE001 - the template is the user's code
+        raise _failure(exc, path, source) from None
     return CompiledTemplate(html_template, text_template, values, text_values, path, source,
                             reads=(html_reads, text_reads))

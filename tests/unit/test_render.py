@@ -158,3 +158,11 @@ def test_campaign_level_loops_are_rendered_once_with_the_same_output(project: Pa
     loop_chunk = next(c for c in out.html_chunks if "<li>" in c)
     assert id(loop_chunk) in static
     assert any(c is loop_chunk for c in again.html_chunks)
+
+
+@pytest.mark.parametrize("expression", ["{{ subscriber.name + 1 }}", "{{ title + 1 }}"])
+def test_an_expression_that_raises_is_one_template_error(project: Path, expression: str) -> None:
+    # a personal part fails per subscriber, a campaign-level one when the campaign compiles:
+    # either way a TemplateError naming the template, never a bare TypeError
+    with pytest.raises(TemplateError, match=r"newsletter\.mjml.*TypeError"):
+        _compile(project, _mjml(expression)).render(Subscriber("a@example.org", "A"), URL)
