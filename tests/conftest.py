@@ -134,3 +134,13 @@ def use_relay(campaign: Path, server: SmtpServer) -> None:
     edit_campaign(campaign, lambda text: text.replace(
         "host: local", f"host: {server.host}").replace(
         "port: 587", f"port: {server.port}").replace("tls: starttls", "tls: none"))
+
+
+def use_long_list(campaign: Path, rows: int) -> None:
+    """Give the campaign a list of `rows` subscribers (leser0@example.org, ...) and one
+    connection, so that the sender reads the list (4 rows ahead) while it sends."""
+    lines = "".join(f"leser{i}@example.org,Leser {i}\n" for i in range(rows))
+    (campaign.parent.parent / "long.csv").write_text("email,name\n" + lines, encoding="utf-8")
+    edit_campaign(campaign, lambda text: text.replace(
+        "subscribers: ../subscribers.example.csv", "subscribers: ../long.csv").replace(
+        "connections: 4", "connections: 1"))

@@ -12,7 +12,7 @@ from pathlib import Path
 from kzmail import service_send, suppressed
 from kzmail.journal import Journal
 from kzmail.sender import Progress
-from tests.conftest import SmtpServer, edit_campaign, use_relay
+from tests.conftest import SmtpServer, edit_campaign, use_long_list, use_relay
 
 CAMPAIGN = Path("campaigns/kasachstan.yaml")
 EXAMPLE_ADDRESSES = 12
@@ -147,12 +147,7 @@ def test_rate_limit_spaces_the_sends(project: Path, smtp_server: SmtpServer) -> 
 
 def test_an_unsubscribe_arriving_mid_send_is_honoured(
         project: Path, smtp_server: SmtpServer) -> None:
-    # a list longer than the sender reads ahead; one connection, so it reads row by row
-    rows = [f"leser{i}@example.org,Leser {i}" for i in range(40)]
-    (project / "long.csv").write_text("email,name\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    edit_campaign(project / CAMPAIGN, lambda t: t.replace(
-        "subscribers: ../subscribers.example.csv", "subscribers: ../long.csv").replace(
-        "connections: 4", "connections: 1"))
+    use_long_list(project / CAMPAIGN, 40)      # longer than the sender reads ahead
     use_relay(project / CAMPAIGN, smtp_server)
     list_id = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
     unsubscribed: list[str] = []

@@ -28,7 +28,7 @@ from kzmail.message import Outgoing
 from kzmail.models import DkimSettings
 from kzmail.signpool import SignPool
 from kzmail.signworker import Key, sign_digest
-from tests.conftest import SmtpServer, edit_campaign, smtp_in_thread, use_relay
+from tests.conftest import SmtpServer, edit_campaign, smtp_in_thread, use_long_list, use_relay
 
 DOMAIN = "arbeiterinnenmacht.example.org"
 Sealer = Callable[[Outgoing], Awaitable[Outgoing]]
@@ -248,15 +248,11 @@ def test_killing_the_signing_process_mid_send_fails_cleanly(project: Path,
     handler = KillingHandler(after=3)
     # more subscribers than the sender seals ahead (4 per connection): some still wait
     # for a signature when the signing process dies
-    rows = "".join(f"leser{i}@example.org,Leser {i}\n" for i in range(40))
-    (project / "long.csv").write_text("email,name\n" + rows, encoding="utf-8")
+    use_long_list(campaign, 40)
     with smtp_in_thread(lambda: SMTP(handler, hostname="test.localhost",
                                      decode_data=False)) as port:
         edit_campaign(campaign, lambda text: text.replace("host: local", "host: 127.0.0.1")
-                      .replace("port: 587", f"port: {port}").replace("tls: starttls", "tls: none")
-                      .replace("connections: 4", "connections: 1")
-                      .replace("subscribers: ../subscribers.example.csv",
-                               "subscribers: ../long.csv"))
+                      .replace("port: 587", f"port: {port}").replace("tls: starttls", "tls: none"))
         result = CliRunner().invoke(cli, ["send", str(campaign), "--yes"])
     assert handler.killed, "the signing process was not found"
     assert result.exit_code == 1, result.output
