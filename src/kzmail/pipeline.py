@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 import aiosmtplib
@@ -148,19 +149,24 @@ class Pipeline(asyncio.Protocol):
         self._transport.write(data)
 
     # one delivery ---------------------------------------------------------------------
-    async def transaction(self, sender: str, recipient: str, wire: bytes) -> Reply:
+    async def transaction(self, sender: str, recipient: str, wire: bytes,
+                          ready: Callable[[], Awaitable[None]] | None = None) -> Reply:
         """Deliver `wire` (CRLF lines, dot-stuffed, ending in CRLF) to one recipient.
 
         Returns the relay's 250 to the message; raises `Refused` for an error reply (with
         the stage it belongs to), `Lost` (with the stage) if the connection fails.
+        `ready` is awaited after the relay's 354, just before the message goes out; if it
+        raises, the connection is dropped (the relay discards a transaction without its
+        final dot) and the error goes to the caller.
         """
         self._busy = True
         try:
-            return await self._transaction(sender, recipient, wire)
+            return await self._transaction(sender, recipient, wire, ready)
         finally:
             self._busy = False
 
-    async def _transaction(self, sender: str, recipient: str, wire: bytes) -> Reply:
+    async def _transaction(self, sender: str, recipient: str, wire: bytes,
+                           ready: Callable[[], Awaitable[None]] | None) -> Reply:
         self._write(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode(),
                     "mail")
         mail = await self._reply("mail")
@@ -175,6 +181,13 @@ class Pipeline(asyncio.Protocol):
                 await self._reply("data")
                 await self._reset()
                 raise refused
+            if ready is not None:
+                try:
+                    await ready()
+                except BaseException:
+                    # the relay waits for a message: dropping the connection leaves it none
+                    self._fail(aiosmtplib.SMTPServerDisconnected("the message was held back"))
+                    raise
             self._write(wire + b".\r\n", "data")     # one copy is cheaper than one more send
             final = await self._reply("data")
             if final.code != 250:

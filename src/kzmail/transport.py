@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,18 +193,24 @@ class SmtpTransport:
         self._used = 0
 
     async def send(self, sender: str, recipient: str, data: bytes, *,
-                   wire_safe: bool = False) -> str:
+                   wire_safe: bool = False,
+                   ready: Callable[[], Awaitable[None]] | None = None) -> str:
         """Deliver `data` to exactly one recipient; return the relay's reply to DATA.
 
         `wire_safe` says the bytes are CRLF lines with none starting with a dot (the
-        message factory knows), so they need no checking before DATA.
+        message factory knows), so they need no checking before DATA. `ready`, if given,
+        is awaited once the relay has accepted the sender and the recipient, just before
+        the message itself goes out (the sender commits its `sending` mark there, while
+        the commands' round trip overlaps with the commit); if it raises, the connection
+        is dropped without a message and its error is raised as it is.
         """
         if self._used >= self._config.messages_per_connection:
             await self.close()
         reused = self._connected
         await self.open()
         if self._pipe is not None:
-            return await self._pipelined(sender, recipient, to_wire(data, wire_safe), reused)
+            return await self._pipelined(sender, recipient, to_wire(data, wire_safe), reused,
+                                         ready)
         try:
             await self._mail(sender, reused)
         except DeliveryError:
@@ -219,6 +226,13 @@ class SmtpTransport:
         except Exception as exc:  # noqa: BLE001
             await self.close()
             raise map_error(exc, "rcpt") from None
+        if ready is not None:
+            try:
+                await ready()
+            except BaseException:
+                self._smtp.close()          # no DATA yet: the relay drops the transaction
+                self._smtp = None
+                raise
         try:
             reply = await _data(self._smtp, data, wire_safe)
         except Exception as exc:  # noqa: BLE001
@@ -227,12 +241,13 @@ class SmtpTransport:
             raise map_error(exc, "data") from None
         return f"{reply.code} {reply.message}"
 
-    async def _pipelined(self, sender: str, recipient: str, wire: bytes, reused: bool) -> str:
+    async def _pipelined(self, sender: str, recipient: str, wire: bytes, reused: bool,
+                         ready: Callable[[], Awaitable[None]] | None) -> str:
         while True:
             assert self._pipe is not None
             self._used += 1
             try:
-                return str(await self._pipe.transaction(sender, recipient, wire))
+                return str(await self._pipe.transaction(sender, recipient, wire, ready))
             except Refused as refused:
                 raise _by_code(refused.reply.code, refused.reply.text, refused.stage) from None
             except Lost as lost:

@@ -194,3 +194,50 @@ def test_a_stalled_reply_times_out_as_a_transient_failure() -> None:
     with relay(script) as transport, pytest.raises(TransientDeliveryError) as stalled:
         asyncio.run(send(transport, "a@x.test"))
     assert stalled.value.stage == "data"
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_ready_is_awaited_once_the_relay_took_the_recipient_and_before_the_message(
+        pipelining: bool) -> None:
+    """The sender commits its `sending` mark in `ready`: by then the relay has the
+    envelope (the round trip overlaps the commit), but no message it could deliver."""
+    script = Script(pipelining=pipelining)
+    seen: list[tuple[bool, int]] = []
+
+    async def ready() -> None:
+        envelope = b"".join(script.chunks)
+        seen.append((b"RCPT TO:<a@x.test>" in envelope, len(script.messages)))
+
+    async def run() -> str:
+        try:
+            return await transport.send(FROM, "a@x.test", MESSAGE, ready=ready)
+        finally:
+            await transport.close()
+
+    with relay(script) as transport:
+        reply = asyncio.run(run())
+    assert seen == [(True, 0)]
+    assert reply == "250 2.0.0 queued"
+    assert len(script.messages) == 1
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_failing_ready_sends_no_message_and_the_next_one_goes_out_afresh(
+        pipelining: bool) -> None:
+    """If the commit fails (disk full, say), the message must not go out: the connection
+    is dropped mid-transaction, the error reaches the caller as it is."""
+    script = Script(pipelining=pipelining)
+
+    async def broken() -> None:
+        raise OSError("disk full")
+
+    async def run() -> str:
+        with pytest.raises(OSError, match="disk full"):
+            await transport.send(FROM, "a@x.test", MESSAGE, ready=broken)
+        return (await send(transport, "b@x.test"))[0]
+
+    with relay(script) as transport:
+        reply = asyncio.run(run())
+    assert reply == "250 2.0.0 queued"
+    assert script.messages == [b"Subject: hi\r\n\r\nHallo\r\n..dot line\r\n"]   # b's only
+    assert script.connections == 2
