@@ -2,11 +2,11 @@
 
 `deliveries` records, per campaign run and recipient, whether a message was sent, so a
 second `kzmail send` never mails anyone twice: a row is `sending` (committed) before the
-SMTP transaction starts and `sent` only after the relay's 250 for DATA, so a row still
-`sending` when a run starts was caught by a crash and becomes `uncertain`.
+message goes out and `sent` only after the relay's 250 for DATA, so a row still `sending`
+when a run starts was caught by a crash and becomes `uncertain`.
 Marks are queued and appended to the `marks` log in one statement per commit;
-`committed()` lets the sending loop wait for its marks to be on disk, and every lane that
-asks within a few turns of the loop shares one commit (group commit). The log is folded
+`committed()` commits them when a lane needs its own on disk, and that one commit takes
+every mark the other lanes queued since the last (group commit). The log is folded
 into `deliveries` every `MERGE_EVERY` marks, sorted by key, in one transaction, and before
 anything reads `deliveries` (in this process, or when another one opens the database;
 after a crash that replays it). Appending touches one page per commit where an upsert at
@@ -20,7 +20,6 @@ mailed again (unsubscribed from a list, or bounced for good: list `*`).
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -84,12 +83,6 @@ _ADDED_COLUMNS = (("name", "TEXT"), ("retryable", "INTEGER NOT NULL DEFAULT 0"),
                   ("created_at", "REAL"), ("sent_at", "REAL"))
 
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# Turns of the event loop a commit waits for more lanes to join it. A lane woken by its
-# relay's reply needs two turns (the socket callback, then its task) to reach its next
-# mark; waiting a few turns lets the commit cover every lane whose reply is already in.
-# Measured (benchmarks/bench_send.py, 4 lanes): one turn gave 0.8 commits a message,
-# eight turns 0.25 (one per 4 messages). An idle turn costs microseconds.
-GATHER_TURNS = 8
 _UPSERT = """INSERT INTO deliveries (campaign, address, status, attempts, code, detail,
                            message_id, updated_at, name, retryable, created_at, sent_at)
    VALUES (?)
@@ -155,7 +148,6 @@ class Journal:
         self._lazy: list[tuple[object, ...]] = []
         self._marked = 0                        # marks made so far
         self._written = 0                       # marks committed so far
-        self._waiters: list[asyncio.Future[None]] = []     # lanes waiting for the commit
         self._appends: dict[int, str] = {}      # statement text by number of rows
         self._suppressed = SuppressedCopy(self._db, ANY_LIST)
 
@@ -216,7 +208,7 @@ class Journal:
 
         With `durable=False` the write waits for the next commit (`committed`, `flush` or a
         durable mark) and goes to the database in the same statement as the others: the
-        sender marks `sending` so and awaits `committed()` before the transaction, and
+        sender marks `sending` so and awaits `committed()` before the message goes out, and
         `sent` so without waiting (a crash before that commit leaves the row `sending`,
         hence `uncertain`: never re-sent, so safe).
         """
@@ -234,13 +226,21 @@ class Journal:
             self._checkpointer = Checkpointer(self._path)
 
     def flush(self) -> None:
-        """Append (and commit) every queued mark to the log, in one statement."""
+        """Append (and commit) every queued mark to the log, in one statement.
+
+        Marks a failed commit did not write stay queued: every later commit fails too, so
+        no lane can go on as if its `sending` were on disk.
+        """
         if self._lazy:
             rows, self._lazy = self._lazy, []
             sql = self._appends.get(len(rows))
             if sql is None:
                 sql = self._appends[len(rows)] = _APPEND + ",".join([_ROW] * len(rows))
-            self._db.execute(sql, [value for row in rows for value in row])
+            try:
+                self._db.execute(sql, [value for row in rows for value in row])
+            except BaseException:
+                self._lazy[:0] = rows
+                raise
             self._written = self._marked
             self._unmerged += len(rows)
             if self._unmerged >= MERGE_EVERY:
@@ -267,38 +267,15 @@ class Journal:
         self._merge()
 
     async def committed(self) -> None:
-        """Return once every mark made so far is committed.
+        """Return once every mark made so far is committed (at once: one statement).
 
-        The commit runs `GATHER_TURNS` turns of the event loop after the first caller
-        asks, so every lane that gets here meanwhile shares it: group commit.
+        The sender awaits this just before a message's body goes out, one round trip to
+        the relay after it marked `sending`: the commit then takes every mark the other
+        lanes queued meanwhile (group commit without anyone waiting for a timer or for
+        turns of the loop).
         """
-        if self._written >= self._marked:
-            return
-        loop = asyncio.get_running_loop()
-        if not self._waiters:
-            loop.call_soon(self._gather, loop, GATHER_TURNS)
-        # a future of its own for each caller: a cancelled lane cancels only its own wait
-        # (cheaper than `asyncio.shield` around a shared one: ~4 % less CPU a message,
-        # measured side by side on 50,000 small messages)
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
-        await waiter
-
-    def _gather(self, loop: asyncio.AbstractEventLoop, turns: int) -> None:
-        if turns > 1:
-            loop.call_soon(self._gather, loop, turns - 1)
-            return
-        waiters, self._waiters = self._waiters, []
-        try:
+        if self._written < self._marked:
             self.flush()
-        except Exception as exc:  # noqa: BLE001 - every waiting lane gets the error
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(exc)
-        else:
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
 
     def has_deliveries(self, campaign: str) -> bool:
         """False for a run never started (the sender then skips per-address look-ups)."""

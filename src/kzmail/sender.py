@@ -5,9 +5,10 @@ or SQL: a producer feeds the subscribers still to be mailed into a bounded queue
 worker per connection ("lane") builds the message just before sending it (a message to be
 sealed, e.g. DKIM-signed elsewhere, is built and sent off for sealing as it is queued, so
 signatures are made while earlier messages go out), waits for the lane's rate gate,
-records `sending` in the journal (committed before the transaction; lanes waiting at the
-same time share one commit), runs the SMTP
-transaction and records the outcome (`sent` only after the relay's 250 for DATA).
+records `sending` in the journal, runs the SMTP transaction (the mark is committed, with
+whatever the other lanes marked meanwhile, after the relay accepted MAIL, RCPT and DATA
+and before the message goes out: a crash before that point delivers nothing) and records
+the outcome (`sent` only after the relay's 250 for DATA).
 
 Transient failures (4xx, timeouts, drops) are retried on a fresh connection after an
 exponential backoff with jitter, up to `RetryPolicy.attempts`; permanent ones are recorded
@@ -36,7 +37,8 @@ Mode = Literal["send", "retry"]
 class Transport(Protocol):
     async def open(self) -> None: ...
     async def send(self, sender: str, recipient: str, data: bytes, *,
-                   wire_safe: bool = False) -> str: ...
+                   wire_safe: bool = False,
+                   ready: Callable[[], Awaitable[None]] | None = None) -> str: ...
     async def close(self) -> None: ...
 
 
@@ -193,10 +195,12 @@ class Sender:
                 return
             self._log.mark(self._run_key, subscriber.email, "sending",
                            message_id=message.message_id, name=subscriber.name, durable=False)
-            await self._log.committed()     # `sending` is on disk before any byte goes out
             try:
+                # `sending` is on disk before the message goes out: committed (with the
+                # other lanes' marks) while the relay answers MAIL, RCPT and DATA
                 reply = await lane.transport.send(self._from, message.recipient, message.data,
-                                                  wire_safe=message.wire_safe)
+                                                  wire_safe=message.wire_safe,
+                                                  ready=self._log.committed)
             except DeliveryError as exc:
                 lane.limiter.release()
                 if not await self._failed(subscriber, exc, attempt):

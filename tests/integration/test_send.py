@@ -5,14 +5,26 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
+import sqlite3
 import time
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
 from kzmail import service_send, suppressed
-from kzmail.journal import Journal
+from kzmail.journal import DB_FILE, Journal
 from kzmail.sender import Progress
-from tests.conftest import SmtpServer, edit_campaign, use_long_list, use_relay
+from tests.conftest import (
+    RecordingHandler,
+    SmtpServer,
+    edit_campaign,
+    smtp_in_thread,
+    use_long_list,
+    use_relay,
+)
 
 CAMPAIGN = Path("campaigns/kasachstan.yaml")
 EXAMPLE_ADDRESSES = 12
@@ -165,3 +177,38 @@ def test_an_unsubscribe_arriving_mid_send_is_honoured(
     assert unsubscribed and "leser38@example.org" in addresses
     assert "leser39@example.org" not in addresses
     assert result.report.sent == 39
+
+
+@dataclass
+class JournalWatchingHandler(RecordingHandler):
+    """Records, as each message arrives (before the relay's 250), its recipient's status
+    as a crash at that moment would leave it on disk."""
+
+    state_db: Path = Path()
+    on_arrival: list[str | None] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        db = sqlite3.connect(self.state_db)
+        try:
+            address = envelope.rcpt_tos[0]
+            row = db.execute("SELECT status FROM marks WHERE address=? ORDER BY rowid DESC "
+                             "LIMIT 1", (address,)).fetchone() or db.execute(
+                "SELECT status FROM deliveries WHERE address=?", (address,)).fetchone()
+        finally:
+            db.close()
+        self.on_arrival.append(None if row is None else str(row[0]))
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_sending_is_on_disk_before_any_message_reaches_the_relay(
+        project: Path, pipelining: bool) -> None:
+    handler = JournalWatchingHandler(pipelining=pipelining,
+                                     state_db=project / ".kzmail" / DB_FILE)
+    factory = lambda: SMTP(handler, hostname="test.localhost", decode_data=False)  # noqa: E731
+    use_long_list(project / CAMPAIGN, 40)
+    with smtp_in_thread(factory) as port:
+        use_relay(project / CAMPAIGN, SmtpServer("127.0.0.1", port, handler))
+        result = service_send.send(project / CAMPAIGN)
+    assert result.report.sent == 40
+    assert handler.on_arrival == ["sending"] * 40
