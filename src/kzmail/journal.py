@@ -160,10 +160,15 @@ class Journal:
                 self._db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
-        self._settle()
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-        self._db.close()
+        """Write and fold what is queued, then close (the connection in any case)."""
+        try:
+            self._settle()
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot record deliveries in {self._path}: {exc}") from None
+        finally:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+            self._db.close()
 
     # deliveries ---------------------------------------------------------------
     def status(self, campaign: str, address: str) -> str | None:
@@ -230,7 +235,8 @@ class Journal:
         """Append (and commit) every queued mark to the log, in one statement.
 
         Marks a failed commit did not write stay queued: every later commit fails too, so
-        no lane can go on as if its `sending` were on disk.
+        no lane can go on as if its `sending` were on disk. A database that cannot take
+        them (disk full, say) is a `StateError`: one line, not a traceback.
         """
         if self._lazy:
             rows, self._lazy = self._lazy, []
@@ -239,6 +245,9 @@ class Journal:
                 sql = self._appends[len(rows)] = _APPEND + ",".join([_ROW] * len(rows))
             try:
                 self._db.execute(sql, [value for row in rows for value in row])
+            except sqlite3.Error as exc:
+                self._lazy[:0] = rows
+                raise StateError(f"cannot record deliveries in {self._path}: {exc}") from None
             except BaseException:
                 self._lazy[:0] = rows
                 raise

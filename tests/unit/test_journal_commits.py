@@ -9,6 +9,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
+from kzmail.errors import StateError
 from kzmail.journal import DB_FILE, Journal
 
 RUN = "commits"
@@ -74,7 +77,8 @@ def test_a_failing_commit_reaches_every_waiting_lane(tmp_path: Path) -> None:
         return [r if isinstance(r, BaseException) else None for r in results]
 
     errors = asyncio.run(run())
-    assert all(isinstance(e, sqlite3.IntegrityError) for e in errors), errors
+    assert all(isinstance(e, StateError) and "CHECK constraint" in str(e)
+               for e in errors), errors
 
 
 def test_one_commit_takes_every_mark_queued_since_the_last(tmp_path: Path) -> None:
@@ -112,14 +116,33 @@ def test_marks_a_failed_commit_did_not_write_stay_queued(tmp_path: Path) -> None
         for _ in range(2):
             try:
                 await journal.committed()
-            except sqlite3.IntegrityError as exc:
+            except StateError as exc:
                 results.append(exc)
             else:
                 results.append(None)
         return results
 
     errors = asyncio.run(run())
-    assert all(isinstance(e, sqlite3.IntegrityError) for e in errors), errors
+    assert all(isinstance(e, StateError) for e in errors), errors
     assert len(journal._lazy) == 1
     journal._lazy.clear()                      # (so that closing does not fail as well)
     journal.close()
+
+
+def test_a_full_database_is_one_clear_error_and_the_journal_still_closes(
+        tmp_path: Path) -> None:
+    """Disk full mid-send (here: a database capped at its current size, SQLite's own
+    "database or disk is full"): a StateError naming the file, also from `close`, which
+    still closes the connection."""
+    state = tmp_path / "state"
+    journal = Journal(state)
+    (pages,) = journal._db.execute("PRAGMA page_count").fetchone()
+    journal._db.execute(f"PRAGMA max_page_count={pages}")
+    journal.mark(RUN, "a@x.test", "sending", detail="x" * 20_000, durable=False)
+
+    with pytest.raises(StateError, match=r"state\.db: database or disk is full"):
+        asyncio.run(journal.committed())
+    with pytest.raises(StateError, match="database or disk is full"):
+        journal.close()
+    with pytest.raises(sqlite3.ProgrammingError):          # closed all the same
+        journal._db.execute("SELECT 1")
