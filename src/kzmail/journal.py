@@ -128,12 +128,13 @@ class Journal:
     """One connection to the state database; every write is committed at once."""
 
     def __init__(self, state_dir: Path) -> None:
+        self._path = state_dir / DB_FILE
         self._unmerged = 0                      # rows this connection put in `marks`
         self._unfolded: set[tuple[str, str]] = set()    # (run, address) marked since a fold
         self._data_version = -1                 # see `_changed_elsewhere`
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(state_dir / DB_FILE, isolation_level=None)
+            self._db = sqlite3.connect(self._path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             # checkpoints (the only fsyncs in WAL mode) run in a thread of their own while
@@ -144,7 +145,6 @@ class Journal:
             self._merge()                 # marks left by a crash, or by another process
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database in {state_dir}: {exc}") from None
-        self._path = state_dir / DB_FILE
         self._checkpointer: Checkpointer | None = None
         self._lazy: list[tuple[object, ...]] = []
         self._marked = 0                        # marks made so far
@@ -163,8 +163,6 @@ class Journal:
         """Write and fold what is queued, then close (the connection in any case)."""
         try:
             self._settle()
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot record deliveries in {self._path}: {exc}") from None
         finally:
             if self._checkpointer is not None:
                 self._checkpointer.stop()
@@ -245,11 +243,10 @@ class Journal:
                 sql = self._appends[len(rows)] = _APPEND + ",".join([_ROW] * len(rows))
             try:
                 self._db.execute(sql, [value for row in rows for value in row])
-            except sqlite3.Error as exc:
+            except BaseException as exc:
                 self._lazy[:0] = rows
-                raise StateError(f"cannot record deliveries in {self._path}: {exc}") from None
-            except BaseException:
-                self._lazy[:0] = rows
+                if isinstance(exc, sqlite3.Error):
+                    raise self._cannot_record(exc) from None
                 raise
             self._written = self._marked
             self._unmerged += len(rows)
@@ -260,16 +257,24 @@ class Journal:
         """Fold the marks log into `deliveries` and empty it, in one transaction."""
         if self._db.execute("SELECT 1 FROM marks LIMIT 1").fetchone() is None:
             return
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute(_MERGE)
-            self._db.execute("DELETE FROM marks")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(_MERGE)
+                self._db.execute("DELETE FROM marks")
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:     # SQLite may have rolled back already
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._cannot_record(exc) from None
         self._unmerged = 0
         self._unfolded.clear()
+
+    def _cannot_record(self, exc: sqlite3.Error) -> StateError:
+        """A write of marks or a fold the database refused (disk full, say): one line."""
+        return StateError(f"cannot record deliveries in {self._path}: {exc}")
 
     def _settle(self) -> None:
         """Make `deliveries` current: every queued mark written and the log folded in."""

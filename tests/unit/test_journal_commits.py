@@ -146,3 +146,19 @@ def test_a_full_database_is_one_clear_error_and_the_journal_still_closes(
         journal.close()
     with pytest.raises(sqlite3.ProgrammingError):          # closed all the same
         journal._db.execute("SELECT 1")
+
+
+def test_a_fold_the_full_database_refuses_is_one_clear_error_too(tmp_path: Path) -> None:
+    """The marks fit, the fold into `deliveries` does not (a look-up folds first)."""
+    journal = Journal(tmp_path / "state")
+    for n in range(200):
+        journal.mark(RUN, f"l{n}@x.test", "sending", detail="x" * 1000, durable=False)
+    journal.flush()
+    (pages,) = journal._db.execute("PRAGMA page_count").fetchone()
+    journal._db.execute(f"PRAGMA max_page_count={pages}")
+
+    with pytest.raises(StateError, match=r"state\.db: database or disk is full"):
+        journal.counts(RUN)
+    assert not journal._db.in_transaction                   # rolled back, not left open
+    with pytest.raises(StateError, match="database or disk is full"):
+        journal.close()
