@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import sqlite3
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -144,3 +145,17 @@ def use_long_list(campaign: Path, rows: int) -> None:
     edit_campaign(campaign, lambda text: text.replace(
         "subscribers: ../subscribers.example.csv", "subscribers: ../long.csv").replace(
         "connections: 4", "connections: 1"))
+
+
+def status_on_disk(state_db: Path, address: str) -> str | None:
+    """A delivery's status as a crash at this moment would leave it, read by a connection
+    of our own: the latest mark in the log (a later Journal folds it in), else the row."""
+    db = sqlite3.connect(state_db)
+    try:
+        row = db.execute("SELECT status FROM marks WHERE address=? ORDER BY rowid DESC "
+                         "LIMIT 1", (address,)).fetchone()
+        row = row or db.execute("SELECT status FROM deliveries WHERE address=?",
+                                (address,)).fetchone()
+    finally:
+        db.close()
+    return None if row is None else str(row[0])

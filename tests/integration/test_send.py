@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -22,6 +21,7 @@ from tests.conftest import (
     SmtpServer,
     edit_campaign,
     smtp_in_thread,
+    status_on_disk,
     use_long_list,
     use_relay,
 )
@@ -188,15 +188,7 @@ class JournalWatchingHandler(RecordingHandler):
     on_arrival: list[str | None] = field(default_factory=list)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        db = sqlite3.connect(self.state_db)
-        try:
-            address = envelope.rcpt_tos[0]
-            row = db.execute("SELECT status FROM marks WHERE address=? ORDER BY rowid DESC "
-                             "LIMIT 1", (address,)).fetchone() or db.execute(
-                "SELECT status FROM deliveries WHERE address=?", (address,)).fetchone()
-        finally:
-            db.close()
-        self.on_arrival.append(None if row is None else str(row[0]))
+        self.on_arrival.append(status_on_disk(self.state_db, envelope.rcpt_tos[0]))
         return await super().handle_DATA(server, session, envelope)
 
 

@@ -13,22 +13,9 @@ import pytest
 
 from kzmail.errors import StateError
 from kzmail.journal import DB_FILE, Journal
+from tests.conftest import status_on_disk
 
 RUN = "commits"
-
-
-def on_disk(state: Path, address: str) -> str | None:
-    """The status as a crash would leave it, read by a connection of our own: the latest
-    mark in the log (folded into `deliveries` by the next Journal to open), else the row."""
-    db = sqlite3.connect(state / DB_FILE)
-    try:
-        row = db.execute("SELECT status FROM marks WHERE campaign=? AND address=? "
-                         "ORDER BY rowid DESC LIMIT 1", (RUN, address)).fetchone()
-        row = row or db.execute("SELECT status FROM deliveries WHERE campaign=? AND address=?",
-                                (RUN, address)).fetchone()
-    finally:
-        db.close()
-    return None if row is None else str(row[0])
 
 
 async def lane(journal: Journal, state: Path, lane_no: int, count: int,
@@ -37,7 +24,7 @@ async def lane(journal: Journal, state: Path, lane_no: int, count: int,
         address = f"l{lane_no}-{i}@x.test"
         journal.mark(RUN, address, "sending", durable=False)
         await journal.committed()
-        seen.append(on_disk(state, address) if i % 50 == 0 else "sending")
+        seen.append(status_on_disk(state / DB_FILE, address) if i % 50 == 0 else "sending")
         for _ in range((i * 7 + lane_no) % 4):       # the "transaction": lanes drift apart
             await asyncio.sleep(0)
         journal.mark(RUN, address, "sent", durable=False)
