@@ -195,7 +195,7 @@ def test_clean_writes_tidy_utf8_csv(project: Path) -> None:
     assert code == 0
     assert stdout.splitlines()[-1] == "Wrote 1 subscribers to clean.csv"
     assert (project / "clean.csv").read_bytes() == (
-        "\ufeffE-Mail,Name,Stadt\r\nA@example.org,Ann,\"Köln\nNord\"\r\n").encode()
+        "\ufeffE-Mail,Name,Stadt\r\nA@example.org,Ann,Köln Nord\r\n").encode()
 
 
 def test_clean_to_xlsx_keeps_columns_and_never_makes_formulas(project: Path) -> None:
@@ -288,3 +288,59 @@ def test_dns_is_only_asked_with_check_dns(project: Path, nxdomain: NxdomainServe
     assert data["problems"][0]["reason"] == (
         "domain does not accept mail: The domain name example.org does not exist.")
     assert sorted(set(nxdomain.queries)) == ["example.com.", "example.net.", "example.org."]
+
+
+HOSTILE = ("email,name,=evil header,note\r\n"
+           "=cmd|'/Ccalc'!A0@example.org,=1+1,\"\t=1+1\",@SUM(A1)\r\n"
+           "plus@example.org,+49 30 1234,-5,\"\r=2+2\"\r\n"
+           "-dash@example.org, =3+3,\uff1d4+4,harmless\r\n")
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_clean_csv_writes_formula_cells_as_text_but_never_alters_addresses(
+        project: Path) -> None:
+    write_text(project / "raw.csv", HOSTILE)
+    code, _, stderr = _invoke("clean", "raw.csv", "--out", "clean.csv")
+    assert code == 0, stderr
+    assert _csv_rows(project / "clean.csv") == [
+        ["email", "name", "'=evil header", "note"],
+        ["=cmd|'/Ccalc'!A0@example.org", "'=1+1", "'=1+1", "'@SUM(A1)"],
+        ["plus@example.org", "'+49 30 1234", "'-5", "'=2+2"],
+        ["-dash@example.org", "'=3+3", "'\uff1d4+4", "harmless"]]
+
+
+def test_clean_xlsx_keeps_formula_looking_text_as_string_cells(project: Path) -> None:
+    from openpyxl import load_workbook
+
+    write_text(project / "raw.csv", HOSTILE)
+    code, _, stderr = _invoke("clean", "raw.csv", "--out", "clean.xlsx")
+    assert code == 0, stderr
+    sheet = load_workbook(project / "clean.xlsx").active
+    assert sheet is not None
+    cells = [[(c.value, c.data_type) for c in row] for row in sheet.iter_rows()]
+    assert cells[1] == [("=cmd|'/Ccalc'!A0@example.org", "s"), ("=1+1", "s"), ("=1+1", "s"),
+                        ("@SUM(A1)", "s")]
+    assert all(kind == "s" for row in cells for _, kind in row)
+
+
+CONTROLS = "\r\n\x00\u2028\u2029\u0085\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\x1b\x9b\x7f"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_clean_removes_control_characters_from_every_column(project: Path,
+                                                            suffix: str) -> None:
+    write_text(project / "raw.csv", f'email,name,"ci{CONTROLS}ty"\r\n'
+               f'anna@example.org,"An\u202ena{CONTROLS}","Köln\r\nNord\x00\u2066x"\r\n')
+    code, _, stderr = _invoke("clean", "raw.csv", "--out", f"clean{suffix}")
+    assert code == 0, stderr
+    out = project / f"clean{suffix}"
+    rows = (_csv_rows(out) if suffix == ".csv" else
+            list(CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).iter_rows()))
+    assert rows == [["email", "name", "ci ty"], ["anna@example.org", "An na", "Köln Nord x"]]
+
