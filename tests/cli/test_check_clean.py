@@ -344,3 +344,38 @@ def test_clean_removes_control_characters_from_every_column(project: Path,
             list(CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).iter_rows()))
     assert rows == [["email", "name", "ci ty"], ["anna@example.org", "An na", "Köln Nord x"]]
 
+
+def test_check_notes_addresses_that_idna_or_nfkc_changed(project: Path) -> None:
+    write_text(project / "raw.csv", "email\r\nanna@p\u0430ypal.example\r\n"
+                                    "bob@\uff45xample.org\r\nplain@Example.org\r\n")
+    code, stdout, stderr = _invoke("check", "--subscribers", "raw.csv")
+    assert code == 0, stderr
+    notes = [line for line in stdout.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: raw.csv:2: address 'anna@p\u0430ypal.example' was normalised (IDNA/NFKC) to "
+        "'anna@xn--pypal-4ve.example': make sure it is the one meant",
+        "note: raw.csv:3: address 'bob@\uff45xample.org' was normalised (IDNA/NFKC) to "
+        "'bob@example.org': make sure it is the one meant"]
+    code, stdout, _ = _invoke("check", "--subscribers", "raw.csv", "--json")
+    assert [n.split(": address")[0] for n in json.loads(stdout)["notes"]] == ["raw.csv:2",
+                                                                            "raw.csv:3"]
+
+
+def test_check_notes_addresses_a_spreadsheet_would_run_as_formulas(project: Path) -> None:
+    write_text(project / "raw.csv", "email,name\r\n=cmd|'/Ccalc'!A0@example.org,X\r\n"
+                                    "ok@example.org,Y\r\n")
+    code, stdout, stderr = _invoke("check", "--subscribers", "raw.csv")
+    assert code == 0, stderr
+    assert [line for line in stdout.splitlines() if line.startswith("note:")] == [
+        "note: raw.csv:2: address \"=cmd|'/Ccalc'!A0@example.org\" starts with '=': a "
+        "spreadsheet may run it as a formula when it opens a CSV of this list"]
+
+
+def test_check_address_notes_are_capped_per_list(project: Path) -> None:
+    rows = "".join(f"u{i}@b\u00fccher.example\r\n" for i in range(150))
+    write_text(project / "raw.csv", "email\r\n" + rows)
+    code, stdout, _ = _invoke("check", "--subscribers", "raw.csv", "--json")
+    assert code == 0
+    notes = json.loads(stdout)["notes"]
+    assert len(notes) == 101
+    assert notes[-1] == "raw.csv: 50 more addresses with a note like the above"
