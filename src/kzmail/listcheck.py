@@ -19,7 +19,10 @@ from .dedupe import SeenAddresses
 from .errors import SubscriberListError
 from .listread import open_list
 from .models import ListSource, Subscriber
-from .subscribers import AddressChecker, Columns, Problem, find_columns, parse_row
+from .subscribers import AddressChecker, Columns, Problem, find_columns, parse_row, written_address
+
+ADDRESS_NOTES = 100          # per list; the rest are counted in one more note
+_FORMULA_START = ("=", "+", "-", "@")
 
 
 class Suppressions(Protocol):
@@ -121,16 +124,25 @@ class ListChecker:
         if columns.header_row > 1:
             self.summary.notes.append(f"{label}: header found on row {columns.header_row}; "
                                       "the rows above it are ignored")
-        count = 0
+        count = noted = 0
         for row, cells in raw.rows:
             result = parse_row(columns, label, row, cells, self._addresses)
             if result is None:
                 continue
             count += 1
+            if isinstance(result, Subscriber):
+                note = _address_note(cells[columns.email], result.email)
+                if note is not None:
+                    noted += 1
+                    if noted <= ADDRESS_NOTES:
+                        self.summary.notes.append(f"{label}:{row}: {note}")
             result = self._classify(index, result)
             if isinstance(result, Problem):
                 self._problem(result)
             yield Checked(index, columns, cells, result)
+        if noted > ADDRESS_NOTES:
+            self.summary.notes.append(f"{label}: {noted - ADDRESS_NOTES} more addresses "
+                                      "with a note like the above")
         if count == 0:
             self.summary.notes.append(f"{label}: the list has a header row but no "
                                       "subscriber rows")
@@ -188,3 +200,18 @@ class ListChecker:
         if len(self.summary.problems) < self._keep:
             self.summary.problems.append(problem)
         self.on_problem(problem)
+
+
+def _address_note(cell: str, address: str) -> str | None:
+    """Why a valid address deserves a second look: IDNA/NFKC changed what the list says
+    (a look-alike such as a Cyrillic `а` in `pаypal`), or it would start a spreadsheet
+    formula in a CSV (addresses are never escaped)."""
+    if not cell.isascii():
+        written = written_address(cell)[0]
+        if not written.isascii():
+            return (f"address {written!r} was normalised (IDNA/NFKC) to {address!r}: "
+                    "make sure it is the one meant")
+    if address.startswith(_FORMULA_START):
+        return (f"address {address!r} starts with {address[0]!r}: a spreadsheet may run it "
+                "as a formula when it opens a CSV of this list")
+    return None

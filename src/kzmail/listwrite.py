@@ -4,12 +4,18 @@ The CSV carries a byte-order mark and CRLF line ends, so Excel on Windows opens 
 right characters and LibreOffice, Numbers and Google Sheets read it as well. `.xlsx` is
 written in openpyxl's streaming mode; every cell is a text cell, so a value such as
 `=HYPERLINK(...)` from a hostile row stays text and never becomes a formula.
+
+A CSV has no cell types, so every CSV kzmail writes (`clean`, `report`, `unsubscribes
+export`) passes its cells through `spreadsheet_text`: a cell a spreadsheet would run as a
+formula gets a leading `'` (OWASP's advice), which the spreadsheet shows as text. Addresses
+are written as they are, never prefixed: they are what the list is matched on.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -18,13 +24,30 @@ from .errors import InputError
 
 XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# What Excel, LibreOffice and Google Sheets start a formula with (also the full-width forms
+# that East Asian input turns into them), after any leading whitespace or tab/CR they skip.
+_FORMULA = re.compile(r"\s*[=+\-@\uff1d\uff0b\uff0d\uff20]")
+
+
+def spreadsheet_text(value: str) -> str:
+    """`value` as a CSV cell a spreadsheet shows as text: `'` before a formula start."""
+    return "'" + value if _FORMULA.match(value) else value
+
+
+def spreadsheet_row(cells: list[str], verbatim: Collection[int] = ()) -> list[str]:
+    """The cells through `spreadsheet_text`, except the columns in `verbatim` (addresses)."""
+    return [c if i in verbatim else spreadsheet_text(c) for i, c in enumerate(cells)]
 
 
 class ListWriter:
-    """`with ListWriter(path, header) as out: out.row(cells)`; the file is complete on exit."""
+    """`with ListWriter(path, header) as out: out.row(cells)`; the file is complete on exit.
 
-    def __init__(self, path: Path, header: list[str]) -> None:
+    `verbatim`: the data columns (addresses) a CSV writes without `spreadsheet_text`."""
+
+    def __init__(self, path: Path, header: list[str], *,
+                 verbatim: Collection[int] = ()) -> None:
         self.path = path
+        self._verbatim = frozenset(verbatim)
         self.rows = 0
         self._xlsx = path.suffix.lower() in XLSX_SUFFIXES
         self._handle: IO[str] | None = None
@@ -41,10 +64,10 @@ class ListWriter:
                                        delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         except OSError as exc:
             raise InputError(f"cannot write the list ({exc.strerror})", path=path) from None
-        self._write(header)
+        self._write(header, ())
         self.rows = 0
 
-    def _write(self, cells: list[str]) -> None:
+    def _write(self, cells: list[str], verbatim: Collection[int]) -> None:
         if self._xlsx:
             from openpyxl.cell import WriteOnlyCell
 
@@ -55,11 +78,11 @@ class ListWriter:
                 out.append(cell)
             self._sheet.append(out)
         else:
-            self._csv.writerow(cells)
+            self._csv.writerow(spreadsheet_row(cells, verbatim))
         self.rows += 1
 
     def row(self, cells: list[str]) -> None:
-        self._write(cells)
+        self._write(cells, self._verbatim)
 
     def __enter__(self) -> ListWriter:
         return self

@@ -22,7 +22,7 @@ from .errors import CampaignError, InputError, KzmailError
 from .journal import Journal
 from .listcheck import ListChecker, ListSummary
 from .listwrite import XLSX_SUFFIXES, ListWriter
-from .models import Campaign, ListSource, Subscriber
+from .models import Campaign, ListSource, Subscriber, without_controls
 from .subscribers import AddressChecker, Problem
 
 DNS_SERVER_ENV = "KZMAIL_DNS_SERVER"
@@ -181,10 +181,11 @@ def clean(list_path: Path, out: Path, *, campaign: Path | None = None,
                 raise InputError(first.reason, path=first.file, line=first.line or None)
             columns = checker.columns[0]
             width = max((i + 1 for i, h in enumerate(columns.headers) if h.strip()), default=1)
-            with ListWriter(out, [h.strip() for h in columns.headers[:width]]) as writer:
+            headers = [without_controls(h) for h in columns.headers[:width]]
+            with ListWriter(out, headers, verbatim={columns.email}) as writer:
                 for item in checker.rows(strict=True):
                     if isinstance(item.result, Subscriber):
-                        cells = [c.strip() for c in item.cells[:width]]
+                        cells = [without_controls(c) for c in item.cells[:width]]
                         cells += [""] * (width - len(cells))
                         cells[columns.email] = item.result.email
                         writer.row(cells)

@@ -25,6 +25,7 @@ from .app import Prepared, find_subscriber, list_checker, prepare, state_dir
 from .errors import CampaignError, InputError, KzmailError, StateError, SubscriberListError
 from .journal import Delivery, Journal
 from .listcheck import ListChecker, ListSummary
+from .listwrite import spreadsheet_row
 from .models import Campaign, RateSettings, SmtpSettings, Subscriber
 from .ratelimit import Gate, RateLimiter, windows_for
 from .runlock import run_lock
@@ -312,10 +313,11 @@ def report(path: Path, out: Path) -> int:
             writer.writerow(["email", "name", "status", "attempts", "code", "reason",
                              "retryable", "updated_at"])
             for d in rows:
-                writer.writerow([d.address, d.name, d.status, d.attempts,
-                                 "" if d.code is None else d.code, d.detail,
-                                 "yes" if d.retryable else "no",
-                                 datetime.fromtimestamp(d.updated_at, UTC).isoformat()])
+                writer.writerow(spreadsheet_row([
+                    d.address, d.name, d.status, str(d.attempts),
+                    "" if d.code is None else str(d.code), d.detail,
+                    "yes" if d.retryable else "no",
+                    datetime.fromtimestamp(d.updated_at, UTC).isoformat()], verbatim={0}))
     except OSError as exc:
         raise StateError(f"cannot write {out}: {exc}") from None
     return len(rows)

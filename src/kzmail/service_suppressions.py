@@ -26,6 +26,7 @@ from . import subscribers as subscriber_list
 from .errors import InputError
 from .journal import ANY_LIST, Journal
 from .listcheck import ListChecker
+from .listwrite import spreadsheet_text
 from .models import ListSource
 from .subscribers import Problem
 
@@ -184,7 +185,8 @@ def write_csv(records: list[dict[str, str]], out: TextIO) -> None:
     """The rows as CSV with a header row, ready for a spreadsheet."""
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(records)
+    writer.writerows({k: v if k == "email" else spreadsheet_text(v) for k, v in r.items()}
+                     for r in records)
 
 
 def export(out: Path, list_id: str | None = None) -> int:

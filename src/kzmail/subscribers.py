@@ -157,6 +157,21 @@ def clean_text(value: str) -> str:
     return _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
 
 
+def written_address(raw: str) -> tuple[str, str]:
+    """(the address as written in the cell, display name): `mailto:` and `Name <...>` off."""
+    value = raw.strip()
+    if _CONTROL.search(value):
+        raise ValueError("the address cell holds a line break or control character")
+    display = ""
+    match = _DISPLAY.match(value)
+    if match:
+        display, value = match.group("name").strip().strip('"').strip(), match.group("addr")
+    value = value.strip()
+    if value.lower().startswith("mailto:"):
+        value = value[7:].split("?", 1)[0].strip()
+    return value, display
+
+
 class AddressChecker:
     """Address syntax (email-validator) and, opt-in, deliverability of each domain.
 
@@ -172,16 +187,7 @@ class AddressChecker:
 
     def clean(self, raw: str) -> tuple[str, str]:
         """(normalised ASCII address, display name found in the cell), or ValueError."""
-        value = raw.strip()
-        if _CONTROL.search(value):
-            raise ValueError("the address cell holds a line break or control character")
-        display = ""
-        match = _DISPLAY.match(value)
-        if match:
-            display, value = match.group("name").strip().strip('"').strip(), match.group("addr")
-        value = value.strip()
-        if value.lower().startswith("mailto:"):
-            value = value[7:].split("?", 1)[0].strip()
+        value, display = written_address(raw)
         if value.count("@") > 1 or "<" in value or ">" in value:
             raise ValueError(f"more than one address in one cell: {raw.strip()[:80]!r}")
         if not value:

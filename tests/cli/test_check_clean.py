@@ -195,7 +195,7 @@ def test_clean_writes_tidy_utf8_csv(project: Path) -> None:
     assert code == 0
     assert stdout.splitlines()[-1] == "Wrote 1 subscribers to clean.csv"
     assert (project / "clean.csv").read_bytes() == (
-        "\ufeffE-Mail,Name,Stadt\r\nA@example.org,Ann,\"Köln\nNord\"\r\n").encode()
+        "\ufeffE-Mail,Name,Stadt\r\nA@example.org,Ann,Köln Nord\r\n").encode()
 
 
 def test_clean_to_xlsx_keeps_columns_and_never_makes_formulas(project: Path) -> None:
@@ -288,3 +288,94 @@ def test_dns_is_only_asked_with_check_dns(project: Path, nxdomain: NxdomainServe
     assert data["problems"][0]["reason"] == (
         "domain does not accept mail: The domain name example.org does not exist.")
     assert sorted(set(nxdomain.queries)) == ["example.com.", "example.net.", "example.org."]
+
+
+HOSTILE = ("email,name,=evil header,note\r\n"
+           "=cmd|'/Ccalc'!A0@example.org,=1+1,\"\t=1+1\",@SUM(A1)\r\n"
+           "plus@example.org,+49 30 1234,-5,\"\r=2+2\"\r\n"
+           "-dash@example.org, =3+3,\uff1d4+4,harmless\r\n")
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_clean_csv_writes_formula_cells_as_text_but_never_alters_addresses(
+        project: Path) -> None:
+    write_text(project / "raw.csv", HOSTILE)
+    code, _, stderr = _invoke("clean", "raw.csv", "--out", "clean.csv")
+    assert code == 0, stderr
+    assert _csv_rows(project / "clean.csv") == [
+        ["email", "name", "'=evil header", "note"],
+        ["=cmd|'/Ccalc'!A0@example.org", "'=1+1", "'=1+1", "'@SUM(A1)"],
+        ["plus@example.org", "'+49 30 1234", "'-5", "'=2+2"],
+        ["-dash@example.org", "'=3+3", "'\uff1d4+4", "harmless"]]
+
+
+def test_clean_xlsx_keeps_formula_looking_text_as_string_cells(project: Path) -> None:
+    from openpyxl import load_workbook
+
+    write_text(project / "raw.csv", HOSTILE)
+    code, _, stderr = _invoke("clean", "raw.csv", "--out", "clean.xlsx")
+    assert code == 0, stderr
+    sheet = load_workbook(project / "clean.xlsx").active
+    assert sheet is not None
+    cells = [[(c.value, c.data_type) for c in row] for row in sheet.iter_rows()]
+    assert cells[1] == [("=cmd|'/Ccalc'!A0@example.org", "s"), ("=1+1", "s"), ("=1+1", "s"),
+                        ("@SUM(A1)", "s")]
+    assert all(kind == "s" for row in cells for _, kind in row)
+
+
+CONTROLS = "\r\n\x00\u2028\u2029\u0085\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\x1b\x9b\x7f"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_clean_removes_control_characters_from_every_column(project: Path,
+                                                            suffix: str) -> None:
+    write_text(project / "raw.csv", f'email,name,"ci{CONTROLS}ty"\r\n'
+               f'anna@example.org,"An\u202ena{CONTROLS}","Köln\r\nNord\x00\u2066x"\r\n')
+    code, _, stderr = _invoke("clean", "raw.csv", "--out", f"clean{suffix}")
+    assert code == 0, stderr
+    out = project / f"clean{suffix}"
+    rows = (_csv_rows(out) if suffix == ".csv" else
+            list(CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).iter_rows()))
+    assert rows == [["email", "name", "ci ty"], ["anna@example.org", "An na", "Köln Nord x"]]
+
+
+def test_check_notes_addresses_that_idna_or_nfkc_changed(project: Path) -> None:
+    write_text(project / "raw.csv", "email\r\nanna@p\u0430ypal.example\r\n"
+                                    "bob@\uff45xample.org\r\nplain@Example.org\r\n")
+    code, stdout, stderr = _invoke("check", "--subscribers", "raw.csv")
+    assert code == 0, stderr
+    notes = [line for line in stdout.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: raw.csv:2: address 'anna@p\u0430ypal.example' was normalised (IDNA/NFKC) to "
+        "'anna@xn--pypal-4ve.example': make sure it is the one meant",
+        "note: raw.csv:3: address 'bob@\uff45xample.org' was normalised (IDNA/NFKC) to "
+        "'bob@example.org': make sure it is the one meant"]
+    code, stdout, _ = _invoke("check", "--subscribers", "raw.csv", "--json")
+    assert [n.split(": address")[0] for n in json.loads(stdout)["notes"]] == ["raw.csv:2",
+                                                                            "raw.csv:3"]
+
+
+def test_check_notes_addresses_a_spreadsheet_would_run_as_formulas(project: Path) -> None:
+    write_text(project / "raw.csv", "email,name\r\n=cmd|'/Ccalc'!A0@example.org,X\r\n"
+                                    "ok@example.org,Y\r\n")
+    code, stdout, stderr = _invoke("check", "--subscribers", "raw.csv")
+    assert code == 0, stderr
+    assert [line for line in stdout.splitlines() if line.startswith("note:")] == [
+        "note: raw.csv:2: address \"=cmd|'/Ccalc'!A0@example.org\" starts with '=': a "
+        "spreadsheet may run it as a formula when it opens a CSV of this list"]
+
+
+def test_check_address_notes_are_capped_per_list(project: Path) -> None:
+    rows = "".join(f"u{i}@b\u00fccher.example\r\n" for i in range(150))
+    write_text(project / "raw.csv", "email\r\n" + rows)
+    code, stdout, _ = _invoke("check", "--subscribers", "raw.csv", "--json")
+    assert code == 0
+    notes = json.loads(stdout)["notes"]
+    assert len(notes) == 101
+    assert notes[-1] == "raw.csv: 50 more addresses with a note like the above"

@@ -123,3 +123,18 @@ def test_the_embedded_sink_is_a_rehearsal_one_file_per_subscriber(project: Path)
     assert len(list((project / "outbox" / "kasachstan" / "new").iterdir())) == 12
     counts = json.loads(kz("status", CAMPAIGN, "--json")[1])
     assert (counts["total"], counts["sent"]) == (12, 12)
+
+
+def test_report_writes_formula_looking_cells_as_text(project: Path, smtp_server: SmtpServer,
+                                                      tmp_path: Path) -> None:
+    (project / "subscribers.example.csv").write_text(
+        "email,name\r\n=1+2@example.org,\"=HYPERLINK(\"\"http://x\"\")\"\r\n", encoding="utf-8")
+    use_relay(project / CAMPAIGN, smtp_server)
+    smtp_server.handler.refuse_rcpt["=1+2@example.org"] = "550 5.1.1 no such user"
+    kz("send", CAMPAIGN, "--yes")
+    out_file = tmp_path / "failures.csv"
+    code, _, err = kz("report", CAMPAIGN, "--out", str(out_file))
+    assert code == 0, err
+    rows = list(csv.DictReader(out_file.open(encoding="utf-8", newline="")))
+    assert [(r["email"], r["name"]) for r in rows] == [
+        ("=1+2@example.org", "'=HYPERLINK(\"http://x\")")]

@@ -132,3 +132,16 @@ def test_import_errors_are_one_line(project: Path) -> None:
     assert code == 2
     assert "Maildir" in output
     assert "Traceback" not in output
+
+
+def test_export_writes_formula_looking_cells_as_text(project: Path) -> None:
+    journal = Journal(project / ".kzmail")
+    journal.suppress("=evil.list", "-x@example.org", "\t=HYPERLINK(\"http://x\")")
+    journal.close()
+    for args in (("unsubscribes", "export"), ("unsubscribes", "export", "--out", "x.csv")):
+        code, output = run(*args)
+        assert code == 0, output
+        text = output if len(args) == 2 else (project / "x.csv").read_text(encoding="utf-8")
+        record = next(csv.DictReader(io.StringIO(text)))
+        assert (record["email"], record["list_id"], record["reason"]) == (
+            "-x@example.org", "'=evil.list", "'\t=HYPERLINK(\"http://x\")")
