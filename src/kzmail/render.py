@@ -40,6 +40,7 @@ from premailer import Premailer
 from .errors import CampaignError, TemplateError
 from .models import Campaign, Rendered, Subscriber
 from .prerender import prerender
+from .remote import remote_resources
 
 _TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _BARE = re.compile(r"^\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}$")
@@ -55,8 +56,8 @@ class CompiledTemplate:
 
     def __init__(self, html: jinja2.Template, text: jinja2.Template,
                  html_context: Mapping[str, Any], text_context: Mapping[str, Any],
-                 path: str, source: str, reads: tuple[Collection[str], Collection[str]]
-                 ) -> None:
+                 path: str, source: str, reads: tuple[Collection[str], Collection[str]],
+                 remote: tuple[str, ...] = ()) -> None:
         self._html = html
         self._text = text
         # what `generate` would merge for every render (the template's globals, then the
@@ -65,6 +66,7 @@ class CompiledTemplate:
         self._text_context = _only({**text.globals, **text_context}, reads[1])
         self._path = path
         self._source = source
+        self.remote = remote    # URLs the HTML part would fetch from remote hosts
 
     def render(self, subscriber: Subscriber, unsubscribe_url: str) -> Rendered:
         """Personalise both parts for one subscriber (autoescaped HTML, plain text)."""
@@ -195,6 +197,7 @@ class _Marks:
         self.pair = re.compile(re.escape(prefix) + r"o(\d+)x(\s*)(.*?)(\s*)"
                                + re.escape(prefix) + r"c\1x", re.DOTALL)
         self.any = re.compile(re.escape(prefix) + r"(?:[oc](\d+)x|b)")
+        self._edges = re.compile(re.escape(prefix) + r"[oc]\d+x")
 
     def around(self, index: int, text: str) -> str:
         hidden = text.replace("{", f"{self.prefix}b")
@@ -203,6 +206,10 @@ class _Marks:
     def show(self, text: str) -> str:
         """`text` as it was before it went between marks."""
         return text.replace(f"{self.prefix}b", "{")
+
+    def plain(self, text: str) -> str:
+        """The whole document with every value filled in, as a reader would get it."""
+        return self.show(self._edges.sub("", text))
 
 
 def _protect(source: str, values: Mapping[str, Any], path: str,
@@ -333,6 +340,7 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
         raise TemplateError(f"MJML does not compile: {exc}", path=path) from None
     html = _inline_css(html).replace("\r\n", "\n")
     text, text_lifted = _lift(to_text(html), marks, filled, path, html=False)
+    html_source = html
     html, html_lifted = _lift(html, marks, filled, path, html=True)
     html_values = {**values, **html_lifted}
     text_values = {**values, "article": to_text(article), **text_lifted}
@@ -345,4 +353,16 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
     except Exception as exc:  # noqa: BLE001 - the template is the user's code
         raise _failure(exc, path, source) from None
     return CompiledTemplate(html_template, text_template, html_values, text_values, path,
-                            source, reads=(html_reads, text_reads))
+                            source, reads=(html_reads, text_reads),
+                            remote=_remote(marks.plain(html_source), html_template))
+
+
+def _remote(html: str, template: jinja2.Template) -> tuple[str, ...]:
+    """What the HTML part fetches from remote hosts: found in the compiled HTML with the
+    campaign's values in place, and in what prerendering made of loops over them."""
+    found = list(remote_resources(html))
+    chunks: list[str] = []
+    _string_constants(template.root_render_func.__code__, chunks)
+    for chunk in chunks:
+        found += remote_resources(chunk)
+    return tuple(dict.fromkeys(found))

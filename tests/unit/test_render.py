@@ -272,3 +272,14 @@ def test_a_campaign_variable_inside_raw_stays_a_tag(project: Path) -> None:
     out = _compile(project, _mjml("{% raw %}{{ title }}{% endraw %}")).render(
         Subscriber("a@example.org", "A"), URL)
     assert "{{ title }}" in out.html and "{{ title }}" in out.text
+
+
+def test_remote_resources_are_found_in_values_template_and_loops(project: Path) -> None:
+    _set_article(project, "![Foto](https://images.example/foto.jpg)\n\n[Link](https://a.example/)")
+    template = _mjml('<img src="https://logo.example/{{ subscriber.name }}.png">{{ article }}'
+                     '{% for s in sources %}<img src="{{ s.url }}/icon.png">{% endfor %}'
+                     '<a href="{{ unsubscribe_url }}">weg</a>')
+    hosts = [re.sub(r"^https?://([^/]+).*$", r"\1", url) for url in
+             _compile(project, template).remote]
+    assert hosts == ["logo.example", "images.example", "socialismkz.info",
+                     "anticapitalistresistance.org", "www.fr.de"]
