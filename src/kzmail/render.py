@@ -106,6 +106,26 @@ class _Person(dict[str, str]):
             raise AttributeError(name) from None
 
 
+_PERSON_ATTRIBUTES = frozenset(dir(_Person))
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, with a short way to a subscriber's field (`subscriber.name`).
+
+    The sandbox checks every attribute a template reads; a field is a str from the list,
+    never a way into Python, and reading it is most of the per-subscriber work, so it is
+    looked up at once. Anything else, `subscriber.__class__` included, is checked.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is _Person and attribute not in _PERSON_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 def _run(template: jinja2.Template, context: dict[str, Any], person: _Person,
          unsubscribe_url: str) -> tuple[str, ...]:
     """`template.generate(context, ...)` without its two copies of the campaign's values
@@ -313,9 +333,9 @@ def _tidy_text(text: str) -> str:
 def _environment(autoescape: bool) -> jinja2.Environment:
     # The text part is text/plain: HTML escaping would corrupt it, so autoescape is off there.
     # Sandboxed: the template is the organiser's, but may come from elsewhere.
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=autoescape,
-                                trim_blocks=not autoescape, lstrip_blocks=not autoescape,
-                                keep_trailing_newline=True)
+    return _Sandbox(undefined=jinja2.StrictUndefined, autoescape=autoescape,
+                    trim_blocks=not autoescape, lstrip_blocks=not autoescape,
+                    keep_trailing_newline=True)
 
 
 def compile_campaign(campaign: Campaign) -> CompiledTemplate:
