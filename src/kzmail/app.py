@@ -21,6 +21,7 @@ from .journal import Journal
 from .listcheck import ListChecker, ListSummary
 from .message import MessageFactory, Outgoing
 from .models import Campaign, Rendered, Subscriber
+from .remote import host
 from .render import CompiledTemplate, compile_campaign
 from .signpool import SignPool
 from .unsubscribe import TokenSigner, load_secret, unsubscribe_url
@@ -96,6 +97,38 @@ def prepare(path: Path) -> Prepared:
                              static_text=template.static_text(), signer=dkim)
     return Prepared(campaign=campaign, template=template, factory=factory,
                     signer=TokenSigner(load_secret(state_dir())), dkim=dkim)
+
+
+_WATCHED = "learns the IP address of every reader who opens the message, and when"
+
+
+def remote_problems(prepared: Prepared) -> list[str]:
+    """One line per remote host the HTML part loads something from (an image, a style),
+    naming its first URL: a problem for `check`, a refusal for `send`, unless the campaign
+    sets `allow_remote_images: true`."""
+    by_host: dict[str, list[str]] = {}
+    for url in prepared.template.remote:
+        by_host.setdefault(host(url), []).append(url)
+    allowed = prepared.campaign.allow_remote_images
+    lines = []
+    for name, urls in by_host.items():
+        more = f" and {len(urls) - 1} more" if len(urls) > 1 else ""
+        advice = ("allowed by allow_remote_images" if allowed else
+                  "remove it, or set allow_remote_images: true in the campaign")
+        lines.append(str(CampaignError(f"remote resource from {name} ({urls[0]}{more}): "
+                                       f"its host {_WATCHED}; {advice}",
+                                       path=prepared.campaign.source_path)))
+    return lines
+
+
+def refuse_remote(prepared: Prepared) -> None:
+    """Stop a send whose message loads remote resources, unless the campaign allows them."""
+    if prepared.campaign.allow_remote_images or not prepared.template.remote:
+        return
+    hosts = ", ".join(dict.fromkeys(host(url) for url in prepared.template.remote))
+    raise CampaignError(f"the message loads images or styles from remote hosts ({hosts}): "
+                        f"each {_WATCHED}; remove them, or set allow_remote_images: true to send "
+                        "anyway", path=prepared.campaign.source_path)
 
 
 def list_checker(prepared: Prepared, journal: Journal, **options: Any) -> ListChecker:

@@ -192,6 +192,7 @@ class Campaign(_Model):
     unsubscribe: UnsubscribeSettings
     outbox: Path | None = None
     dkim: DkimSettings | None = None
+    allow_remote_images: bool = False   # remote images tell their host who reads, and when
     source_path: Path = Path("campaign.yaml")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

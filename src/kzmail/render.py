@@ -3,25 +3,35 @@
 Once per campaign (`compile_campaign`):
   1. every Jinja tag is swapped for an opaque token, so MJML cannot escape `>` in it and
      premailer cannot URL-encode `href="{{ unsubscribe_url }}"`;
-     campaign-level variables written as a bare `{{ name }}` are filled in right here;
+     campaign-level variables written as a bare `{{ name }}` are filled in right here,
+     escaped and between two marks, so that premailer styles the article's elements too;
   2. MJML -> HTML (mjml-python, no web fonts), CSS inlined by premailer (which also does
      the `<mj-style inline="inline">` inlining that mjml-python ignores);
   3. the plain-text part is derived from that same HTML by html2text;
-  4. tokens are turned back into Jinja tags and both parts compiled into Jinja templates.
+  4. what lies between two marks is lifted out again and handed to Jinja as a value, never
+     as source; tokens are turned back into Jinja tags and both parts compiled into
+     templates of a sandboxed Jinja, which keeps even a foreign template away from Python's
+     internals;
   5. every part that reads no personal value is rendered there and then (`prerender`).
 Per subscriber (`CompiledTemplate.render`): two pre-compiled Jinja renders of what is left.
+
+Campaign text (article, title, lead, ...) is often written by someone else than the
+organiser: it is data, shown exactly as written, and `{{ 7*7 }}` in it stays `{{ 7*7 }}`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Collection, Mapping
 from types import CodeType
 from typing import Any
 
 import html2text
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 from mjml import mjml2html
@@ -30,9 +40,11 @@ from premailer import Premailer
 from .errors import CampaignError, TemplateError
 from .models import Campaign, Rendered, Subscriber
 from .prerender import prerender
+from .remote import remote_resources
 
 _TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _BARE = re.compile(r"^\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}$")
+_RAW = re.compile(r"^\{%-?\s*(end)?raw\s*-?%\}$")
 _SHADOW = re.compile(r"\{%-?\s*(?:for|set)\s+([A-Za-z_][A-Za-z0-9_, ]*?)\s+(?:in|=)")
 _TOKEN_PREFIX = "kzjinja"  # noqa: S105 - a marker, not a secret
 # Names the template sees besides the campaign-level ones below.
@@ -44,8 +56,8 @@ class CompiledTemplate:
 
     def __init__(self, html: jinja2.Template, text: jinja2.Template,
                  html_context: Mapping[str, Any], text_context: Mapping[str, Any],
-                 path: str, source: str, reads: tuple[Collection[str], Collection[str]]
-                 ) -> None:
+                 path: str, source: str, reads: tuple[Collection[str], Collection[str]],
+                 remote: tuple[str, ...] = ()) -> None:
         self._html = html
         self._text = text
         # what `generate` would merge for every render (the template's globals, then the
@@ -54,6 +66,7 @@ class CompiledTemplate:
         self._text_context = _only({**text.globals, **text_context}, reads[1])
         self._path = path
         self._source = source
+        self.remote = remote    # URLs the HTML part would fetch from remote hosts
 
     def render(self, subscriber: Subscriber, unsubscribe_url: str) -> Rendered:
         """Personalise both parts for one subscriber (autoescaped HTML, plain text)."""
@@ -93,6 +106,26 @@ class _Person(dict[str, str]):
             raise AttributeError(name) from None
 
 
+_PERSON_ATTRIBUTES = frozenset(dir(_Person))
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, with a short way to a subscriber's field (`subscriber.name`).
+
+    The sandbox checks every attribute a template reads; a field is a str from the list,
+    never a way into Python, and reading it is most of the per-subscriber work, so it is
+    looked up at once. Anything else, `subscriber.__class__` included, is checked.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is _Person and attribute not in _PERSON_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 def _run(template: jinja2.Template, context: dict[str, Any], person: _Person,
          unsubscribe_url: str) -> tuple[str, ...]:
     """`template.generate(context, ...)` without its two copies of the campaign's values
@@ -117,6 +150,8 @@ def _failure(exc: Exception, path: str, source: str) -> TemplateError:
     (`{{ subscriber.name + 1 }}` is a TypeError, not a Jinja error)."""
     if isinstance(exc, jinja2.UndefinedError):
         return _unknown_field(exc, path, source)
+    if isinstance(exc, SecurityError):
+        return TemplateError(f"the template sandbox refuses this: {exc}", path=path)
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return TemplateError(f"Jinja syntax error: {exc.message}", path=path)
     if isinstance(exc, jinja2.TemplateError):
@@ -170,8 +205,37 @@ def _campaign_values(campaign: Campaign, article: str) -> dict[str, Any]:
     }
 
 
-def _protect(source: str, values: Mapping[str, Any], path: str) -> tuple[str, dict[str, str]]:
-    """Swap Jinja tags for tokens; fill bare campaign-level `{{ name }}` tags in place."""
+class _Marks:
+    """The marks that keep a campaign value filled into the template apart from it:
+    `around(i, text)` puts the i-th value between an opening and a closing mark and
+    writes each `{` in it as a mark too, so that no part of it can read as a Jinja tag
+    even if MJML or the CSS inliner moved it out from between its marks (then the left-over
+    marks say so). Random per compile, so no campaign text can forge one."""
+
+    def __init__(self) -> None:
+        self.prefix = prefix = f"kz{secrets.token_hex(8)}"
+        self.pair = re.compile(re.escape(prefix) + r"o(\d+)x(\s*)(.*?)(\s*)"
+                               + re.escape(prefix) + r"c\1x", re.DOTALL)
+        self.any = re.compile(re.escape(prefix) + r"(?:[oc](\d+)x|b)")
+        self._edges = re.compile(re.escape(prefix) + r"[oc]\d+x")
+
+    def around(self, index: int, text: str) -> str:
+        hidden = text.replace("{", f"{self.prefix}b")
+        return f"{self.prefix}o{index}x{hidden}{self.prefix}c{index}x"
+
+    def show(self, text: str) -> str:
+        """`text` as it was before it went between marks."""
+        return text.replace(f"{self.prefix}b", "{")
+
+    def plain(self, text: str) -> str:
+        """The whole document with every value filled in, as a reader would get it."""
+        return self.show(self._edges.sub("", text))
+
+
+def _protect(source: str, values: Mapping[str, Any], path: str,
+             marks: _Marks) -> tuple[str, dict[str, str], list[str]]:
+    """Swap Jinja tags for tokens; fill bare campaign-level `{{ name }}` tags in place,
+    between marks; return the names filled in, in order."""
     if _TOKEN_PREFIX in source:
         raise TemplateError(f"the template must not contain the text {_TOKEN_PREFIX!r}", path=path)
     for match in _SHADOW.finditer(source):
@@ -180,17 +244,52 @@ def _protect(source: str, values: Mapping[str, Any], path: str) -> tuple[str, di
                 raise TemplateError(f"do not reuse the name {name!r} for a loop or set "
                                     "variable: it is a campaign variable", path=path)
     tokens: dict[str, str] = {}
+    filled: list[str] = []
+    raw = [False]      # inside `{% raw %}`: tags are text, nothing is filled in
 
     def swap(match: re.Match[str]) -> str:
         tag = match.group(0)
         bare = _BARE.match(tag)
-        if bare and bare.group(1) in values:
-            return str(escape(values[bare.group(1)]))
+        edge = _RAW.match(tag)
+        if edge is not None:
+            raw[0] = edge.group(1) is None
+        elif bare and bare.group(1) in values and not raw[0]:
+            filled.append(bare.group(1))
+            return marks.around(len(filled) - 1, str(escape(values[bare.group(1)])))
         token = f"{_TOKEN_PREFIX}{len(tokens)}x"
         tokens[token] = tag
         return token
 
-    return _TAG.sub(swap, source), tokens
+    return _TAG.sub(swap, source), tokens, filled
+
+
+_VALUE = "kz_value{}"   # the name a lifted campaign value has in the template
+
+
+def _lift(text: str, marks: _Marks, filled: list[str], path: str,
+          *, html: bool) -> tuple[str, dict[str, Any]]:
+    """Replace each marked campaign value by a `{{ name }}` that reads it, and return the
+    values: what the template compiler sees of campaign text is a variable, never text.
+
+    The whitespace around a value stays outside it, so the text part's tidying can fold
+    blank lines across it as it would across the value itself.
+    """
+    lifted: dict[str, Any] = {}
+
+    def lift(match: re.Match[str]) -> str:
+        name = _VALUE.format(len(lifted))
+        value = marks.show(match.group(3))
+        lifted[name] = Markup(value) if html else _tidy_lines(value)  # noqa: S704 - escaped
+        return f"{match.group(2)}{{{{ {name} }}}}{match.group(4)}"    # when filled in
+
+    skeleton = marks.pair.sub(lift, text)
+    stray = marks.any.search(skeleton)
+    if stray is not None:
+        name = filled[int(stray.group(1))] if stray.group(1) else "a campaign value"
+        raise TemplateError(f"{{{{ {name} }}}} stands where MJML or the CSS inliner takes "
+                            "it apart (inside a style?): use it in text or in an attribute",
+                            path=path, key=name)
+    return skeleton, lifted
 
 
 def _restore(text: str, tokens: Mapping[str, str]) -> str:
@@ -222,16 +321,21 @@ def to_text(html: str) -> str:
 _BLANKS = re.compile(r"\n[ \t]*(\n[ \t]*){2,}")
 
 
-def _tidy_text(text: str) -> str:
+def _tidy_lines(text: str) -> str:
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
-    return _BLANKS.sub("\n\n", "\n".join(lines)).strip() + "\n"
+    return _BLANKS.sub("\n\n", "\n".join(lines))
+
+
+def _tidy_text(text: str) -> str:
+    return _tidy_lines(text).strip() + "\n"
 
 
 def _environment(autoescape: bool) -> jinja2.Environment:
     # The text part is text/plain: HTML escaping would corrupt it, so autoescape is off there.
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=autoescape,  # noqa: S701
-                              trim_blocks=not autoescape, lstrip_blocks=not autoescape,
-                              keep_trailing_newline=True)
+    # Sandboxed: the template is the organiser's, but may come from elsewhere.
+    return _Sandbox(undefined=jinja2.StrictUndefined, autoescape=autoescape,
+                    trim_blocks=not autoescape, lstrip_blocks=not autoescape,
+                    keep_trailing_newline=True)
 
 
 def compile_campaign(campaign: Campaign) -> CompiledTemplate:
@@ -248,20 +352,37 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
                             line=exc.lineno) from None
     article = article_html(read_article(campaign))
     values = _campaign_values(campaign, article)
-    protected, tokens = _protect(source, values, path)
+    marks = _Marks()
+    protected, tokens, filled = _protect(source, values, path, marks)
     try:
         html = mjml2html(protected, fonts={}, disable_comments=True)
     except Exception as exc:  # noqa: BLE001 - mjml-python raises untyped errors
         raise TemplateError(f"MJML does not compile: {exc}", path=path) from None
     html = _inline_css(html).replace("\r\n", "\n")
-    text = _tidy_text(to_text(html))
-    text_values = {**values, "article": to_text(article)}
+    text, text_lifted = _lift(to_text(html), marks, filled, path, html=False)
+    html_source = html
+    html, html_lifted = _lift(html, marks, filled, path, html=True)
+    html_values = {**values, **html_lifted}
+    text_values = {**values, "article": to_text(article), **text_lifted}
     try:   # what is the same for every subscriber is rendered here, once
         html_template, html_reads = prerender(_environment(True), _restore(html, tokens),
-                                              values, SUBSCRIBER_NAMES)
-        text_template, text_reads = prerender(_environment(False), _restore(text, tokens),
+                                              html_values, SUBSCRIBER_NAMES)
+        text_template, text_reads = prerender(_environment(False),
+                                              _restore(_tidy_text(text), tokens),
                                               text_values, SUBSCRIBER_NAMES)
     except Exception as exc:  # noqa: BLE001 - the template is the user's code
         raise _failure(exc, path, source) from None
-    return CompiledTemplate(html_template, text_template, values, text_values, path, source,
-                            reads=(html_reads, text_reads))
+    return CompiledTemplate(html_template, text_template, html_values, text_values, path,
+                            source, reads=(html_reads, text_reads),
+                            remote=_remote(marks.plain(html_source), html_template))
+
+
+def _remote(html: str, template: jinja2.Template) -> tuple[str, ...]:
+    """What the HTML part fetches from remote hosts: found in the compiled HTML with the
+    campaign's values in place, and in what prerendering made of loops over them."""
+    found = list(remote_resources(html))
+    chunks: list[str] = []
+    _string_constants(template.root_render_func.__code__, chunks)
+    for chunk in chunks:
+        found += remote_resources(chunk)
+    return tuple(dict.fromkeys(found))

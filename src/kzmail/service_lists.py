@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from . import campaign as campaign_file
 from . import dkim
-from .app import Prepared, prepare, resolve_campaign, state_dir
+from .app import Prepared, prepare, remote_problems, resolve_campaign, state_dir
 from .errors import CampaignError, InputError, KzmailError
 from .journal import Journal
 from .listcheck import ListChecker, ListSummary
@@ -123,6 +123,12 @@ def check(path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = Fa
                 break
     warnings = _dkim_warnings(prepared.campaign, resolver if check_dns else None) \
         if prepared is not None else []
+    if prepared is not None:    # a remote image tells its host who reads the message
+        remote = remote_problems(prepared)
+        if prepared.campaign.allow_remote_images:
+            warnings = remote + warnings
+        else:
+            errors.extend(remote)
     if not summary.errors and summary.sendable == 0 and not errors:
         errors.append("no sendable subscriber in the list" + ("s" if len(sources) > 1 else ""))
     return CheckResult(summary, prepared.campaign if prepared else None, errors,

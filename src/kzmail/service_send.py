@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import campaign as campaign_file
 from . import subscribers as subscriber_list
-from .app import Prepared, find_subscriber, list_checker, prepare, state_dir
+from .app import Prepared, find_subscriber, list_checker, prepare, refuse_remote, state_dir
 from .errors import CampaignError, InputError, KzmailError, StateError, SubscriberListError
 from .journal import Delivery, Journal
 from .listcheck import ListChecker, ListSummary
@@ -157,6 +157,7 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
          on_progress: Callable[[Progress], None] = lambda _: None) -> SendResult:
     """Check the list, ask `confirm`, then build (dry run) or send every message still due."""
     prepared = prepare(path)
+    refuse_remote(prepared)
     campaign = prepared.campaign
     journal = Journal(state_dir())
     checker = list_checker(prepared, journal)

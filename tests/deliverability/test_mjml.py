@@ -45,7 +45,7 @@ def test_filled_template_passes_and_both_compilers_agree(example: Example,
     campaign = example.prepared.campaign
     source = campaign.template.read_text(encoding="utf-8")
     values = render._campaign_values(campaign, render.article_html(render.read_article(campaign)))
-    protected, _ = render._protect(source, values, str(campaign.template))
+    protected, _, _ = render._protect(source, values, str(campaign.template), render._Marks())
     done = official_mjml(protected, tmp_path)
     assert done.returncode == 0, done.stderr
     ours = mjml2html(protected, fonts={}, disable_comments=True)

@@ -7,6 +7,8 @@ from typing import Any
 
 import jinja2
 import pytest
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from kzmail.prerender import prerender
@@ -98,3 +100,20 @@ def test_a_personal_name_alone_is_personal() -> None:
     folded, reads = prerender(_env(), "{{ unsubscribe_url }}", {}, SUBSCRIBER_NAMES)
     assert reads == {"unsubscribe_url"}
     assert folded.render(unsubscribe_url="https://x/?a&b") == "https://x/?a&amp;b"
+
+
+def test_rendered_ahead_campaign_text_is_never_parsed_again() -> None:
+    # what a campaign-level part renders to is literal text of the compiled template
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
+    values = {"title": "{{ 7*7 }} {% if 1 %}x{% endif %}", "demands": ["{{ 6*7 }}"]}
+    folded, _ = prerender(env, "<h1>{{ title }}</h1>{% for d in demands %}{{ d }}{% endfor %}"
+                          "{{ subscriber.name }}", values, SUBSCRIBER_NAMES)
+    assert folded.render(subscriber={"name": "{{ 1+1 }}"}) == (
+        "<h1>{{ 7*7 }} {% if 1 %}x{% endif %}</h1>{{ 6*7 }}{{ 1+1 }}")
+
+
+def test_a_sandboxed_environment_refuses_internals_when_rendering_ahead() -> None:
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
+    with pytest.raises(SecurityError):
+        prerender(env, "{{ cycler.__init__.__globals__ }}{{ subscriber.name }}", {},
+                  SUBSCRIBER_NAMES)

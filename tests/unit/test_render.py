@@ -166,3 +166,120 @@ def test_an_expression_that_raises_is_one_template_error(project: Path, expressi
     # either way a TemplateError naming the template, never a bare TypeError
     with pytest.raises(TemplateError, match=r"newsletter\.mjml.*TypeError"):
         _compile(project, _mjml(expression)).render(Subscriber("a@example.org", "A"), URL)
+
+
+# campaign text is data, never template source ---------------------------------------------
+
+CAMPAIGN_FILE = "campaigns/kasachstan.yaml"
+# what the campaign's text values are called in the YAML file (as `key: "..."` lines)
+TEXT_KEYS = ("title", "author", "lead", "reason", "list_name", "preheader")
+
+
+def _payload(marker: str) -> str:
+    """Jinja that, evaluated, would create the folder `marker` in the working directory."""
+    return "{{ cycler.__init__.__globals__.os.mkdir('" + marker + "') }}"
+
+
+def _set_text(project: Path, key: str, value: str) -> None:
+    path = project / CAMPAIGN_FILE
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        stripped = line.lstrip()
+        if stripped.startswith(f"{key}:"):
+            indent = line[: len(line) - len(stripped)]
+            lines[index] = f"{indent}{key}: '{value}'\n".replace("('", "(''").replace("')", "'')")
+            break
+    else:
+        raise AssertionError(f"no {key!r} line in the campaign")
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def _set_article(project: Path, markdown: str) -> None:
+    (project / "campaigns/kasachstan.md").write_text(markdown, encoding="utf-8")
+
+
+def test_jinja_in_the_article_is_shown_as_written(project: Path) -> None:
+    _set_article(project, "Rechne: {{ 7*7 }} und {% if true %}ja{% endif %} {# nein #}\n")
+    out = _compile(project).render(Subscriber("a@example.org", "A"), URL)
+    for part in (out.html, out.text):
+        assert "{{ 7*7 }}" in part
+        assert "{% if true %}ja{% endif %} {# nein #}" in part
+    assert "Rechne: 49" not in out.html + out.text
+
+
+@pytest.mark.parametrize("key", TEXT_KEYS)
+def test_a_payload_in_a_campaign_text_runs_nothing(project: Path, key: str) -> None:
+    payload = _payload(f"pwned-{key}")
+    _set_text(project, key, payload)
+    out = _compile(project).render(Subscriber("a@example.org", "A"), URL)
+    assert not (project / f"pwned-{key}").exists()
+    shown = payload.replace("'", "&#39;")     # autoescape writes ' as &#39;
+    assert shown in out.html or payload in out.html
+    if key != "preheader":                    # the preheader is hidden from the text part
+        assert payload in out.text
+
+
+def test_a_payload_in_the_article_runs_nothing(project: Path) -> None:
+    payload = _payload("pwned-article")
+    _set_article(project, f"Hallo `{payload}`\n")   # a code span: `__init__` stays as is
+    out = _compile(project).render(Subscriber("a@example.org", "A"), URL)
+    assert not (project / "pwned-article").exists()
+    assert payload in out.text
+
+
+def test_the_article_cannot_add_a_tracking_pixel(project: Path) -> None:
+    pixel = ("{{ ('<img src=https://t.example/p.gif?u=' ~ subscriber.email ~ '>')|safe }}")
+    _set_article(project, f"Text {pixel}\n")
+    out = _compile(project).render(Subscriber("anna@example.org", "A"), URL)
+    assert "<img" not in out.html
+    assert "t.example/p.gif?u=anna@example.org" not in out.html
+    assert "&lt;img src=https://t.example/p.gif?u=" in out.html
+    assert pixel in out.text
+
+
+def test_the_template_s_own_placeholders_in_a_value_stay_text(project: Path) -> None:
+    # the compiler's stand-ins for template tags must not be reachable from campaign text
+    _set_article(project, "kzjinja0x kzjinja1x kzjinja2x kzjinja3x\n")
+    out = _compile(project).render(Subscriber("anna@example.org", "A"), URL)
+    assert "kzjinja0x kzjinja1x kzjinja2x kzjinja3x" in out.html
+    assert "kzjinja0x kzjinja1x kzjinja2x kzjinja3x" in out.text
+
+
+@pytest.mark.parametrize("expression", [
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ subscriber.__class__.__mro__ }}",
+    "{{ ''.__class__.__subclasses__() }}",
+])
+def test_the_template_runs_in_a_sandbox(project: Path, expression: str) -> None:
+    # even a template from elsewhere cannot reach Python's internals: one clear error
+    with pytest.raises(TemplateError, match=r"newsletter\.mjml.*(unsafe|sandbox)") as caught:
+        _compile(project, _mjml(f"<p>{expression}</p>")).render(
+            Subscriber("a@example.org", "A"), URL)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_value_the_css_inliner_takes_apart_is_refused_not_run(project: Path) -> None:
+    # premailer reorders and drops declarations of a style: part of the lead would land
+    # outside the value, in template source; it is refused instead of compiled
+    _set_text(project, "lead", "a; color: {{ 7*7 }}; x: y")
+    template = _mjml('<p style="font-family: {{ lead }}">a</p>',
+                     '<mj-style inline="inline">p { color: blue; }</mj-style>')
+    with pytest.raises(TemplateError, match=r"\{\{ lead \}\}.*style"):
+        _compile(project, template)
+
+
+def test_a_campaign_variable_inside_raw_stays_a_tag(project: Path) -> None:
+    out = _compile(project, _mjml("{% raw %}{{ title }}{% endraw %}")).render(
+        Subscriber("a@example.org", "A"), URL)
+    assert "{{ title }}" in out.html and "{{ title }}" in out.text
+
+
+def test_remote_resources_are_found_in_values_template_and_loops(project: Path) -> None:
+    _set_article(project, "![Foto](https://images.example/foto.jpg)\n\n[Link](https://a.example/)")
+    template = _mjml('<img src="https://logo.example/{{ subscriber.name }}.png">{{ article }}'
+                     '{% for s in sources %}<img src="{{ s.url }}/icon.png">{% endfor %}'
+                     '<a href="{{ unsubscribe_url }}">weg</a>')
+    hosts = [re.sub(r"^https?://([^/]+).*$", r"\1", url) for url in
+             _compile(project, template).remote]
+    assert hosts == ["logo.example", "images.example", "socialismkz.info",
+                     "anticapitalistresistance.org", "www.fr.de"]
