@@ -64,6 +64,20 @@ def _set(data: dict[str, Any], loc: Loc, value: Any) -> None:
     target[loc[-1]] = value
 
 
+def _refuse_aliases(text: str, path: Path) -> None:
+    """Refuse YAML aliases before anything expands them.
+
+    A few nested aliases in a small file expand to gigabytes (the "billion laughs"); a
+    campaign needs none, so the first one is refused with its line, from the event stream,
+    which never builds the expansion.
+    """
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise CampaignError(f"YAML aliases (*{event.anchor}) are not allowed in a campaign "
+                                "file: write the value out", path=path,
+                                line=event.start_mark.line + 1)
+
+
 def _parse(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -72,6 +86,7 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise CampaignError(f"cannot read campaign file ({exc})", path=path) from None
     try:
+        _refuse_aliases(text, path)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
