@@ -73,9 +73,10 @@ def _refuse_aliases(text: str, path: Path) -> None:
     """
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
             raise CampaignError(f"YAML aliases (*{event.anchor}) are not allowed in a campaign "
                                 "file: write the value out", path=path,
-                                line=event.start_mark.line + 1)
+                                line=mark.line + 1 if mark else None)
 
 
 def _parse(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
