@@ -25,9 +25,8 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
 from .dkim import DkimSigner, Unsigned, bh_value, relaxed_piece
-from .models import Campaign, Rendered, Subscriber
+from .models import Campaign, Rendered, Subscriber, without_controls
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SAFE_ADDR = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")
 
 
@@ -139,14 +138,14 @@ def _undot(piece: bytes) -> bytes:
 
 def safe_address(address: str) -> str:
     """The address itself, or `UnsafeAddressError` if it is not exactly one plain address."""
-    if not _SAFE_ADDR.match(address):
+    if not _SAFE_ADDR.fullmatch(address):  # `$` of match() would let a final newline by
         raise UnsafeAddressError(f"not a single plain address: {address!r}")
     return address
 
 
 def mailbox_header(name: str, address: str) -> str:
     """`Name <addr>` with the name RFC 2047-encoded when needed; CR/LF cannot survive."""
-    clean = _CONTROL.sub(" ", name).strip()
+    clean = without_controls(name)
     if "=?" in clean:
         # an ASCII name that looks like an encoded word would be decoded by the reader:
         # encode it, so that it reads back as written

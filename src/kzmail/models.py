@@ -27,6 +27,8 @@ def without_controls(value: str) -> str:
     if value.isprintable() and value == value.strip():
         return value                     # the common case, without a regex pass
     return CONTROL_CHARS.sub(" ", value).strip()
+
+
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _ADDR = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 

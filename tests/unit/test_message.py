@@ -173,3 +173,16 @@ def test_chunks_remembered_by_value_encode_exactly_as_fresh_ones() -> None:
         assert encoded == b"".join(expected)
         assert canonical == [relaxed_piece(e) for e in expected]
     assert len(encoder._recent) <= 2
+
+
+def test_an_address_with_a_final_newline_is_refused() -> None:
+    with pytest.raises(UnsafeAddressError):
+        mailbox_header("Eve", "a@example.org\n")
+
+
+@pytest.mark.parametrize("control", ["\u2028", "\u2029", "\u0085", "\u202e", "\u2066", "\x00"])
+def test_control_and_bidi_characters_leave_names(control: str) -> None:
+    header = mailbox_header(f"Eve{control}lyn", "a@example.org")
+    decoded = str(make_header(decode_header(header)))
+    assert control not in decoded
+    assert decoded.startswith("Eve lyn")
