@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import Charset
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
@@ -27,6 +28,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from .dkim import DkimSigner, Unsigned, bh_value, relaxed_piece
 from .models import Campaign, Rendered, Subscriber, without_controls
 
+_MAX_ENCODED_WORD = 75
 _SAFE_ADDR = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")
 
 
@@ -146,11 +148,18 @@ def safe_address(address: str) -> str:
 def mailbox_header(name: str, address: str) -> str:
     """`Name <addr>` with the name RFC 2047-encoded when needed; CR/LF cannot survive."""
     clean = without_controls(name)
-    if "=?" in clean:
-        # an ASCII name that looks like an encoded word would be decoded by the reader:
-        # encode it, so that it reads back as written
-        return f"{Charset('utf-8').header_encode(clean)} <{safe_address(address)}>"
-    return formataddr((clean, safe_address(address)), charset="utf-8") if clean else address
+    if not clean:
+        return safe_address(address)
+    if clean.isascii() and "=?" not in clean:
+        return formataddr((clean, safe_address(address)))
+    # an ASCII name that looks like an encoded word would be decoded by the reader, so it
+    # is encoded too; one encoded word may hold 75 characters (RFC 2047 section 2), and a
+    # longer name is split into several, folded, so no line nears 998 octets
+    encoded = Charset("utf-8").header_encode(clean)
+    if len(encoded) > _MAX_ENCODED_WORD:
+        encoded = Header(clean, "utf-8", header_name="To").encode(maxlinelen=_MAX_ENCODED_WORD,
+                                                              linesep="\r\n")
+    return f"{encoded} <{safe_address(address)}>"
 
 
 class MessageFactory:

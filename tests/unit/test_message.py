@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from email.header import decode_header, make_header
 from pathlib import Path
 
@@ -186,3 +187,19 @@ def test_control_and_bidi_characters_leave_names(control: str) -> None:
     decoded = str(make_header(decode_header(header)))
     assert control not in decoded
     assert decoded.startswith("Eve lyn")
+
+
+@pytest.mark.parametrize("name", ["😀" * 200, "ä" * 200, "=?" + "x" * 198])
+def test_a_long_name_is_folded_into_short_encoded_words(factory: MessageFactory,
+                                                         name: str) -> None:
+    out = factory.build(Subscriber("anna@example.org", name), PARTS, URL)
+    head = out.data.split(b"\r\n\r\n", 1)[0]
+    assert max(len(line) for line in out.data.split(b"\r\n")) <= 998
+    assert max(len(line) for line in head.split(b"\r\n")) <= 998
+    words = re.findall(rb"=\?[^?]+\?[bqBQ]\?[^?]*\?=", head)
+    assert words
+    assert max(len(word) for word in words) <= 75
+    # RFC 2047 section 6.2: the space between two encoded words is not part of the text
+    # (the stdlib's address parser keeps it, so decode the raw header the way clients do)
+    raw_to = email.message_from_bytes(out.data, policy=email.policy.compat32)["To"]
+    assert str(make_header(decode_header(raw_to))) == f"{name} <anna@example.org>"
