@@ -38,7 +38,7 @@ def serve(
 @secret_cli.command("rotate")
 def secret_rotate(
     grace_days: Annotated[float, typer.Option(
-        min=0, help="Days the old secret's links keep working (0: stop them now).")] = 90,
+        min=0, help="Days the old secret's links keep working (0: stop every old link now).")] = 90,
 ) -> None:
     """Make a new unsubscribe secret; links already sent keep working for the grace period."""
     from datetime import datetime
@@ -52,7 +52,7 @@ def secret_rotate(
         until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
         out.print(f"New secret made. Links signed with the old one work until {until}.")
     else:
-        out.print("New secret made. Links signed with the old one no longer work.")
+        out.print("New secret made. Links signed with any older secret no longer work.")
 
 
 # the suppression list: mailto unsubscribes in, CSV out (issue 5) -------------------------
