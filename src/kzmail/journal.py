@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .checkpoint import Checkpointer
 from .errors import StateError
+from .private import private_folder, private_umask
 from .suppressed import SuppressedCopy
 
 DB_FILE = "state.db"
@@ -133,16 +134,18 @@ class Journal:
         self._unfolded: set[tuple[str, str]] = set()    # (run, address) marked since a fold
         self._data_version = -1                 # see `_changed_elsewhere`
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self._path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # checkpoints (the only fsyncs in WAL mode) run in a thread of their own while
-            # we write; this is only the safety net if that thread falls behind
-            self._db.execute("PRAGMA wal_autocheckpoint=20000")
-            self._db.executescript(_SCHEMA)
-            self._migrate()
-            self._merge()                 # marks left by a crash, or by another process
+            private_folder(state_dir)     # 0700, its files 0600 (an older kzmail's too)
+            with private_umask():         # SQLite creates state.db, -wal and -shm here
+                self._db = sqlite3.connect(self._path, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                # checkpoints (the only fsyncs in WAL mode) run in a thread of their own
+                # while we write; this is only the safety net if that thread falls behind
+                self._db.execute("PRAGMA wal_autocheckpoint=20000")
+                self._db.executescript(_SCHEMA)
+                self._migrate()
+                self._merge()             # marks left by a crash, or by another process
+            private_folder(state_dir)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database in {state_dir}: {exc}") from None
         self._checkpointer: Checkpointer | None = None

@@ -23,6 +23,7 @@ from enum import Enum
 from pathlib import Path
 
 from .errors import StateError
+from .private import private_folder
 
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 RETIRED_FILE = "secret.retired"
@@ -47,7 +48,7 @@ def load_secret(state_dir: Path) -> bytes:
             if len(secret) < 32:
                 raise StateError(f"{path}: secret is too short; delete it to make a new one")
             return secret
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(state_dir)
         secret = secrets.token_bytes(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
