@@ -178,7 +178,8 @@ def rows(list_id: str | None = None) -> list[dict[str, str]]:
     return [{"email": address, "list_id": "all lists" if lid == ANY_LIST else lid,
              "reason": reason,
              "unsubscribed_at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")}
-            for lid, address, reason, at in found]
+            for lid, address, reason, at in found
+            if "@" in address]             # forgotten people are kept as a hash only
 
 
 def write_csv(records: list[dict[str, str]], out: TextIO) -> None:
