@@ -21,6 +21,7 @@ from .journal import Journal
 from .listcheck import ListChecker, ListSummary
 from .message import MessageFactory, Outgoing
 from .models import Campaign, Rendered, Subscriber
+from .private import open_private
 from .remote import host
 from .render import CompiledTemplate, compile_campaign
 from .signpool import SignPool
@@ -181,9 +182,10 @@ def preview(path: Path | None, *, address: str | None = None,
                          stem.with_suffix(".eml"))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        files.html.write_text(parts.html, encoding="utf-8")
-        files.text.write_text(parts.text, encoding="utf-8")
-        files.eml.write_bytes(message.data)
+        for target, data in ((files.html, parts.html.encode()),
+                             (files.text, parts.text.encode()), (files.eml, message.data)):
+            with open_private(target, "wb") as handle:     # they name the subscriber
+                handle.write(data)
     except OSError as exc:
         raise InputError(f"cannot write the preview: {exc.strerror or exc}", path=out_dir,
                          key="--out") from None

@@ -38,7 +38,7 @@ def serve(
 @secret_cli.command("rotate")
 def secret_rotate(
     grace_days: Annotated[float, typer.Option(
-        min=0, help="Days the old secret's links keep working (0: stop them now).")] = 90,
+        min=0, help="Days the old secret's links keep working (0: stop every old link now).")] = 90,
 ) -> None:
     """Make a new unsubscribe secret; links already sent keep working for the grace period."""
     from datetime import datetime
@@ -52,7 +52,7 @@ def secret_rotate(
         until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
         out.print(f"New secret made. Links signed with the old one work until {until}.")
     else:
-        out.print("New secret made. Links signed with the old one no longer work.")
+        out.print("New secret made. Links signed with any older secret no longer work.")
 
 
 # the suppression list: mailto unsubscribes in, CSV out (issue 5) -------------------------
@@ -120,3 +120,30 @@ def unsubscribes_export(
     except KzmailError as exc:
         raise fail(exc) from None
     err.print(f"{count} rows written to {out_file}")
+
+
+@cli.command()
+def forget(
+    address: Annotated[str, typer.Argument(help="The person's address.", show_default=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a person from the state (DSGVO Art. 17); if they unsubscribed, still skip them."""
+    from . import service_forget
+
+    def confirm(clean: str) -> bool:
+        return yes or typer.confirm(f"Erase {clean} from the state? This cannot be undone.",
+                                    default=False)
+
+    try:
+        done = service_forget.forget(address, confirm)
+    except KzmailError as exc:
+        raise fail(exc) from None
+    if done is None:
+        err.print("Nothing erased.")
+        raise typer.Exit(1)
+    out.print(f"Erased {done.deliveries} delivery records of {done.address}.", markup=False)
+    if done.lists:
+        out.print(f"Still suppressed (as a keyed hash only) on: {', '.join(done.lists)}.",
+                  markup=False, soft_wrap=True)
+    out.print("Delete them from your subscriber lists and from reports, exports, previews "
+              "and the outbox yourself.", soft_wrap=True)

@@ -21,6 +21,7 @@ mailed again (unsubscribed from a list, or bounced for good: list `*`).
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -29,7 +30,8 @@ from pathlib import Path
 
 from .checkpoint import Checkpointer
 from .errors import StateError
-from .suppressed import SuppressedCopy
+from .private import private_folder, private_umask
+from .suppressed import HASHED, SuppressedCopy, hash_key, hashed
 
 DB_FILE = "state.db"
 ANY_LIST = "*"
@@ -77,6 +79,10 @@ CREATE TABLE IF NOT EXISTS suppressions (
     reason     TEXT NOT NULL,
     created_at REAL NOT NULL,
     PRIMARY KEY (list_id, address)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS keys (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -133,16 +139,18 @@ class Journal:
         self._unfolded: set[tuple[str, str]] = set()    # (run, address) marked since a fold
         self._data_version = -1                 # see `_changed_elsewhere`
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self._path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # checkpoints (the only fsyncs in WAL mode) run in a thread of their own while
-            # we write; this is only the safety net if that thread falls behind
-            self._db.execute("PRAGMA wal_autocheckpoint=20000")
-            self._db.executescript(_SCHEMA)
-            self._migrate()
-            self._merge()                 # marks left by a crash, or by another process
+            private_folder(state_dir)     # 0700, its files 0600 (an older kzmail's too)
+            with private_umask():         # SQLite creates state.db, -wal and -shm here
+                self._db = sqlite3.connect(self._path, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                # checkpoints (the only fsyncs in WAL mode) run in a thread of their own
+                # while we write; this is only the safety net if that thread falls behind
+                self._db.execute("PRAGMA wal_autocheckpoint=20000")
+                self._db.executescript(_SCHEMA)
+                self._migrate()
+                self._merge()             # marks left by a crash, or by another process
+            private_folder(state_dir)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database in {state_dir}: {exc}") from None
         self._checkpointer: Checkpointer | None = None
@@ -371,6 +379,55 @@ class Journal:
 
     def is_suppressed_anywhere(self, address: str) -> bool:
         """True if `address` is suppressed for any list (for lists checked without a campaign)."""
-        row = self._db.execute("SELECT 1 FROM suppressions WHERE address=? LIMIT 1",
-                               (address.lower(),)).fetchone()
+        key = hash_key(self._db)
+        forms = (address.lower(), hashed(key, address.lower()) if key else address.lower())
+        row = self._db.execute("SELECT 1 FROM suppressions WHERE address IN (?, ?) LIMIT 1",
+                               forms).fetchone()
         return row is not None
+
+    # forgetting a person (DSGVO Art. 17) -------------------------------------------
+    def forget_address(self, address: str) -> tuple[int, list[str]]:
+        """Delete every delivery row of `address`; keep its suppressions as keyed hashes.
+
+        Returns (deliveries deleted, lists it stays suppressed on). `scrub` afterwards.
+        """
+        address = address.lower()
+        self._settle()
+        self._db.execute("PRAGMA secure_delete=ON")      # freed pages are zeroed
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("INSERT OR IGNORE INTO keys VALUES ('suppression', ?)",
+                             (os.urandom(32),))
+            key = hash_key(self._db) or b""
+            gone = self._db.execute("DELETE FROM deliveries WHERE address=?",
+                                    (address,)).rowcount
+            gone += self._db.execute("DELETE FROM marks WHERE address=?", (address,)).rowcount
+            rows = self._db.execute("SELECT list_id, reason, created_at FROM suppressions "
+                                    "WHERE address=?", (address,)).fetchall()
+            for list_id, reason, at in rows:   # a bounce's reason may quote the address
+                kept = "bounced (forgotten)" if str(reason).startswith("bounce") else \
+                    "unsubscribed (forgotten)"
+                self._db.execute("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
+                                 (list_id, hashed(key, address), kept, at))
+            self._db.execute("DELETE FROM suppressions WHERE address=?", (address,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._suppressed = SuppressedCopy(self._db, ANY_LIST)
+        return gone, sorted(str(row[0]) for row in rows)
+
+    def scrub(self) -> bool:
+        """Rewrite the database without free pages and empty the WAL, so deleted rows leave
+        no copy in either file; False if another connection kept the WAL from emptying."""
+        self._db.execute("PRAGMA temp_store=MEMORY")     # VACUUM's copy stays off the disk
+        self._db.execute("VACUUM")
+        busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return int(busy) == 0
+
+    def forgotten(self) -> int:
+        """How many suppressions are kept as keyed hashes only."""
+        (count,) = self._db.execute("SELECT COUNT(*) FROM suppressions WHERE address LIKE ?",
+                                    (HASHED + "%",)).fetchone()
+        return int(count)

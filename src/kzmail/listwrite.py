@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from .errors import InputError
+from .private import open_private
 
 XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -59,7 +60,7 @@ class ListWriter:
                 self._book = Workbook(write_only=True)
                 self._sheet = self._book.create_sheet("subscribers")
             else:
-                self._handle = path.open("w", encoding="utf-8-sig", newline="")
+                self._handle = open_private(path, "w", encoding="utf-8-sig", newline="")
                 self._csv = csv.writer(self._handle, lineterminator="\r\n",
                                        delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         except OSError as exc:
@@ -93,7 +94,8 @@ class ListWriter:
             if self._handle is not None:
                 self._handle.close()
             elif self._book is not None and kind is None:
-                self._book.save(self.path)
+                with open_private(self.path, "wb") as target:   # owner-only, like the CSV
+                    self._book.save(target)
         except OSError as error:
             raise InputError(f"cannot write the list ({error.strerror})",
                              path=self.path) from None

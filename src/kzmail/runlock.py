@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import StateError
+from .private import private_folder
 
 
 def lock_path(state_dir: Path, run: str) -> Path:
@@ -30,7 +31,7 @@ def run_lock(state_dir: Path, run: str) -> Iterator[None]:
     """Hold the run's lock, or raise `StateError` naming the process that holds it."""
     path = lock_path(state_dir, run)
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(state_dir)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise StateError(f"cannot create the lock file {path}: {exc}") from None

@@ -27,6 +27,7 @@ from .journal import Delivery, Journal
 from .listcheck import ListChecker, ListSummary
 from .listwrite import spreadsheet_row
 from .models import Campaign, RateSettings, SmtpSettings, Subscriber
+from .private import open_private
 from .ratelimit import Gate, RateLimiter, windows_for
 from .runlock import run_lock
 from .sender import Lane, Mode, Progress, RetryPolicy, Sender, SendReport
@@ -309,7 +310,7 @@ def report(path: Path, out: Path) -> int:
     finally:
         journal.close()
     try:
-        with out.open("w", encoding="utf-8", newline="") as handle:
+        with open_private(out, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["email", "name", "status", "attempts", "code", "reason",
                              "retryable", "updated_at"])

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from . import app
 from . import campaign as campaign_file
@@ -28,6 +28,7 @@ from .journal import ANY_LIST, Journal
 from .listcheck import ListChecker
 from .listwrite import spreadsheet_text
 from .models import ListSource
+from .private import open_private
 from .subscribers import Problem
 
 CSV_COLUMNS = ("email", "list_id", "reason", "unsubscribed_at")
@@ -178,7 +179,8 @@ def rows(list_id: str | None = None) -> list[dict[str, str]]:
     return [{"email": address, "list_id": "all lists" if lid == ANY_LIST else lid,
              "reason": reason,
              "unsubscribed_at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")}
-            for lid, address, reason, at in found]
+            for lid, address, reason, at in found
+            if "@" in address]             # forgotten people are kept as a hash only
 
 
 def write_csv(records: list[dict[str, str]], out: TextIO) -> None:
@@ -193,8 +195,8 @@ def export(out: Path, list_id: str | None = None) -> int:
     """Write the CSV to `out`; return how many rows it holds."""
     records = rows(list_id)
     try:
-        with out.open("w", encoding="utf-8", newline="") as handle:
-            write_csv(records, handle)
+        with open_private(out, "w", encoding="utf-8", newline="") as handle:
+            write_csv(records, cast(TextIO, handle))
     except OSError as exc:
         raise InputError(f"cannot write the export ({exc})", path=out) from None
     return len(records)

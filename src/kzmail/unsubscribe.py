@@ -23,6 +23,7 @@ from enum import Enum
 from pathlib import Path
 
 from .errors import StateError
+from .private import private_folder
 
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 RETIRED_FILE = "secret.retired"
@@ -47,7 +48,7 @@ def load_secret(state_dir: Path) -> bytes:
             if len(secret) < 32:
                 raise StateError(f"{path}: secret is too short; delete it to make a new one")
             return secret
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(state_dir)
         secret = secrets.token_bytes(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
@@ -169,15 +170,17 @@ def rotate_secret(state_dir: Path, grace_seconds: float,
                   clock: Callable[[], float] = time.time) -> RetiredSecret:
     """Make a new current secret; the old one stays valid for `grace_seconds`.
 
-    Retired secrets whose grace period is over are dropped from the file.
+    Retired secrets whose grace period is over are dropped from the file. A grace period
+    of 0 means "stop old links at once": every retired secret is dropped with it, or links
+    from before an earlier rotation would outlive the ones just stopped.
     """
     if grace_seconds < 0:
         raise ValueError("grace period must not be negative")
     now = clock()
     old = RetiredSecret(load_secret(state_dir), now, now + grace_seconds)
-    keep = [r for r in load_retired(state_dir) if r.valid_until > now]
+    keep: list[RetiredSecret] = []
     if grace_seconds > 0:
-        keep.append(old)
+        keep = [r for r in load_retired(state_dir) if r.valid_until > now] + [old]
     lines = ["# retired unsubscribe secrets: hex retired_at valid_until (Unix time)"]
     lines += [f"{r.secret.hex()} {r.retired_at:.3f} {r.valid_until:.3f}" for r in keep]
     try:

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from kzmail import app as kzapp
+from kzmail import service_unsubscribe
 from kzmail.cli import cli
 from kzmail.journal import Journal
-from kzmail.unsubscribe import load_signer
+from kzmail.unsubscribe import load_signer, unsubscribe_url
 
 LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 KZMAIL = Path(sys.executable).with_name("kzmail")
@@ -74,10 +76,29 @@ def test_secret_rotate_keeps_old_links_for_the_grace_period(project: Path) -> No
     signer = load_signer(kzapp.state_dir())
     assert signer.verify(old) == (LIST, "jane@example.org")
     assert signer.make(LIST, "jane@example.org") != old
+
+
+def test_secret_rotate_zero_retires_every_older_secret(project: Path) -> None:
+    """`--grace-days 0` means "stop old links at once": also those of earlier rotations."""
+    first = load_signer(kzapp.state_dir()).make(LIST, "jane@example.org")
+    assert CliRunner().invoke(cli, ["secret", "rotate", "--grace-days", "90"]).exit_code == 0
+    second = load_signer(kzapp.state_dir()).make(LIST, "jane@example.org")
     result = CliRunner().invoke(cli, ["secret", "rotate", "--grace-days", "0"])
+    assert result.exit_code == 0, result.output
     assert "no longer work" in result.output
-    # the 30-day secret is still there; the one just retired with 0 days is not kept
-    assert load_signer(kzapp.state_dir()).verify(old) == (LIST, "jane@example.org")
+    application, _ = service_unsubscribe.build_app([])
+    with TestClient(application, base_url="https://news.example.org") as client:
+        for token in (first, second):
+            answer = client.post(unsubscribe_url("", token),
+                                 data={"List-Unsubscribe": "One-Click"})
+            assert answer.status_code >= 400, answer.text
+    journal = Journal(kzapp.state_dir())
+    try:
+        assert journal.suppressions() == []
+    finally:
+        journal.close()
+    fresh = load_signer(kzapp.state_dir()).make(LIST, "jane@example.org")
+    assert load_signer(kzapp.state_dir()).verify(fresh) == (LIST, "jane@example.org")
 
 
 def test_preview_serve_runs_on_localhost_and_preselects_the_subscriber(project: Path) -> None:

@@ -1,0 +1,59 @@
+"""`kzmail forget`: no trace of the person in the state files, and never mailed again."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kzmail.cli import cli
+
+CAMPAIGN = "campaigns/kasachstan.yaml"
+ADDRESS = "ayse.yilmaz@example.net"
+
+
+def kz(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def outbox_recipients(project: Path) -> list[str]:
+    files = (project / "outbox" / "kasachstan" / "new").iterdir()
+    return [line.split(b":", 1)[1].strip().decode() for f in files
+            for line in f.read_bytes().splitlines()[:2] if line.startswith(b"Delivered-To:")]
+
+
+def test_forget_erases_the_address_but_keeps_it_suppressed(project: Path) -> None:
+    assert kz("send", CAMPAIGN)[0] == 0
+    assert ADDRESS in outbox_recipients(project)
+    (project / "gone.txt").write_text(ADDRESS + "\n", encoding="utf-8")
+    code, output = kz("unsubscribes", "import", "gone.txt")
+    assert code == 0, output
+    code, output = kz("forget", ADDRESS.upper(), "--yes")
+    assert code == 0, output
+    assert "Still suppressed" in output
+    state = project / ".kzmail"
+    needle = ADDRESS.encode()
+    for path in state.iterdir():
+        data = path.read_bytes()
+        assert needle not in data and "Yılmaz".encode() not in data, path.name
+    code, output = kz("send", CAMPAIGN)
+    assert code == 0, output
+    recipients = outbox_recipients(project)
+    assert len(recipients) == 11 and ADDRESS not in recipients
+    code, output = kz("check", CAMPAIGN)
+    assert "1 suppressed" in output.replace("\n", " ")
+    db = sqlite3.connect(state / "state.db")
+    try:
+        assert db.execute("SELECT COUNT(*) FROM deliveries WHERE address=?",
+                          (ADDRESS,)).fetchone() == (0,)
+    finally:
+        db.close()
+
+
+def test_forget_asks_first_and_refuses_a_non_address(project: Path) -> None:
+    result = CliRunner().invoke(cli, ["forget", ADDRESS], input="n\n")
+    assert result.exit_code == 1
+    code, output = kz("forget", "not an address", "--yes")
+    assert code == 2 and "Traceback" not in output and "error" in output
