@@ -11,6 +11,7 @@ import re
 import time
 from datetime import UTC, datetime
 from email.errors import MessageDefect
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
@@ -70,9 +71,17 @@ def address_problems(data: bytes, address: str, name: str) -> list[str]:
     to = parse(data)["To"].addresses
     if len(to) != 1:
         return [f"To holds {len(to)} addresses: {to}"]
-    if (to[0].addr_spec, to[0].display_name) != (address, name.strip()):
+    if to[0].addr_spec != address or (to[0].display_name != name.strip()
+                                      and rfc2047_to(data) != f"{name.strip()} <{address}>"):
         return [f"To reads back as {to[0].display_name!r} <{to[0].addr_spec}>"]
     return []
+
+
+def rfc2047_to(data: bytes) -> str:
+    """To as RFC 2047 section 6.2 decodes it: the space between two encoded words of a
+    folded name is not text (the stdlib's address parser keeps it; mail clients do not)."""
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)["To"]
+    return str(make_header(decode_header(raw)))
 
 
 def date_problems(message: EmailMessage, now: datetime) -> list[str]:
