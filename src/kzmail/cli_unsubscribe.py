@@ -73,19 +73,30 @@ def unsubscribes_import(
     list_id: ListOption = None,
     campaign: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         help="Take the list from this campaign (default: the only one in campaigns/).")] = None,
+    authserv_id: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--authserv-id", help="Trust Authentication-Results from this receiving server "
+        "(e.g. mx.example.org); repeat for several.")] = None,
+    trust_from: Annotated[bool, typer.Option(
+        "--trust-from", help="Act on every reply's From header, proven or not.")] = False,
 ) -> None:
-    """Suppress the senders of unsubscribe replies (or the addresses in a list)."""
+    """Suppress the proven senders of unsubscribe replies (or the addresses in a list)."""
     from . import service_suppressions as suppressions
+    trust = suppressions.Trust(tuple(authserv_id or ()), trust_from)
     try:
-        report = suppressions.import_file(file, suppressions.target_list(list_id, campaign))
+        report = suppressions.import_file(file, suppressions.target_list(list_id, campaign),
+                                          trust)
     except KzmailError as exc:
         raise fail(exc) from None
     for line in report.skipped:
         err.print(f"[yellow]skipped[/] {line}", markup=True, soft_wrap=True)
+    for line in report.unverified:   # attacker-written text: no markup
+        err.print("not verified (no token, no aligned DKIM/SPF pass): " + line, markup=False,
+                  soft_wrap=True)
     for address in report.added:
         out.print(f"unsubscribed {address}")
     out.print(f"{len(report.added)} newly unsubscribed from {report.list_id}, "
-              f"{len(report.already)} already were, {len(report.skipped)} skipped.")
+              f"{len(report.already)} already were, {len(report.skipped)} skipped, "
+              f"{len(report.unverified)} not verified.")
 
 
 @unsubscribes_cli.command("list")

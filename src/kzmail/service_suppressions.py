@@ -1,9 +1,13 @@
 """The suppression list for organisers: import mailto unsubscribes, list and export them.
 
 `import_file` reads replies to the `mailto:` unsubscribe address from an mbox or a
-Maildir (the sender of each message is suppressed; auto-replies and bounces are
-skipped, since they do not come from the subscriber), or a plain list of addresses,
-or a CSV with an email column. `rows` and `write_csv` give back who unsubscribed,
+Maildir, or a plain list of addresses, or a CSV with an email column. A reply is acted
+on only when it is shown to come from the subscriber: it carries their unsubscribe token
+(the List-Unsubscribe subject, or the /u/ link quoted in the body), or the receiving
+server's Authentication-Results (from an authserv-id the organiser names) say DKIM or SPF
+passed aligned with From. Anyone can write a From header: other replies are reported as
+not verified, unless the organiser trusts From. Auto-replies and bounces are skipped.
+`rows` and `write_csv` give back who unsubscribed,
 when and from which list, as a CSV to paste into the spreadsheet.
 """
 
@@ -20,7 +24,7 @@ from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import TextIO, cast
 
-from . import app
+from . import app, authresults, unsubscribe
 from . import campaign as campaign_file
 from . import subscribers as subscriber_list
 from .errors import InputError
@@ -44,6 +48,28 @@ class ImportReport:
     added: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What proves a reply: the authserv-ids whose headers count, or From taken as it is."""
+
+    authserv_ids: tuple[str, ...] = ()
+    trust_from: bool = False
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """A reply whose sender nothing proves: reported, not acted on."""
+
+    where: str
+    address: str
+
+
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{22}(?![A-Za-z0-9_.-])")
+_MAX_TOKEN_SCAN = 64 * 1024      # a reply quoting our message has the link near its end
+_MAX_CANDIDATES = 20
 
 
 def target_list(list_id: str | None, campaign: Path | None) -> str:
@@ -82,16 +108,58 @@ def _sender(message: Message) -> str:
     return address
 
 
-def _from_messages(messages: Iterator[tuple[str, Message]]) -> Iterator[str | Problem]:
+def _texts(message: Message) -> Iterator[str]:
+    """The subject and the text parts, decoded, each cut to a bounded length."""
+    yield str(message.get("Subject", ""))[:_MAX_TOKEN_SCAN]
+    for part in message.walk():
+        if part.get_content_maintype() != "text":
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            text = payload.decode("utf-8", errors="replace")
+            yield text[:_MAX_TOKEN_SCAN] + text[-_MAX_TOKEN_SCAN:]
+
+
+def _token_address(message: Message, signer: unsubscribe.TokenSigner) -> str | None:
+    """The address named by a genuine unsubscribe token in the reply, or None."""
+    tried = 0
+    for text in _texts(message):
+        for candidate in _TOKEN.findall(text):
+            tried += 1
+            if tried > _MAX_CANDIDATES:
+                return None
+            found = signer.verify(candidate)
+            if found is not None:
+                return found[1]
+    return None
+
+
+def _verified(message: Message, sender: str, trust: Trust,
+              signer: unsubscribe.TokenSigner) -> str | None:
+    """The address this reply proves it may unsubscribe, or None."""
+    token_address = _token_address(message, signer)
+    if token_address is not None:
+        return subscriber_list.clean_address(token_address)
+    if trust.trust_from or authresults.proven(message, sender, trust.authserv_ids):
+        return sender
+    return None
+
+
+def _from_messages(messages: Iterator[tuple[str, Message]], trust: Trust
+                   ) -> Iterator[str | Problem | Unverified]:
+    signer = unsubscribe.load_signer(app.state_dir())
     for where, message in messages:
         reason = _auto_reason(message)
         if reason is not None:
             yield Problem(where, 0, f"skipped: {reason}")
             continue
         try:
-            yield _sender(message)
+            sender = _sender(message)
+            address = _verified(message, sender, trust, signer)
         except ValueError as exc:
             yield Problem(where, 0, f"skipped: {exc}")
+            continue
+        yield address if address is not None else Unverified(where, sender)
 
 
 def _mbox(path: Path) -> Iterator[tuple[str, Message]]:
@@ -122,12 +190,17 @@ def _plain(path: Path, handle: TextIO) -> Iterator[str | Problem]:
             yield Problem(str(path), number, str(exc))
 
 
-def read_addresses(path: Path) -> Iterator[str | Problem]:
-    """Every address in the file (or Maildir), or a Problem per entry that is not one."""
+def read_addresses(path: Path, trust: Trust | None = None
+                   ) -> Iterator[str | Problem | Unverified]:
+    """Every address in the file (or Maildir), or a Problem per entry that is not one.
+
+    Replies in a mailbox whose sender nothing proves come as Unverified.
+    """
+    trust = trust or Trust()
     if path.is_dir():
         if not (path / "cur").is_dir() and not (path / "new").is_dir():
             raise InputError("a folder must be a Maildir (with cur/ and new/)", path=path)
-        yield from _from_messages(_maildir(path))
+        yield from _from_messages(_maildir(path), trust)
         return
     try:
         with path.open(encoding="utf-8-sig", errors="replace") as handle:
@@ -135,7 +208,7 @@ def read_addresses(path: Path) -> Iterator[str | Problem]:
             handle.seek(0)
             if head.startswith("From "):
                 handle.close()
-                yield from _from_messages(_mbox(path))
+                yield from _from_messages(_mbox(path), trust)
                 return
             first = head.splitlines()[0] if head.strip() else ""
             if not re.search(r"[,;\t|]", first):
@@ -150,15 +223,17 @@ def read_addresses(path: Path) -> Iterator[str | Problem]:
             yield row.result if isinstance(row.result, Problem) else row.result.email
 
 
-def import_file(path: Path, list_id: str) -> ImportReport:
-    """Suppress every address in `path` on `list_id`; report what happened."""
+def import_file(path: Path, list_id: str, trust: Trust | None = None) -> ImportReport:
+    """Suppress every proven address in `path` on `list_id`; report what happened."""
     report = ImportReport(list_id=list_id, source=str(path))
     journal = Journal(app.state_dir())
     try:
         seen: set[str] = set()
-        for item in read_addresses(path):
+        for item in read_addresses(path, trust):
             if isinstance(item, Problem):
                 report.skipped.append(str(item).replace(":0: ", ": "))
+            elif isinstance(item, Unverified):
+                report.unverified.append(f"{item.where}: {item.address}")
             elif item.lower() not in seen:
                 seen.add(item.lower())
                 added = journal.suppress_new(list_id, item, f"unsubscribe: imported from "

@@ -53,7 +53,7 @@ def test_import_mbox_suppresses_people_not_robots(project: Path) -> None:
     for data in REPLIES:
         box.add(data)
     box.close()
-    code, output = run("unsubscribes", "import", "replies.mbox")
+    code, output = run("unsubscribes", "import", "replies.mbox", "--trust-from")
     assert code == 0, output
     assert suppressed() == {"juergen.mueller@example.org": LIST, "ayse.yilmaz@example.net": LIST}
     assert "2 newly unsubscribed from " + LIST in output.replace("\n", "")
@@ -66,7 +66,7 @@ def test_import_mbox_suppresses_people_not_robots(project: Path) -> None:
     assert "2 suppressed" in output
     assert "built 10 messages" in output
     # importing again changes nothing
-    code, output = run("unsubscribes", "import", "replies.mbox")
+    code, output = run("unsubscribes", "import", "replies.mbox", "--trust-from")
     assert "0 newly unsubscribed" in output
     assert "2 already were" in output
 
@@ -75,7 +75,8 @@ def test_import_maildir(project: Path) -> None:
     box = mailbox.Maildir(project / "Abmeldungen", create=True)
     for data in REPLIES[:3]:
         box.add(data)
-    code, output = run("unsubscribes", "import", "Abmeldungen", "--list", "other.example.org")
+    code, output = run("unsubscribes", "import", "Abmeldungen", "--list", "other.example.org",
+                        "--trust-from")
     assert code == 0, output
     assert suppressed() == {"juergen.mueller@example.org": "other.example.org",
                             "ayse.yilmaz@example.net": "other.example.org"}
