@@ -181,7 +181,8 @@ class MessageFactory:
         self._shared = bytes(shared).rstrip(b"\r\n") + b"\r\n"
         self.envelope_from = parseaddr(campaign.from_)[1]
         self._domain = self.envelope_from.rpartition("@")[2]
-        self._mailto = f",\r\n <mailto:{mailto}?subject=unsubscribe>" if mailto else ""
+        # the reply carries the token, so `unsubscribes import` can trust it without the From
+        self._mailto = f",\r\n <mailto:{mailto}?subject=unsubscribe%20" if mailto else ""
         b = "=_kz_" + secrets.token_hex(12)
         self._boundary = b
         self._encoder = ChunkEncoder(static_text or [], canonical=signer is not None)
@@ -207,6 +208,9 @@ class MessageFactory:
             self._date_text = format_datetime(datetime.fromtimestamp(second, UTC), usegmt=True)
         return self._date_text
 
+    def _mailto_of(self, unsubscribe_url: str) -> str:
+        return f"{self._mailto}{unsubscribe_url.rpartition('/u/')[2]}>" if self._mailto else ""
+
     def message_id(self) -> str:
         return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
 
@@ -222,7 +226,7 @@ class MessageFactory:
             f"To: {to}\r\n"
             f"Date: {self._date()}\r\n"
             f"Message-ID: {message_id}\r\n"
-            f"List-Unsubscribe: <{unsubscribe_url}>{self._mailto}\r\n"
+            f"List-Unsubscribe: <{unsubscribe_url}>{self._mailto_of(unsubscribe_url)}\r\n"
             f'Content-Type: multipart/alternative; boundary="{self._boundary}"\r\n'
             "\r\n"
         ).encode()

@@ -7,8 +7,12 @@ anything else is reported "not verified" unless `--trust-from`.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import mailbox
+import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from typer.testing import CliRunner
 
@@ -133,3 +137,17 @@ def test_trust_from_acts_on_the_from_header(project: Path) -> None:
     assert _suppressed() == {VICTIM}
     assert "not verified (" not in output
     assert "0 not verified" in output.replace("\n", " ")
+
+
+def test_a_plain_reply_to_the_mailto_link_of_a_sent_message_is_acted_on(project: Path) -> None:
+    sent = CliRunner().invoke(cli, ["send", "campaigns/kasachstan.yaml", "--yes"])
+    assert sent.exit_code == 0, sent.output
+    first = sorted((project / "outbox/kasachstan/new").iterdir())[0]
+    message = email.message_from_bytes(first.read_bytes(), policy=email.policy.default)
+    mailto = re.search(r"<mailto:([^>]+)>", str(message["List-Unsubscribe"]))
+    assert mailto is not None
+    subject = parse_qs(urlsplit("mailto:" + mailto.group(1).removeprefix("mailto:")).query)
+    reader = message["To"].addresses[0].addr_spec
+    output = _import(project, _reply(subject=subject["subject"][0], sender=reader))
+    assert ", 0 not verified" in output, output
+    assert reader in _suppressed()
