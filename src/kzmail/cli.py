@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.text import Text
 
 from . import app, service_lists, service_send
-from .cli_common import CampaignArg, cli, err, fail, out
+from .cli_common import CampaignArg, cli, err, fail, out, untrusted
 from .errors import KzmailError
 from .listcheck import ListSummary
 from .subscribers import Problem
@@ -116,10 +116,12 @@ def _run_send(campaign: Path, *, dry_run: bool = False, to: str | None = None,
 def _show_result(campaign: Path, result: service_send.SendResult, dry_run: bool) -> None:
     report = result.report
     for address, reason in report.failures:
-        err.print(f"[red]failed[/] {address}: {reason}", markup=True, soft_wrap=True)
+        err.print(f"[red]failed[/] {untrusted(address)}: {untrusted(reason)}", markup=True,
+                  soft_wrap=True)
     for d in result.uncertain:
         who = f"{d.name} <{d.address}>" if d.name else d.address
-        err.print(f"[yellow]uncertain[/] {who}: a crash caught this message mid-transaction; "
+        err.print(f"[yellow]uncertain[/] {untrusted(who)}: a crash caught this message "
+                  "mid-transaction; "
                   "it may or may not have arrived, so it is not re-sent "
                   "(use --resend-uncertain to send it again)", markup=True, soft_wrap=True)
     if dry_run:
@@ -135,7 +137,8 @@ def _show_result(campaign: Path, result: service_send.SendResult, dry_run: bool)
     if report.retryable:
         out.print(f"Temporary failures can be re-attempted: kzmail retry {campaign}")
     if report.paused:
-        err.print(f"[bold red]paused:[/] {report.paused}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]paused:[/] {untrusted(report.paused)}", markup=True,
+                  soft_wrap=True)
         err.print(f"Fix the cause, then resume with: kzmail send {campaign}", soft_wrap=True)
         raise typer.Exit(4)
     if report.interrupted:

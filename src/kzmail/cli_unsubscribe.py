@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import cli, err, fail, out
+from .cli_common import cli, err, fail, out, untrusted
 from .errors import KzmailError
 
 secret_cli = typer.Typer(no_args_is_help=True, help="The secret that signs unsubscribe links.")
@@ -88,7 +88,7 @@ def unsubscribes_import(
     except KzmailError as exc:
         raise fail(exc) from None
     for line in report.skipped:
-        err.print(f"[yellow]skipped[/] {line}", markup=True, soft_wrap=True)
+        err.print(f"[yellow]skipped[/] {untrusted(line)}", markup=True, soft_wrap=True)
     for line in report.unverified:   # attacker-written text: no markup
         err.print("not verified (no token, no aligned DKIM/SPF pass): " + line, markup=False,
                   soft_wrap=True)
