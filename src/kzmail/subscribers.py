@@ -20,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from email_validator.deliverability import validate_email_deliverability
 
 from .errors import SubscriberListError
-from .models import ListColumns, Subscriber
+from .models import CONTROL_CHARS, ListColumns, Subscriber
 
 HEADER_SEARCH_ROWS = 20
 MAX_NAME = 200
@@ -154,7 +154,7 @@ def clean_text(value: str) -> str:
     """One line of text: control characters and line breaks become single spaces."""
     if value.isprintable() and "  " not in value and value == value.strip():
         return value                     # the common case, without two regex passes
-    return _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
+    return _SPACES.sub(" ", CONTROL_CHARS.sub(" ", value)).strip()
 
 
 def written_address(raw: str) -> tuple[str, str]:
