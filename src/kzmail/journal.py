@@ -392,6 +392,12 @@ class Journal:
         Returns (deliveries deleted, lists it stays suppressed on). `scrub` afterwards.
         """
         address = address.lower()
+        try:
+            return self._forget(address)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot erase the address from {self._path}: {exc}") from None
+
+    def _forget(self, address: str) -> tuple[int, list[str]]:
         self._settle()
         self._db.execute("PRAGMA secure_delete=ON")      # freed pages are zeroed
         self._db.execute("BEGIN IMMEDIATE")
@@ -421,9 +427,12 @@ class Journal:
     def scrub(self) -> bool:
         """Rewrite the database without free pages and empty the WAL, so deleted rows leave
         no copy in either file; False if another connection kept the WAL from emptying."""
-        self._db.execute("PRAGMA temp_store=MEMORY")     # VACUUM's copy stays off the disk
-        self._db.execute("VACUUM")
-        busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        try:
+            self._db.execute("PRAGMA temp_store=MEMORY")  # VACUUM's copy stays off the disk
+            self._db.execute("VACUUM")
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot rewrite {self._path}: {exc}") from None
         return int(busy) == 0
 
     def forgotten(self) -> int:

@@ -57,3 +57,18 @@ def test_forget_asks_first_and_refuses_a_non_address(project: Path) -> None:
     assert result.exit_code == 1
     code, output = kz("forget", "not an address", "--yes")
     assert code == 2 and "Traceback" not in output and "error" in output
+
+
+def test_forget_while_another_process_writes_is_one_line(project: Path) -> None:
+    assert kz("send", CAMPAIGN)[0] == 0
+    other = sqlite3.connect(project / ".kzmail" / "state.db", timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")          # a send holding the write lock, say
+        result = CliRunner().invoke(cli, ["forget", ADDRESS, "--yes"])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "state.db" in result.output
+    assert "Traceback" not in result.output
