@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SubscriberListError
+from .sheetguard import check_sheet_file
 
 SHEET_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
 _SAMPLE = 64 * 1024
@@ -202,6 +203,7 @@ def _cell(value: object) -> str:
 def _open_sheet(path: Path, sheet: str | None) -> RawList:
     from python_calamine import CalamineError, CalamineWorkbook
 
+    check_sheet_file(path)
     notes: list[str] = []
     try:
         book = CalamineWorkbook.from_path(str(path))
