@@ -7,13 +7,14 @@ with the standard library (urlencoded and multipart/form-data).
 
 The server gives every connection a deadline for sending one complete request and drops
 the connection that has waited longest when too many wait, so idle or dribbling sockets
-cannot crowd out a real one-click POST.
+cannot crowd out a real one-click POST; requests framed two ways are refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import resource
 import socket
@@ -25,8 +26,8 @@ import h11
 import uvicorn
 from markupsafe import Markup, escape
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -97,11 +98,16 @@ class BodyTooLarge(Exception):
     """The request body is bigger than the page accepts."""
 
 
+class ClientGone(Exception):
+    """The client went away (or was cut off) before its body was complete: no one to answer."""
+
+
 async def read_body(request: Request, limit: int, drain: int = 64 * 1024) -> bytes:
     """The whole request body, or `BodyTooLarge` once it passes `limit` bytes.
 
     A modest excess (up to `drain` bytes) is read and dropped first, so the client gets
     to see the 413 page instead of a connection reset; anything bigger is cut off.
+    `ClientGone` if the connection ends before the body does.
     """
     declared = request.headers.get("content-length")
     if declared is not None and not declared.isdigit():
@@ -110,12 +116,15 @@ async def read_body(request: Request, limit: int, drain: int = 64 * 1024) -> byt
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit + drain:
-            raise BodyTooLarge
-        if size <= limit:
-            chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit + drain:
+                raise BodyTooLarge
+            if size <= limit:
+                chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone from None
     if size > limit:
         raise BodyTooLarge
     return b"".join(chunks)
@@ -242,6 +251,28 @@ def guarded_protocol(deadline: float, capacity: int) -> type[GuardedH11Protocol]
     return Protocol
 
 
+class HttpGuard:
+    """ASGI middleware around a whole app: refuses requests that carry both Content-Length
+    and Transfer-Encoding (a proxy and we could disagree where the body ends: request
+    smuggling), and swallows a client's disconnect that no route caught, which uvicorn
+    would print as a long traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            names = {name for name, _ in scope["headers"]}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                refusal = PlainTextResponse(
+                    "Bad request: both Content-Length and Transfer-Encoding.\n", 400,
+                    headers={"connection": "close", "x-content-type-options": "nosniff"})
+                await refusal(scope, receive, send)
+                return
+        with contextlib.suppress(ClientDisconnect):     # nobody is left to answer
+            await self.app(scope, receive, send)
+
+
 def raise_file_limit() -> int:
     """Raise the soft limit on open files to the hard one; the soft limit now in force.
 
@@ -289,7 +320,7 @@ def make_server(application: ASGIApp, sock: socket.socket, *,
     """
     files = raise_file_limit()
     capacity = max(16, min(max_waiting, (files - 128) // 2))   # half the files for the rest
-    config = uvicorn.Config(application, log_level="warning",
+    config = uvicorn.Config(HttpGuard(application), log_level="warning",
                             http=guarded_protocol(deadline, capacity), ws="none",
                             access_log=False,          # access logs would hold every token
                             server_header=False, proxy_headers=False, lifespan="off",

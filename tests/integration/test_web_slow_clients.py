@@ -1,4 +1,4 @@
-"""The unsubscribe service against idle and dribbling clients.
+"""The unsubscribe service against idle, dribbling, vanishing and double-framed clients.
 
 Real servers on loopback, real sockets: a one-click POST must be answered and recorded
 while hundreds of connections sit open doing nothing useful.
@@ -7,8 +7,13 @@ while hundreds of connections sit open doing nothing useful.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import resource
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,9 +21,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from kzmail import service_unsubscribe
 from kzmail.webbase import raise_file_limit
+from tests.conftest import REPO
 from tests.integration.test_unsubscribe_http import ADDRESS, LIST, path_for, suppressions
 from tests.webserver import running
 
@@ -27,6 +34,7 @@ ONE_CLICK = b"List-Unsubscribe=One-Click"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 SLOW_HEAD = b"POST / HTTP/1.1\r\nHost: x\r\n"
 DRIBBLE = b"X-Slow: aaaaaaaa\r\n"     # header lines that never end the head
+KZMAIL = Path(sys.executable).with_name("kzmail")
 
 
 def port_of(base: str) -> int:
@@ -159,6 +167,70 @@ def test_every_connection_has_a_deadline_for_its_whole_request(project: Path) ->
             assert dribbler.rounds >= 2                  # it really kept sending
         assert one_click(base)[0] == 200                 # and the server still serves
     assert [(r[0], r[1]) for r in suppressions()] == [(LIST, ADDRESS)]
+
+
+def raw(port: int, data: bytes) -> tuple[bytes, bool]:
+    """What the server answers to `data`, and whether it then closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            return b"".join(chunks), False
+        except ConnectionError:
+            pass
+        return b"".join(chunks), True
+
+
+@pytest.mark.parametrize("framing", [
+    b"Content-Length: 26\r\nTransfer-Encoding: chunked\r\n",
+    b"transfer-encoding: chunked\r\ncontent-length: 0\r\n",
+    b"Content-Length: 31\r\nTransfer-Encoding: CHUNKED\r\n",
+])
+def test_content_length_with_transfer_encoding_is_refused(project: Path,
+                                                          framing: bytes) -> None:
+    application, _ = service_unsubscribe.build_app([])
+    request = (b"POST " + path_for().encode() + b" HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/x-www-form-urlencoded\r\n" + framing + b"\r\n"
+               b"1a\r\n" + ONE_CLICK + b"\r\n0\r\n\r\n")
+    with running(application) as base:
+        answer, closed = raw(port_of(base), request)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:60]
+        assert closed                           # nothing after it is read as a request
+        assert one_click(base, "other@example.org")[0] == 200
+    assert [(r[0], r[1]) for r in suppressions()] == [(LIST, "other@example.org")]
+
+
+def test_a_client_gone_mid_body_leaves_no_traceback(project: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([str(KZMAIL), "serve", "--port", "0"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", process.stdout.readline())
+        assert match
+        port = int(match.group(1))
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(b"POST " + path_for().encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Type: application/x-www-form-urlencoded\r\n"
+                             b"Content-Length: 26\r\n\r\nList-Unsub")
+                time.sleep(0.1)                 # the route is waiting for the rest
+        for _ in range(3):
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).text == "ok\n"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            _, stderr = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate(timeout=5)
+    assert "Traceback" not in stderr, stderr
+    assert "ClientDisconnect" not in stderr
+    assert suppressions() == []
 
 
 def test_the_server_raises_its_open_file_limit_to_the_hard_one() -> None:
