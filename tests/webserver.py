@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from starlette.types import ASGIApp
 
@@ -13,11 +14,14 @@ from kzmail.webbase import bind, make_server
 
 
 @contextmanager
-def running(app: ASGIApp) -> Iterator[str]:
-    """Yield the server's base URL (`http://127.0.0.1:<port>`) while it runs."""
+def running(app: ASGIApp, **options: Any) -> Iterator[str]:
+    """Yield the server's base URL (`http://127.0.0.1:<port>`) while it runs.
+
+    `options` go to `make_server` (e.g. a short `deadline`).
+    """
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    srv = make_server(app, sock)
+    srv = make_server(app, sock, **options)
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -25,7 +25,14 @@ from starlette.routing import Route
 
 from .errors import KzmailError
 from .unsubscribe import Refusal, TokenSigner
-from .webbase import BodyTooLarge, SecurityHeaders, page, parse_form, read_body
+from .webbase import (
+    BodyTooLarge,
+    ClientGone,
+    SecurityHeaders,
+    page,
+    parse_form,
+    read_body,
+)
 
 BODY_LIMIT = 4096  # a one-click body is 26 bytes; a multipart one a few hundred
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
@@ -152,6 +159,8 @@ class UnsubscribeService:
             body = await read_body(request, BODY_LIMIT)
         except BodyTooLarge:
             return self._plain("large", 413, info.language, {"connection": "close"})
+        except ClientGone:                     # nothing recorded; the answer goes nowhere
+            return self._plain("malformed", 400, info.language, {"connection": "close"})
         fields = parse_form(request.headers.get("content-type", ""), body)
         if fields is None or fields.get(ONE_CLICK[0]) != ONE_CLICK[1]:
             return self._plain("malformed", 400, info.language)
