@@ -21,8 +21,9 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from kzmail import app, render
 from kzmail.models import Subscriber
+from kzmail.render import template as render
+from kzmail.services import workspace as app
 
 REPO = Path(__file__).resolve().parent.parent
 

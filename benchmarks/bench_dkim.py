@@ -23,8 +23,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from kzmail import app
 from kzmail.models import Subscriber
+from kzmail.services import workspace as app
 
 REPO = Path(__file__).resolve().parent.parent
 

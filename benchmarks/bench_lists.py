@@ -31,7 +31,7 @@ with open(sys.argv[1], encoding="utf-8", newline="") as handle:
 print(count)
 """
 
-KZMAIL = "import sys; from kzmail.cli import main; sys.argv[0] = 'kzmail'; main()"
+KZMAIL = "import sys; from kzmail.cli.main import main; sys.argv[0] = 'kzmail'; main()"
 
 
 def make_list(path: Path, rows: int) -> None:

@@ -96,9 +96,10 @@ def peak_rss_mb() -> float:
 def child_kzmail(campaign: Path, journal_on: bool) -> dict[str, Any]:
     """The real pipeline (list -> render -> message -> sender -> journal), timed from start."""
     sys.path.insert(0, str(REPO / "src"))
-    from kzmail import app, service_send
-    from kzmail.journal import Journal
-    from kzmail.sender import Sender, SendReport
+    from kzmail.delivery.engine import Sender, SendReport
+    from kzmail.services import send as service_send
+    from kzmail.services import workspace as app
+    from kzmail.state.journal import Journal
 
     class NullLog:
         def status(self, campaign: str, address: str) -> str | None:
@@ -175,8 +176,9 @@ def child_ceiling(campaign: Path, count: int) -> dict[str, Any]:
     """kzmail's own transport sending one pre-built message over the campaign's lanes: no
     list, no rendering, no journal. What this machine and sink allow any sender here."""
     sys.path.insert(0, str(REPO / "src"))
-    from kzmail import app, service_send
-    from kzmail.journal import Journal
+    from kzmail.services import send as service_send
+    from kzmail.services import workspace as app
+    from kzmail.state.journal import Journal
 
     prepared = app.prepare(campaign)
     journal = Journal(app.state_dir())
@@ -348,7 +350,7 @@ def measure(root: Path, sink: Sink, count: int, scale: int, merge_rows: int,
     # one real kzmail message, for (a) and (b)
     sys.path.insert(0, str(REPO / "src"))
     os.environ["KZMAIL_STATE_DIR"] = str(big / "state-sample")
-    from kzmail import app
+    from kzmail.services import workspace as app
     prepared = app.prepare(campaign)
     sample = prepared.render(next(app.sendable(prepared, _null_journal(big))))
     message = big / "message.eml"
@@ -426,7 +428,7 @@ def measure(root: Path, sink: Sink, count: int, scale: int, merge_rows: int,
 
 
 def _null_journal(folder: Path) -> Any:
-    from kzmail.journal import Journal
+    from kzmail.state.journal import Journal
     return Journal(folder / "state-sample")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from python_calamine import CalamineWorkbook
 
-from kzmail.sheetguard import check_sheet_file
+from kzmail.lists.sheetguard import check_sheet_file
 
 
 def make_xlsx(path: Path, rows: int) -> None:

@@ -25,8 +25,9 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from kzmail import service_unsubscribe, webbase  # noqa: E402
-from kzmail.unsubscribe import TokenSigner, load_signer  # noqa: E402
+from kzmail.services import unsubscribe as service_unsubscribe  # noqa: E402
+from kzmail.tokens import TokenSigner, load_signer  # noqa: E402
+from kzmail.web import pages as webbase  # noqa: E402
 
 LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 

@@ -7,9 +7,9 @@ import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
-from kzmail.listcheck import ListChecker, ListSummary
+from kzmail.lists.checker import ListChecker, ListSummary
+from kzmail.lists.rows import Problem
 from kzmail.models import ListSource, Subscriber
-from kzmail.subscribers import Problem
 
 Cell = str | int | float | dt.date
 Rows = Sequence[Sequence[Cell]]

@@ -1,5 +1,5 @@
 """`python -m kzmail`: the same as the `kzmail` command."""
 
-from .cli import main
+from kzmail.cli.main import main
 
 main()

@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Browser, Frame, Page
 from playwright.sync_api import Error as PlaywrightError
 
-from kzmail.service_preview import LivePreview
-from kzmail.web_preview import preview_app
+from kzmail.services.preview import LivePreview
+from kzmail.web.preview import preview_app
 from tests.conftest import edit_campaign
 from tests.webserver import running
 

@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, Page
 
-from kzmail import app as kzapp
-from kzmail import service_unsubscribe
-from kzmail.journal import Journal
-from kzmail.unsubscribe import load_signer
+from kzmail.services import unsubscribe as service_unsubscribe
+from kzmail.services import workspace as kzapp
+from kzmail.state.journal import Journal
+from kzmail.tokens import load_signer
 from tests.conftest import SmtpServer, edit_campaign, use_relay
 from tests.webserver import running
 

@@ -16,9 +16,9 @@ import pytest
 from python_calamine import CalamineWorkbook
 from typer.testing import CliRunner
 
-from kzmail import service_lists
-from kzmail.cli import cli
-from kzmail.journal import Journal
+from kzmail.cli.main import cli
+from kzmail.services import lists as service_lists
+from kzmail.state.journal import Journal
 from tests.conftest import SmtpServer, edit_campaign, use_relay
 from tests.listfiles import write_text, write_xlsx
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kzmail.cli import cli
+from kzmail.cli.main import cli
 from tests.conftest import SmtpServer, edit_campaign, use_relay
 
 CAMPAIGN = "campaigns/kasachstan.yaml"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from kzmail.cli import cli
+from kzmail.cli.main import cli
 
 CAMPAIGN = "campaigns/kasachstan.yaml"
 ADDRESS = "ayse.yilmaz@example.net"

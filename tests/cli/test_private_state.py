@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kzmail.cli import cli
+from kzmail.cli.main import cli
 
 CAMPAIGN = "campaigns/kasachstan.yaml"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from kzmail.cli import cli
+from kzmail.cli.main import cli
 from tests.conftest import edit_campaign
 
 CAMPAIGN = "campaigns/kasachstan.yaml"

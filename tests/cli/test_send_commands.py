@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from kzmail.cli import cli
+from kzmail.cli.main import cli
 from tests.conftest import SmtpServer, edit_campaign, use_relay
 from tests.integration.servers import FaultHandler, FaultServer, fault_server
 

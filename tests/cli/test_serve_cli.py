@@ -14,11 +14,11 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from kzmail import app as kzapp
-from kzmail import service_unsubscribe
-from kzmail.cli import cli
-from kzmail.journal import Journal
-from kzmail.unsubscribe import load_signer, unsubscribe_url
+from kzmail.cli.main import cli
+from kzmail.services import unsubscribe as service_unsubscribe
+from kzmail.services import workspace as kzapp
+from kzmail.state.journal import Journal
+from kzmail.tokens import load_signer, unsubscribe_url
 
 LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 KZMAIL = Path(sys.executable).with_name("kzmail")

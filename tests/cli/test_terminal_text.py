@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from kzmail.cli import cli
+from kzmail.cli.main import cli
 
 OSC8 = "\x1b]8;;https://evil.example/\x1b\\"
 

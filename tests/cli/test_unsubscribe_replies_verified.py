@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from typer.testing import CliRunner
 
-from kzmail import app as kzapp
-from kzmail import unsubscribe
-from kzmail.cli import cli
-from kzmail.journal import Journal
+from kzmail import tokens as unsubscribe
+from kzmail.cli.main import cli
+from kzmail.services import workspace as kzapp
+from kzmail.state.journal import Journal
 
 LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 VICTIM = "aktivistin@example.org"

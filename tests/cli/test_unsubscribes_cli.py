@@ -10,9 +10,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from kzmail import app as kzapp
-from kzmail.cli import cli
-from kzmail.journal import Journal
+from kzmail.cli.main import cli
+from kzmail.services import workspace as kzapp
+from kzmail.state.journal import Journal
 
 LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 

@@ -11,8 +11,8 @@ import re
 from email.message import EmailMessage
 from email.policy import SMTP, default
 
-from kzmail.message import MessageFactory
 from kzmail.models import Rendered
+from kzmail.render.message import MessageFactory
 
 from .conftest import Built
 

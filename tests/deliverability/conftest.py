@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from kzmail import app
-from kzmail.listcheck import ListChecker
-from kzmail.message import Outgoing
+from kzmail.lists.checker import ListChecker
 from kzmail.models import Rendered, Subscriber
+from kzmail.render.message import Outgoing
+from kzmail.services import workspace as app
 
 from ..conftest import REPO
 

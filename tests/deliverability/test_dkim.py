@@ -15,12 +15,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
-from kzmail import campaign as campaign_file
-from kzmail import service_send
-from kzmail.cli import cli
-from kzmail.dkim import DkimSigner, check_key, load_key, public_record, relaxed_body, relaxed_header
+from kzmail import campaign_file
+from kzmail.cli.main import cli
+from kzmail.dkim.signer import (
+    DkimSigner,
+    check_key,
+    load_key,
+    public_record,
+    relaxed_body,
+    relaxed_header,
+)
 from kzmail.errors import CampaignError
 from kzmail.models import DkimSettings
+from kzmail.services import send as service_send
 
 from ..conftest import SmtpServer, use_relay
 from .conftest import Example, build_all, copy_project, tool

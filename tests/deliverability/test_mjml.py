@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mjml import mjml2html
 
-from kzmail import render
+from kzmail.render import template as render
 
 from ..conftest import REPO
 from .conftest import Example, tool

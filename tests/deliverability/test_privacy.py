@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kzmail import service_send
-from kzmail.unsubscribe import unsubscribe_url
+from kzmail.services import send as service_send
+from kzmail.tokens import unsubscribe_url
 
 from ..conftest import Received, SmtpServer, use_relay
 from .broken import parse, rebuilt

@@ -17,8 +17,8 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from kzmail.message import MessageFactory
 from kzmail.models import Rendered, Subscriber
+from kzmail.render.message import MessageFactory
 
 from .broken import drop_header, html_only, parse, rebuilt
 from .conftest import Example

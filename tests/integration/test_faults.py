@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from kzmail.journal import ANY_LIST, Journal
-from kzmail.message import Outgoing
+from kzmail.delivery.engine import Lane, Mode, RetryPolicy, Sender, SendReport
+from kzmail.delivery.smtp import RelayConfig, SmtpTransport
 from kzmail.models import Subscriber
-from kzmail.sender import Lane, Mode, RetryPolicy, Sender, SendReport
-from kzmail.transport import RelayConfig, SmtpTransport
+from kzmail.render.message import Outgoing
+from kzmail.state.journal import ANY_LIST, Journal
 
 from .servers import FaultHandler, FaultServer, fault_server
 

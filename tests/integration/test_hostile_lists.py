@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from kzmail.cli import cli
+from kzmail.cli.main import cli
 from tests.conftest import SmtpServer, use_relay
 from tests.listfiles import write_text, write_xlsx
 

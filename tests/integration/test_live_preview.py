@@ -6,8 +6,8 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from kzmail.service_preview import LivePreview
-from kzmail.web_preview import preview_app
+from kzmail.services.preview import LivePreview
+from kzmail.web.preview import preview_app
 from tests.conftest import edit_campaign
 
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from kzmail.delivery.smtp import RelayConfig, SmtpTransport
 from kzmail.errors import (
     DeliveryError,
     PermanentDeliveryError,
     TransientDeliveryError,
     UnknownRecipientError,
 )
-from kzmail.transport import RelayConfig, SmtpTransport
 
 from ..conftest import smtp_in_thread
 

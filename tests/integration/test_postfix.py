@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from kzmail import service_send
-from kzmail.journal import Journal
+from kzmail.services import send as service_send
+from kzmail.state.journal import Journal
 from tests.conftest import edit_campaign
 
 from .servers import FaultServer, fault_server

@@ -6,11 +6,11 @@ import asyncio
 import random
 from pathlib import Path
 
-from kzmail.journal import Journal
+from kzmail.delivery.engine import Lane, RetryPolicy, Sender
+from kzmail.delivery.ratelimit import Gate, RateLimiter, Window
+from kzmail.delivery.smtp import RelayConfig, SmtpTransport
 from kzmail.models import Subscriber
-from kzmail.ratelimit import Gate, RateLimiter, Window
-from kzmail.sender import Lane, RetryPolicy, Sender
-from kzmail.transport import RelayConfig, SmtpTransport
+from kzmail.state.journal import Journal
 
 from .servers import FaultHandler, FaultServer, fault_server
 from .test_faults import build

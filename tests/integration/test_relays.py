@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kzmail import service_send
+from kzmail.services import send as service_send
 from tests.conftest import edit_campaign
 
 from .servers import fault_server

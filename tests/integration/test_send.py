@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from kzmail import service_send, suppressed
-from kzmail.journal import DB_FILE, Journal
-from kzmail.sender import Progress
+from kzmail.delivery.engine import Progress
+from kzmail.services import send as service_send
+from kzmail.state import suppressed
+from kzmail.state.journal import DB_FILE, Journal
 from tests.conftest import (
     RecordingHandler,
     SmtpServer,

@@ -19,15 +19,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
-from kzmail import app, service_send, signpool
-from kzmail.cli import cli
-from kzmail.dkim import DkimSigner, public_record
+from kzmail.cli.main import cli
+from kzmail.dkim import pool as signpool
+from kzmail.dkim.pool import SignPool
+from kzmail.dkim.signer import DkimSigner, public_record
+from kzmail.dkim.worker import Key, sign_digest
 from kzmail.errors import SigningError
-from kzmail.journal import Journal
-from kzmail.message import Outgoing
 from kzmail.models import DkimSettings
-from kzmail.signpool import SignPool
-from kzmail.signworker import Key, sign_digest
+from kzmail.render.message import Outgoing
+from kzmail.services import send as service_send
+from kzmail.services import workspace as app
+from kzmail.state.journal import Journal
 from tests.conftest import SmtpServer, edit_campaign, smtp_in_thread, use_long_list, use_relay
 
 DOMAIN = "arbeiterinnenmacht.example.org"
@@ -61,7 +63,7 @@ def verifies(key: KeyFile, message: bytes) -> bool:
 
 def signing_children() -> list[int]:
     """Our own child processes that run the signing worker (from /proc, no mocks)."""
-    return children_running(b"signworker")
+    return children_running(b"kzmail/dkim/worker.py")
 
 
 def children_running(needle: bytes) -> list[int]:

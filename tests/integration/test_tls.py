@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from kzmail import service_send
+from kzmail.services import send as service_send
 from tests.conftest import RecordingHandler, edit_campaign, smtp_in_thread
 
 CAMPAIGN = "campaigns/kasachstan.yaml"

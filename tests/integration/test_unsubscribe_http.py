@@ -14,10 +14,10 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from kzmail import app as kzapp
-from kzmail import service_unsubscribe
-from kzmail.journal import Journal
-from kzmail.unsubscribe import load_signer, rotate_secret, unsubscribe_url
+from kzmail.services import unsubscribe as service_unsubscribe
+from kzmail.services import workspace as kzapp
+from kzmail.state.journal import Journal
+from kzmail.tokens import load_signer, rotate_secret, unsubscribe_url
 from tests.conftest import edit_campaign
 from tests.webserver import running
 

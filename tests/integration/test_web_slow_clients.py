@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kzmail import service_unsubscribe
-from kzmail.webbase import raise_file_limit
+from kzmail.services import unsubscribe as service_unsubscribe
+from kzmail.web.pages import raise_file_limit
 from tests.conftest import REPO
 from tests.integration.test_unsubscribe_http import ADDRESS, LIST, path_for, suppressions
 from tests.webserver import running

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kzmail import campaign
+from kzmail import campaign_file as campaign
 from kzmail.errors import CampaignError
 from tests.conftest import edit_campaign
 

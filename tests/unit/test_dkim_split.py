@@ -12,11 +12,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from kzmail import campaign
-from kzmail.dkim import DkimSigner, public_record
-from kzmail.message import MessageFactory
+from kzmail import campaign_file as campaign
+from kzmail.dkim.signer import DkimSigner, public_record
+from kzmail.dkim.worker import Key, sign_digest
 from kzmail.models import DkimSettings, Rendered, Subscriber
-from kzmail.signworker import Key, sign_digest
+from kzmail.render.message import MessageFactory
 
 DOMAIN = "arbeiterinnenmacht.example.org"
 MESSAGE = (b"From: Gruppe <newsletter@arbeiterinnenmacht.example.org>\r\nTo: a@example.org\r\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kzmail.errors import StateError
-from kzmail.journal import DB_FILE, Journal
+from kzmail.state.journal import DB_FILE, Journal
 from tests.conftest import status_on_disk
 
 RUN = "commits"

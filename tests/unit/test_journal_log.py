@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kzmail import journal as journal_module
-from kzmail.journal import DB_FILE, Journal
+from kzmail.state import journal as journal_module
+from kzmail.state.journal import DB_FILE, Journal
 
 RUN = "log"
 
@@ -30,7 +30,7 @@ def test_a_crash_leaves_the_log_and_the_next_process_replays_it(tmp_path: Path) 
     script = textwrap.dedent(f"""
         import os
         from pathlib import Path
-        from kzmail.journal import Journal
+        from kzmail.state.journal import Journal
         j = Journal(Path({str(state)!r}))
         for i in range(50):
             j.mark("{RUN}", f"a{{i}}@x.test", "sending", message_id=f"<{{i}}@x>", name="A")

@@ -141,7 +141,7 @@ def test_unsubscribed_mark_later_in_the_list_wins_over_an_earlier_row(tmp_path: 
     assert "line 2 has the same address and is not mailed either" in problems[0].reason
     assert summary.sendable == 1
     assert summary.unsubscribed == 1
-    from kzmail.listcheck import ListChecker
+    from kzmail.lists.checker import ListChecker
     with ListChecker([ListSource(path=path)]) as checker:
         checker.check()                                   # what `send` does first
         assert [s.email for s in checker.subscribers()] == ["bob@example.org"]
@@ -222,7 +222,7 @@ def test_a_list_without_header_row_says_so(tmp_path: Path) -> None:
 
 
 def read_all_strict(path: Path) -> None:
-    from kzmail.listcheck import ListChecker
+    from kzmail.lists.checker import ListChecker
     with ListChecker([ListSource(path=path)]) as checker:
         list(checker.subscribers())
 

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from kzmail import campaign
-from kzmail.dkim import relaxed_piece
-from kzmail.message import (
+from kzmail import campaign_file as campaign
+from kzmail.dkim.signer import relaxed_piece
+from kzmail.models import Rendered, Subscriber
+from kzmail.render.message import (
     ChunkEncoder,
     MessageFactory,
     UnsafeAddressError,
     mailbox_header,
     qp_piece,
 )
-from kzmail.models import Rendered, Subscriber
 
 URL = "https://news.example.org/u/abc.def"
 PARTS = Rendered.of(html="<p>Hallo Jürgen</p>" + "<p>x</p>" * 2000,
@@ -107,8 +107,8 @@ def test_ascii_name_with_specials_is_quoted() -> None:
 
 def test_chunked_encoding_decodes_to_exactly_the_rendered_parts(
         project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kzmail import app
-    from kzmail import message as message_module
+    from kzmail.render import message as message_module
+    from kzmail.services import workspace as app
 
     prepared = app.prepare(project / "campaigns/kasachstan.yaml")
     person = Subscriber("anna@example.org", "Müller, Anna  ", {"city": "Köln"})
@@ -139,7 +139,8 @@ def test_piecewise_dkim_body_hash_equals_the_whole_body_one(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from kzmail import app, dkim
+    from kzmail.dkim import signer as dkim
+    from kzmail.services import workspace as app
     from tests.conftest import edit_campaign
 
     key = ed25519.Ed25519PrivateKey.generate()

@@ -6,8 +6,8 @@ import asyncio
 import math
 import time
 
+from kzmail.delivery.ratelimit import DAY, Gate, RateLimiter, windows_for
 from kzmail.models import RateSettings
-from kzmail.ratelimit import DAY, Gate, RateLimiter, windows_for
 
 
 class FakeClock:

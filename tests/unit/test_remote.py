@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kzmail.remote import remote_hosts, remote_resources
+from kzmail.render.remote import remote_hosts, remote_resources
 
 
 def test_images_backgrounds_srcsets_and_stylesheets_are_remote_resources() -> None:

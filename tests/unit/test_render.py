@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kzmail import campaign, render
+from kzmail import campaign_file as campaign
 from kzmail.errors import TemplateError
 from kzmail.models import Subscriber
+from kzmail.render import template as render
 
 URL = "https://news.example.org/u/TOKEN.abc?x=1&y=2"
 

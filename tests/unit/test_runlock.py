@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kzmail.errors import StateError
-from kzmail.runlock import lock_path, run_lock
+from kzmail.state.runlock import lock_path, run_lock
 
 
 def test_a_held_run_refuses_a_second_holder_and_names_the_first(tmp_path: Path) -> None:

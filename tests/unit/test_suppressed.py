@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kzmail import suppressed
-from kzmail.journal import ANY_LIST, Journal
+from kzmail.state import suppressed
+from kzmail.state.journal import ANY_LIST, Journal
 
 LIST = "news.example.org"
 

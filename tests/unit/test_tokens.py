@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import pytest
 
-from kzmail import unsubscribe
+from kzmail import tokens as unsubscribe
 from kzmail.errors import StateError
-from kzmail.unsubscribe import Refusal, TokenSigner, load_signer, rotate_secret
+from kzmail.tokens import Refusal, TokenSigner, load_signer, rotate_secret
 
 SECRET = bytes(range(32))
 LIST_A = "a.news.example.org"

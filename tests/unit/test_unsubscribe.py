@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kzmail.errors import StateError
-from kzmail.unsubscribe import SECRET_FILE, TokenSigner, load_secret, unsubscribe_url
+from kzmail.tokens import SECRET_FILE, TokenSigner, load_secret, unsubscribe_url
 
 
 def test_secret_is_created_once_private_and_reused(tmp_path: Path) -> None:

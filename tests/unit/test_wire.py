@@ -6,9 +6,9 @@ import quopri
 import random
 from pathlib import Path
 
-from kzmail.journal import Journal
-from kzmail.message import ChunkEncoder
-from kzmail.transport import wire_ready
+from kzmail.delivery.smtp import wire_ready
+from kzmail.render.message import ChunkEncoder
+from kzmail.state.journal import Journal
 
 
 def test_quoted_printable_chunks_round_trip_and_keep_lines_short() -> None:
@@ -61,7 +61,7 @@ def test_sent_rides_with_the_next_commit_and_a_crash_leaves_it_sending(tmp_path:
 
 
 def test_the_example_message_goes_to_data_as_it_is(project: Path) -> None:
-    from kzmail import app
+    from kzmail.services import workspace as app
 
     prepared = app.prepare(project / "campaigns/kasachstan.yaml")
     journal = Journal(project / ".kzmail")

@@ -1,0 +1,160 @@
+"""`kzmail serve`, `kzmail secret` and `kzmail unsubscribes`: the unsubscribe service side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kzmail.cli.common import cli, err, fail, out, untrusted
+from kzmail.errors import KzmailError
+
+secret_cli = typer.Typer(no_args_is_help=True, help="The secret that signs unsubscribe links.")
+cli.add_typer(secret_cli, name="secret")
+
+
+@cli.command()
+def serve(
+    campaigns: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+        "--campaigns", help="Campaign files or folders (default: campaigns/).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8025,
+) -> None:
+    """Run the unsubscribe pages (GET shows, POST unsubscribes) behind your HTTPS proxy."""
+    from kzmail.services import unsubscribe as service_unsubscribe
+
+    def ready(serving: service_unsubscribe.Serving) -> None:
+        names = ", ".join(sorted(serving.lists))
+        out.print(f"Unsubscribe service on {serving.url} for {names}", soft_wrap=True)
+        out.print("Put it behind your HTTPS reverse proxy (see README). Ctrl-C stops it.")
+
+    try:
+        service_unsubscribe.serve(campaigns or [], host, port, on_ready=ready)
+    except KzmailError as exc:
+        raise fail(exc) from None
+
+
+@secret_cli.command("rotate")
+def secret_rotate(
+    grace_days: Annotated[float, typer.Option(
+        min=0, help="Days the old secret's links keep working (0: stop every old link now).")] = 90,
+) -> None:
+    """Make a new unsubscribe secret; links already sent keep working for the grace period."""
+    from datetime import datetime
+
+    from kzmail.services import unsubscribe as service_unsubscribe
+    try:
+        old = service_unsubscribe.rotate(grace_days)
+    except KzmailError as exc:
+        raise fail(exc) from None
+    if grace_days:
+        until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
+        out.print(f"New secret made. Links signed with the old one work until {until}.")
+    else:
+        out.print("New secret made. Links signed with any older secret no longer work.")
+
+
+# the suppression list: mailto unsubscribes in, CSV out (issue 5) -------------------------
+unsubscribes_cli = typer.Typer(no_args_is_help=True,
+                               help="Who unsubscribed: import mailto replies, list, export.")
+cli.add_typer(unsubscribes_cli, name="unsubscribes")
+ListOption = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--list", help="List id (default: the campaign's list; '*' means every list).")]
+FilterOption = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--list", help="Only this list id (default: every list).")]
+
+
+@unsubscribes_cli.command("import")
+def unsubscribes_import(
+    file: Annotated[Path, typer.Argument(
+        help="An mbox file or Maildir of replies, a list of addresses, or a CSV.",
+        show_default=False)],
+    list_id: ListOption = None,
+    campaign: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Take the list from this campaign (default: the only one in campaigns/).")] = None,
+    authserv_id: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--authserv-id", help="Trust Authentication-Results from this receiving server "
+        "(e.g. mx.example.org); repeat for several.")] = None,
+    trust_from: Annotated[bool, typer.Option(
+        "--trust-from", help="Act on every reply's From header, proven or not.")] = False,
+) -> None:
+    """Suppress the proven senders of unsubscribe replies (or the addresses in a list)."""
+    from kzmail.services import suppressions
+    trust = suppressions.Trust(tuple(authserv_id or ()), trust_from)
+    try:
+        report = suppressions.import_file(file, suppressions.target_list(list_id, campaign),
+                                          trust)
+    except KzmailError as exc:
+        raise fail(exc) from None
+    for line in report.skipped:
+        err.print(f"[yellow]skipped[/] {untrusted(line)}", markup=True, soft_wrap=True)
+    for line in report.unverified:   # attacker-written text: no markup
+        err.print("not verified (no token, no aligned DKIM/SPF pass): " + line, markup=False,
+                  soft_wrap=True)
+    for address in report.added:
+        out.print(f"unsubscribed {address}")
+    out.print(f"{len(report.added)} newly unsubscribed from {report.list_id}, "
+              f"{len(report.already)} already were, {len(report.skipped)} skipped, "
+              f"{len(report.unverified)} not verified.")
+
+
+@unsubscribes_cli.command("list")
+def unsubscribes_list(list_id: FilterOption = None) -> None:
+    """Show who unsubscribed, when, from which list and how."""
+    from kzmail.services import suppressions
+    try:
+        records = suppressions.rows(list_id)
+    except KzmailError as exc:
+        raise fail(exc) from None
+    for row in records:
+        out.print(f"{row['unsubscribed_at']}  {row['email']}  {row['list_id']}  "
+                  f"({row['reason']})", soft_wrap=True)
+    out.print(f"{len(records)} unsubscribed.")
+
+
+@unsubscribes_cli.command("export")
+def unsubscribes_export(
+    list_id: FilterOption = None,
+    out_file: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--out", help="Write the CSV here (default: print it).")] = None,
+) -> None:
+    """Write who unsubscribed as CSV (email, list_id, reason, unsubscribed_at)."""
+    import sys
+
+    from kzmail.services import suppressions
+    try:
+        if out_file is None:
+            suppressions.write_csv(suppressions.rows(list_id), sys.stdout)
+            return
+        count = suppressions.export(out_file, list_id)
+    except KzmailError as exc:
+        raise fail(exc) from None
+    err.print(f"{count} rows written to {out_file}")
+
+
+@cli.command()
+def forget(
+    address: Annotated[str, typer.Argument(help="The person's address.", show_default=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a person from the state (DSGVO Art. 17); if they unsubscribed, still skip them."""
+    from kzmail.services import forget as service_forget
+
+    def confirm(clean: str) -> bool:
+        return yes or typer.confirm(f"Erase {clean} from the state? This cannot be undone.",
+                                    default=False)
+
+    try:
+        done = service_forget.forget(address, confirm)
+    except KzmailError as exc:
+        raise fail(exc) from None
+    if done is None:
+        err.print("Nothing erased.")
+        raise typer.Exit(1)
+    out.print(f"Erased {done.deliveries} delivery records of {done.address}.", markup=False)
+    if done.lists:
+        out.print(f"Still suppressed (as a keyed hash only) on: {', '.join(done.lists)}.",
+                  markup=False, soft_wrap=True)
+    out.print("Delete them from your subscriber lists and from reports, exports, previews "
+              "and the outbox yourself.", soft_wrap=True)

@@ -1,0 +1,1 @@
+"""What each command does, wired from the stages below; results are returned, never printed."""

@@ -1,0 +1,206 @@
+"""`kzmail check` and `kzmail clean`: the campaign, its template and every list, checked
+through the same path `send` uses (listcheck), and a list written back without the rows
+that would not be mailed.
+
+These functions return plain results and raise `KzmailError`s; the CLI prints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from kzmail import campaign_file
+from kzmail.dkim import signer as dkim
+from kzmail.errors import CampaignError, InputError, KzmailError
+from kzmail.lists.checker import ListChecker, ListSummary
+from kzmail.lists.rows import AddressChecker, Problem
+from kzmail.lists.writer import XLSX_SUFFIXES, ListWriter
+from kzmail.models import Campaign, ListSource, Subscriber, without_controls
+from kzmail.services.workspace import (
+    Prepared,
+    prepare,
+    remote_problems,
+    resolve_campaign,
+    state_dir,
+)
+from kzmail.state.journal import Journal
+
+DNS_SERVER_ENV = "KZMAIL_DNS_SERVER"
+
+
+@dataclass
+class CheckResult:
+    """What `check` found: the list summary and, if any, why the campaign cannot be sent."""
+
+    summary: ListSummary
+    campaign: Campaign | None = None
+    errors: list[str] = field(default_factory=list)
+    lists: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the campaign can be sent (problem rows are skipped, not fatal)."""
+        return not self.errors and not self.summary.errors and self.summary.sendable > 0
+
+
+class _AnyList:
+    """Suppressions for lists checked without a campaign: suppressed on any list."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def is_suppressed(self, list_id: str, address: str) -> bool:
+        return self._journal.is_suppressed_anywhere(address)
+
+
+def dns_resolver() -> Any:
+    """The resolver for `--check-dns`: the system's, or `$KZMAIL_DNS_SERVER` (host:port)."""
+    import dns.resolver
+
+    server = os.environ.get(DNS_SERVER_ENV, "").strip()
+    if not server:
+        return dns.resolver.Resolver()
+    host, _, port = server.rpartition(":") if ":" in server else (server, "", "53")
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [host]
+    resolver.port = int(port)
+    resolver.lifetime = 5.0
+    return resolver
+
+
+def _campaign(path: Path | None, lists: Sequence[Path],
+              errors: list[str]) -> Prepared | None:
+    try:
+        return prepare(resolve_campaign(path))
+    except CampaignError as exc:
+        if path is None and lists and "no campaign file" in exc.reason:
+            return None                       # lists alone: nothing to say about a campaign
+        errors.append(str(exc))
+    except KzmailError as exc:
+        errors.append(str(exc))
+    return None
+
+
+def check(path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = False,
+          resolver: Any = None, on_problem: Callable[[Problem], None] = lambda _: None,
+          keep_problems: int = 1000) -> CheckResult:
+    """Validate the campaign and its template, then read every list once and count.
+
+    `lists` replaces the campaign's lists (and works without a campaign). DNS is only
+    queried with `check_dns`, through `resolver` (default: `dns_resolver()`).
+    """
+    errors: list[str] = []
+    prepared = _campaign(path, lists, errors)
+    if prepared is None and not lists:
+        return CheckResult(ListSummary(), errors=errors)
+    sources = ([ListSource(path=p) for p in lists] if lists
+               else prepared.campaign.subscribers if prepared else [])
+    if check_dns and resolver is None:
+        resolver = dns_resolver()
+    journal = Journal(state_dir())
+    suppressions = journal if prepared else _AnyList(journal)
+    list_id = prepared.campaign.list_id if prepared else "*"
+    first: dict[int, Subscriber] = {}
+    try:
+        with ListChecker(sources, list_id=list_id, suppressions=suppressions,
+                         addresses=AddressChecker(check_dns=check_dns, resolver=resolver),
+                         on_problem=on_problem, keep_problems=keep_problems) as checker:
+            for item in checker.rows(strict=False):
+                if isinstance(item.result, Subscriber) and item.source not in first:
+                    first[item.source] = item.result
+            summary = checker.summary
+    finally:
+        journal.close()
+    if prepared is not None:
+        # StrictUndefined: a field the template uses but a list lacks fails here, not mid-send.
+        for index, subscriber in first.items():
+            try:
+                prepared.render(subscriber)
+            except KzmailError as exc:
+                errors.append(f"{exc} (rendering row {subscriber.line} of "
+                              f"{sources[index].path})")
+                break
+    warnings = _dkim_warnings(prepared.campaign, resolver if check_dns else None) \
+        if prepared is not None else []
+    if prepared is not None:    # a remote image tells its host who reads the message
+        remote = remote_problems(prepared)
+        if prepared.campaign.allow_remote_images:
+            warnings = remote + warnings
+        else:
+            errors.extend(remote)
+    if not summary.errors and summary.sendable == 0 and not errors:
+        errors.append("no sendable subscriber in the list" + ("s" if len(sources) > 1 else ""))
+    return CheckResult(summary, prepared.campaign if prepared else None, errors,
+                       [str(s.path) for s in sources], warnings)
+
+
+def _dkim_warnings(campaign: Campaign, resolver: Any) -> list[str]:
+    """DKIM key and alignment problems; with a resolver, also the published record."""
+    if campaign.dkim is None:
+        return []
+    published = None
+    if resolver is not None:
+        name = f"{campaign.dkim.selector}._domainkey.{campaign.dkim.domain}"
+        try:
+            answer = resolver.resolve(name, "TXT")
+            published = "".join(b.decode("ascii", "replace")
+                                for record in answer for b in record.strings)
+        except Exception as exc:  # noqa: BLE001 - any DNS failure is one warning, not a crash
+            return [*dkim.check_key(campaign.dkim, campaign.from_),
+                    f"dkim: no DKIM record found at {name} ({type(exc).__name__})"]
+    return dkim.check_key(campaign.dkim, campaign.from_, published)
+
+
+@dataclass
+class CleanResult:
+    summary: ListSummary
+    out: Path
+    written: int
+
+
+def clean(list_path: Path, out: Path, *, campaign: Path | None = None,
+          encoding: str | None = None, delimiter: str | None = None,
+          on_problem: Callable[[Problem], None] = lambda _: None) -> CleanResult:
+    """Write `list_path` to `out` (UTF-8 CSV, or .xlsx) without invalid, duplicate,
+    unsubscribed and suppressed rows, keeping every column."""
+    if out.suffix.lower() not in XLSX_SUFFIXES | {".csv", ".txt", ".tsv"}:
+        raise InputError("the output must be a .csv or .xlsx file", path=out)
+    if out.exists() and list_path.exists() and out.resolve() == list_path.resolve():
+        raise InputError("write the clean list to a new file, not over the original", path=out)
+    try:
+        source = ListSource(path=list_path, encoding=encoding, delimiter=delimiter)
+    except ValidationError as exc:
+        detail = exc.errors()[0]
+        raise InputError(detail["msg"].removeprefix("Value error, "),
+                         key=f"--{detail['loc'][0]}") from None
+    loaded = campaign_file.load(campaign) if campaign is not None else None
+    journal = Journal(state_dir())
+    try:
+        with ListChecker([source], list_id=loaded.list_id if loaded else "*",
+                         suppressions=journal if loaded else _AnyList(journal),
+                         on_problem=on_problem, keep_problems=1000) as checker:
+            summary = checker.check()               # first pass: marks, counts, errors
+            checker.on_problem = lambda _: None     # reported once, in the first pass
+            if summary.errors:
+                first = summary.errors[0]
+                raise InputError(first.reason, path=first.file, line=first.line or None)
+            columns = checker.columns[0]
+            width = max((i + 1 for i, h in enumerate(columns.headers) if h.strip()), default=1)
+            headers = [without_controls(h) for h in columns.headers[:width]]
+            with ListWriter(out, headers, verbatim={columns.email}) as writer:
+                for item in checker.rows(strict=True):
+                    if isinstance(item.result, Subscriber):
+                        cells = [without_controls(c) for c in item.cells[:width]]
+                        cells += [""] * (width - len(cells))
+                        cells[columns.email] = item.result.email
+                        writer.row(cells)
+            return CleanResult(summary, out, writer.rows)
+    finally:
+        journal.close()

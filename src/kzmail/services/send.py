@@ -1,0 +1,332 @@
+"""Sending services: `send`, `retry`, `status` and `report`, wired from concrete pieces.
+
+`send` checks the list, asks `confirm`, settles what a crash left behind (rows still
+`sending` become `uncertain`), builds the lanes (connections x relays, each behind its
+rate gate, the limits' history read back from the journal) and runs the `Sender`.
+Ctrl-C (SIGINT) asks the sender to stop: transactions in flight finish and are recorded.
+These functions return plain results and raise `KzmailError`s; they never print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kzmail import campaign_file
+from kzmail.delivery.engine import Lane, Mode, Progress, RetryPolicy, Sender, SendReport
+from kzmail.delivery.ratelimit import Gate, RateLimiter, windows_for
+from kzmail.delivery.sink import EmbeddedSink
+from kzmail.delivery.smtp import RelayConfig, SmtpTransport
+from kzmail.errors import CampaignError, InputError, KzmailError, StateError, SubscriberListError
+from kzmail.lists import rows as subscriber_list
+from kzmail.lists.checker import ListChecker, ListSummary
+from kzmail.lists.writer import spreadsheet_row
+from kzmail.models import Campaign, RateSettings, SmtpSettings, Subscriber
+from kzmail.private import open_private
+from kzmail.services.workspace import (
+    Prepared,
+    find_subscriber,
+    list_checker,
+    prepare,
+    refuse_remote,
+    state_dir,
+)
+from kzmail.state.journal import Delivery, Journal
+from kzmail.state.runlock import run_lock
+
+__all__ = ["Mode", "SendPlan", "SendReport", "SendResult", "Status", "report", "run_key", "send",
+           "status"]
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What `send` is about to do, shown to the user before it starts."""
+
+    campaign: Campaign
+    summary: ListSummary
+    relay: str
+    outbox: Path | None
+    dry_run: bool
+    to: str | None
+    mode: Mode = "send"
+
+
+@dataclass
+class SendResult:
+    plan: SendPlan
+    report: SendReport
+    built: int = 0
+    uncertain: list[Delivery] = field(default_factory=list)   # left by a crash, not re-sent
+    run_key: str = ""
+
+
+def run_key(campaign: Campaign, *, test_only: bool = False) -> str:
+    """The journal's name for a run: `<name>`, `<name>#sink` (rehearsal), `<name>#test`."""
+    if test_only:
+        return f"{campaign.name}#test"
+    return f"{campaign.name}#sink" if campaign.smtp.is_local and not campaign.relays else \
+        campaign.name
+
+
+def _relay_config(campaign: Campaign, smtp: SmtpSettings, rate: RateSettings) -> RelayConfig:
+    password = ""
+    if smtp.username:
+        if not smtp.password_env:
+            raise CampaignError("smtp.username is set: name the environment variable that "
+                                "holds the password", path=campaign.source_path,
+                                key="smtp.password_env")
+        password = os.environ.get(smtp.password_env, "")
+        if not password:
+            raise CampaignError(f"environment variable {smtp.password_env} is not set",
+                                path=campaign.source_path, key="smtp.password_env")
+    return RelayConfig(host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username,
+                       password=password, timeout=smtp.timeout,
+                       verify_certificate=smtp.verify_certificate, ca_file=smtp.ca_file,
+                       messages_per_connection=rate.messages_per_connection)
+
+
+def _limiter(journal: Journal | None, scope: str, rate: RateSettings) -> RateLimiter:
+    windows = windows_for(rate)
+    if journal is None or not windows:
+        return RateLimiter(windows)
+    span = max(seconds for _, seconds in windows)
+    return RateLimiter(windows, history=journal.rate_history(scope, span),
+                       on_stamp=lambda at: journal.add_rate_stamp(scope, at))
+
+
+def _lanes(campaign: Campaign, journal: Journal, sink: RelayConfig | None) -> list[Lane]:
+    """Connections per relay, each behind its relay's gate (which includes the campaign's)."""
+    if sink is not None:
+        gate = Gate([_limiter(None, "sink", campaign.rate)])
+        return [Lane(SmtpTransport(sink), gate) for _ in range(campaign.rate.connections)]
+    if not campaign.relays:
+        config = _relay_config(campaign, campaign.smtp, campaign.rate)
+        scope = f"relay {config.describe()} {config.username}"
+        gate = Gate([_limiter(journal, scope, campaign.rate)])
+        return [Lane(SmtpTransport(config), gate) for _ in range(campaign.rate.connections)]
+    shared = _limiter(journal, f"campaign {campaign.name}", campaign.rate)
+    lanes: list[Lane] = []
+    for relay in campaign.relays:
+        config = _relay_config(campaign, relay, relay.rate)
+        own = _limiter(journal, f"relay {config.describe()} {config.username}", relay.rate)
+        gate = Gate([own, shared])
+        lanes += [Lane(SmtpTransport(config), gate) for _ in range(relay.rate.connections)]
+    return lanes
+
+
+def _limited(items: Iterator[Subscriber], limit: int | None) -> Iterator[Subscriber]:
+    for count, item in enumerate(items):
+        if limit is not None and count >= limit:
+            return
+        yield item
+
+
+def _test_recipient(prepared: Prepared, journal: Journal, address: str) -> Subscriber:
+    """`--to`: the list's own entry for that address if any, else a bare subscriber."""
+    try:
+        return find_subscriber(prepared, journal, address)
+    except InputError:
+        pass
+    try:
+        return Subscriber(email=subscriber_list.clean_address(address))
+    except ValueError as exc:
+        raise InputError(str(exc), key="--to") from None
+
+
+def _empty_maildir(folder: Path) -> None:
+    """Remove earlier rehearsal messages; only Maildir message files, nothing else."""
+    for sub in ("new", "cur", "tmp"):
+        for item in (folder / sub).glob("*"):
+            if item.is_file():
+                item.unlink()
+
+
+def _to_do(journal: Journal, key: str, valid: int, mode: Mode, resend_uncertain: bool) -> int:
+    counts = journal.counts(key)
+    if mode == "retry":
+        return sum(1 for d in journal.deliveries(key, ("failed",)) if d.retryable)
+    done = counts.get("sent", 0) + counts.get("failed", 0)
+    if not resend_uncertain:
+        done += counts.get("uncertain", 0)
+    return max(0, valid - done)
+
+
+def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int | None = None,
+         resend_uncertain: bool = False, mode: Mode = "send",
+         confirm: Callable[[SendPlan], bool] = lambda _: True,
+         on_start: Callable[[int], None] = lambda _: None,
+         on_progress: Callable[[Progress], None] = lambda _: None) -> SendResult:
+    """Check the list, ask `confirm`, then build (dry run) or send every message still due."""
+    prepared = prepare(path)
+    refuse_remote(prepared)
+    campaign = prepared.campaign
+    journal = Journal(state_dir())
+    checker = list_checker(prepared, journal)
+    try:
+        summary = checker.check()
+        if summary.errors:
+            first = summary.errors[0]
+            raise SubscriberListError(first.reason, path=first.file, line=first.line or None)
+        if summary.sendable:   # a template mistake stops us here, before any connection
+            prepared.render(find_subscriber(prepared, journal, None))
+        local = campaign.smtp.is_local and not campaign.relays
+        outbox = (campaign.outbox or Path("outbox") / campaign.name) if local else None
+        relays: list[SmtpSettings] = [*campaign.relays] or [campaign.smtp]
+        relay = "embedded sink" if local else ", ".join(f"{r.host}:{r.port}" for r in relays)
+        plan = SendPlan(campaign, summary, relay, outbox, dry_run, to, mode)
+        if to is not None:
+            recipients: Iterator[Subscriber] = iter([_test_recipient(prepared, journal, to)])
+        else:
+            recipients = _limited(checker.subscribers(), limit)
+        if summary.sendable == 0 and to is None:
+            raise InputError("no sendable subscriber in the list", path=campaign.list_paths[0])
+        if not dry_run and not local:
+            for smtp in relays:           # a missing password shows before the question
+                _relay_config(campaign, smtp, campaign.rate)
+        if not confirm(plan):
+            return SendResult(plan, SendReport())
+        key = run_key(campaign, test_only=to is not None)
+        if dry_run:
+            on_start(1 if to else min(summary.sendable, limit or summary.sendable))
+            built = 0
+            for subscriber in recipients:
+                prepared.build(subscriber)
+                built += 1
+                on_progress(Progress(subscriber.email, "built"))
+            return SendResult(plan, SendReport(), built, run_key=key)
+        with run_lock(state_dir(), key):     # one send of a run at a time
+            if to is not None or (local and mode == "send"):
+                journal.forget(key)      # a test message, or a sink rehearsal: start afresh
+                if local and to is None and outbox is not None:
+                    _empty_maildir(outbox)
+            uncertain = journal.settle_interrupted(key)
+            total = 1 if to else _to_do(journal, key, summary.sendable, mode, resend_uncertain)
+            on_start(min(total, limit) if limit else total)
+            try:
+                report = asyncio.run(_deliver(prepared, journal, recipients, key, outbox,
+                                              mode=mode, resend_uncertain=resend_uncertain,
+                                              on_progress=on_progress))
+            except asyncio.CancelledError:
+                raise KzmailError("stopped at once (Ctrl-C twice): messages that were in "
+                                  "flight are uncertain; `kzmail send` resumes and names "
+                                  "them") from None
+        left = [] if resend_uncertain else uncertain
+        return SendResult(plan, report, uncertain=left, run_key=key)
+    finally:
+        checker.close()
+        journal.close()
+
+
+def interrupt(sender: Sender, task: asyncio.Task[SendReport] | None) -> None:
+    """First Ctrl-C: finish what is in flight, then stop. Second: stop at once."""
+    if sender.stopping and task is not None:
+        task.cancel()
+    else:
+        sender.stop()
+
+
+async def _deliver(prepared: Prepared, journal: Journal, recipients: Iterator[Subscriber],
+                   key: str, outbox: Path | None, *, mode: Mode, resend_uncertain: bool,
+                   on_progress: Callable[[Progress], None]) -> SendReport:
+    campaign = prepared.campaign
+    retry = campaign.retry
+    policy = RetryPolicy(attempts=retry.attempts, backoff=retry.backoff,
+                         backoff_max=retry.backoff_max, pause_after=retry.pause_after)
+
+    async def run(sink: RelayConfig | None) -> SendReport:
+        # DKIM: the private-key operation runs in a signing process, off the event loop
+        pool = prepared.sign_pool()
+        sender = Sender(run_key=key, envelope_from=prepared.factory.envelope_from,
+                        build=prepared.build if pool is None else prepared.build_unsealed,
+                        lanes=_lanes(campaign, journal, sink), log=journal,
+                        policy=policy, mode=mode, resend_uncertain=resend_uncertain,
+                        on_progress=on_progress,
+                        seal=None if pool is None else prepared.sealer(pool))
+        loop = asyncio.get_running_loop()
+        no_signals = (NotImplementedError, RuntimeError, ValueError)  # not the main thread
+        with contextlib.suppress(*no_signals):
+            loop.add_signal_handler(signal.SIGINT, interrupt, sender, asyncio.current_task())
+        try:
+            if pool is not None:
+                await pool.start()
+            return await sender.run(recipients)
+        finally:
+            if pool is not None:
+                await pool.close()
+            with contextlib.suppress(*no_signals):
+                loop.remove_signal_handler(signal.SIGINT)
+
+    if outbox is None:
+        return await run(None)
+    async with EmbeddedSink(outbox) as sink:
+        return await run(RelayConfig(host=sink.host, port=sink.port, tls="none",
+                                     messages_per_connection=campaign.rate.
+                                     messages_per_connection))
+
+
+# status and report ----------------------------------------------------------------------
+
+STATUS_KEYS = ("total", "sent", "failed", "uncertain", "pending", "sending", "suppressed")
+
+
+@dataclass
+class Status:
+    """Counts per status for the campaign's list, and who is uncertain."""
+
+    campaign: str
+    run_key: str
+    counts: dict[str, int]
+    uncertain: list[Delivery]
+
+
+def status(path: Path) -> Status:
+    """Where each valid subscriber of the list stands in the journal (no template needed)."""
+    campaign = campaign_file.load(path)
+    key = run_key(campaign)
+    counts = dict.fromkeys(STATUS_KEYS, 0)
+    journal = Journal(state_dir())
+    try:
+        # no suppression filter in the checker: suppressed subscribers are counted below
+        with ListChecker(campaign.subscribers, list_id=campaign.list_id) as checker:
+            for item in checker.subscribers():
+                counts["total"] += 1
+                state = journal.status(key, item.email)
+                if state is None:
+                    state = ("suppressed" if journal.is_suppressed(campaign.list_id, item.email)
+                             else "pending")
+                counts[state] = counts.get(state, 0) + 1
+        uncertain = list(journal.deliveries(key, ("uncertain", "sending")))
+    finally:
+        journal.close()
+    return Status(campaign.name, key, counts, uncertain)
+
+
+def report(path: Path, out: Path) -> int:
+    """Write who failed (or is uncertain) and why to a CSV file; return how many rows."""
+    campaign = campaign_file.load(path)
+    journal = Journal(state_dir())
+    try:
+        rows = list(journal.deliveries(run_key(campaign), ("failed", "uncertain", "sending")))
+    finally:
+        journal.close()
+    try:
+        with open_private(out, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["email", "name", "status", "attempts", "code", "reason",
+                             "retryable", "updated_at"])
+            for d in rows:
+                writer.writerow(spreadsheet_row([
+                    d.address, d.name, d.status, str(d.attempts),
+                    "" if d.code is None else str(d.code), d.detail,
+                    "yes" if d.retryable else "no",
+                    datetime.fromtimestamp(d.updated_at, UTC).isoformat()], verbatim={0}))
+    except OSError as exc:
+        raise StateError(f"cannot write {out}: {exc}") from None
+    return len(rows)

@@ -1,0 +1,279 @@
+"""The suppression list for organisers: import mailto unsubscribes, list and export them.
+
+`import_file` reads replies to the `mailto:` unsubscribe address from an mbox or a
+Maildir, or a plain list of addresses, or a CSV with an email column. A reply is acted
+on only when it is shown to come from the subscriber: it carries their unsubscribe token
+(the List-Unsubscribe subject, or the /u/ link quoted in the body), or the receiving
+server's Authentication-Results (from an authserv-id the organiser names) say DKIM or SPF
+passed aligned with From. Anyone can write a From header: other replies are reported as
+not verified, unless the organiser trusts From. Auto-replies and bounces are skipped.
+`rows` and `write_csv` give back who unsubscribed,
+when and from which list, as a CSV to paste into the spreadsheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import mailbox
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from email.utils import getaddresses, parseaddr
+from pathlib import Path
+from typing import TextIO, cast
+
+from kzmail import campaign_file
+from kzmail import tokens as unsubscribe
+from kzmail.errors import InputError
+from kzmail.inbox import authresults
+from kzmail.lists import rows as subscriber_list
+from kzmail.lists.checker import ListChecker
+from kzmail.lists.rows import Problem
+from kzmail.lists.writer import spreadsheet_text
+from kzmail.models import ListSource
+from kzmail.private import open_private
+from kzmail.services import workspace as app
+from kzmail.state.journal import ANY_LIST, Journal
+
+CSV_COLUMNS = ("email", "list_id", "reason", "unsubscribed_at")
+_AUTO_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|bounces?)([+@-]|$)", re.I)
+
+
+@dataclass
+class ImportReport:
+    """What an import did: who was added, who was already there, what was skipped and why."""
+
+    list_id: str
+    source: str
+    added: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What proves a reply: the authserv-ids whose headers count, or From taken as it is."""
+
+    authserv_ids: tuple[str, ...] = ()
+    trust_from: bool = False
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """A reply whose sender nothing proves: reported, not acted on."""
+
+    where: str
+    address: str
+
+
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{22}(?![A-Za-z0-9_.-])")
+_MAX_TOKEN_SCAN = 64 * 1024      # a reply quoting our message has the link near its end
+_MAX_CANDIDATES = 20
+
+
+def target_list(list_id: str | None, campaign: Path | None) -> str:
+    """The list to suppress on: `--list` (`*` = every list), else the campaign's list."""
+    if list_id:
+        return list_id.strip()
+    return campaign_file.load(app.resolve_campaign(campaign)).list_id
+
+
+def _auto_reason(message: Message) -> str | None:
+    """Why a message is not a person's request (auto-reply, bounce), or None."""
+    auto = str(message.get("Auto-Submitted", "no")).strip().lower()
+    if auto and auto != "no":
+        return f"auto-submitted ({auto})"
+    if str(message.get("Precedence", "")).strip().lower() in {"bulk", "junk", "list",
+                                                               "auto_reply"}:
+        return "bulk or auto-reply precedence"
+    if message.get("X-Autoreply") or message.get("X-Autorespond"):
+        return "auto-reply"
+    if str(message.get("Return-Path", "")).strip() == "<>":
+        return "bounce (empty return path)"
+    if "report" in message.get_content_type() and message.get_content_maintype() == "multipart":
+        return "delivery report"
+    return None
+
+
+def _sender(message: Message) -> str:
+    """The single address in From, or ValueError."""
+    found = [addr for _, addr in getaddresses([str(h) for h in message.get_all("From", [])])
+             if addr]
+    if len(found) != 1:
+        raise ValueError("no single From address")
+    address = subscriber_list.clean_address(found[0])
+    if _AUTO_SENDERS.match(address):
+        raise ValueError(f"automatic sender {address}")
+    return address
+
+
+def _texts(message: Message) -> Iterator[str]:
+    """The subject and the text parts, decoded, each cut to a bounded length."""
+    yield str(message.get("Subject", ""))[:_MAX_TOKEN_SCAN]
+    for part in message.walk():
+        if part.get_content_maintype() != "text":
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            text = payload.decode("utf-8", errors="replace")
+            yield text[:_MAX_TOKEN_SCAN] + text[-_MAX_TOKEN_SCAN:]
+
+
+def _token_address(message: Message, signer: unsubscribe.TokenSigner) -> str | None:
+    """The address named by a genuine unsubscribe token in the reply, or None."""
+    tried = 0
+    for text in _texts(message):
+        for candidate in _TOKEN.findall(text):
+            tried += 1
+            if tried > _MAX_CANDIDATES:
+                return None
+            found = signer.verify(candidate)
+            if found is not None:
+                return found[1]
+    return None
+
+
+def _verified(message: Message, sender: str, trust: Trust,
+              signer: unsubscribe.TokenSigner) -> str | None:
+    """The address this reply proves it may unsubscribe, or None."""
+    token_address = _token_address(message, signer)
+    if token_address is not None:
+        return subscriber_list.clean_address(token_address)
+    if trust.trust_from or authresults.proven(message, sender, trust.authserv_ids):
+        return sender
+    return None
+
+
+def _from_messages(messages: Iterator[tuple[str, Message]], trust: Trust
+                   ) -> Iterator[str | Problem | Unverified]:
+    signer = unsubscribe.load_signer(app.state_dir())
+    for where, message in messages:
+        reason = _auto_reason(message)
+        if reason is not None:
+            yield Problem(where, 0, f"skipped: {reason}")
+            continue
+        try:
+            sender = _sender(message)
+            address = _verified(message, sender, trust, signer)
+        except ValueError as exc:
+            yield Problem(where, 0, f"skipped: {exc}")
+            continue
+        yield address if address is not None else Unverified(where, sender)
+
+
+def _mbox(path: Path) -> Iterator[tuple[str, Message]]:
+    box = mailbox.mbox(path, create=False)
+    try:
+        for number, message in enumerate(box, start=1):
+            yield f"{path} message {number}", message
+    finally:
+        box.close()
+
+
+def _maildir(path: Path) -> Iterator[tuple[str, Message]]:
+    box = mailbox.Maildir(path, create=False)
+    for key in sorted(box.keys()):
+        yield f"{path}/{key}", box[key]
+
+
+def _plain(path: Path, handle: TextIO) -> Iterator[str | Problem]:
+    for number, line in enumerate(handle, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if "<" in text:                      # "Name <addr>", as copied from a mail client
+            text = parseaddr(text)[1] or text
+        try:
+            yield subscriber_list.clean_address(text)
+        except ValueError as exc:
+            yield Problem(str(path), number, str(exc))
+
+
+def read_addresses(path: Path, trust: Trust | None = None
+                   ) -> Iterator[str | Problem | Unverified]:
+    """Every address in the file (or Maildir), or a Problem per entry that is not one.
+
+    Replies in a mailbox whose sender nothing proves come as Unverified.
+    """
+    trust = trust or Trust()
+    if path.is_dir():
+        if not (path / "cur").is_dir() and not (path / "new").is_dir():
+            raise InputError("a folder must be a Maildir (with cur/ and new/)", path=path)
+        yield from _from_messages(_maildir(path), trust)
+        return
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
+            head = handle.read(4096)
+            handle.seek(0)
+            if head.startswith("From "):
+                handle.close()
+                yield from _from_messages(_mbox(path), trust)
+                return
+            first = head.splitlines()[0] if head.strip() else ""
+            if not re.search(r"[,;\t|]", first):
+                yield from _plain(path, handle)
+                return
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file ({exc})", path=path) from None
+    with ListChecker([ListSource(path=path)]) as checker:
+        for row in checker.rows(strict=True):
+            yield row.result if isinstance(row.result, Problem) else row.result.email
+
+
+def import_file(path: Path, list_id: str, trust: Trust | None = None) -> ImportReport:
+    """Suppress every proven address in `path` on `list_id`; report what happened."""
+    report = ImportReport(list_id=list_id, source=str(path))
+    journal = Journal(app.state_dir())
+    try:
+        seen: set[str] = set()
+        for item in read_addresses(path, trust):
+            if isinstance(item, Problem):
+                report.skipped.append(str(item).replace(":0: ", ": "))
+            elif isinstance(item, Unverified):
+                report.unverified.append(f"{item.where}: {item.address}")
+            elif item.lower() not in seen:
+                seen.add(item.lower())
+                added = journal.suppress_new(list_id, item, f"unsubscribe: imported from "
+                                                            f"{path.name}")
+                (report.added if added else report.already).append(item.lower())
+    finally:
+        journal.close()
+    return report
+
+
+def rows(list_id: str | None = None) -> list[dict[str, str]]:
+    """Who is suppressed, on which list, why and when (ISO 8601, UTC), oldest first."""
+    journal = Journal(app.state_dir())
+    try:
+        found = journal.suppressions(list_id)
+    finally:
+        journal.close()
+    return [{"email": address, "list_id": "all lists" if lid == ANY_LIST else lid,
+             "reason": reason,
+             "unsubscribed_at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")}
+            for lid, address, reason, at in found
+            if "@" in address]             # forgotten people are kept as a hash only
+
+
+def write_csv(records: list[dict[str, str]], out: TextIO) -> None:
+    """The rows as CSV with a header row, ready for a spreadsheet."""
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows({k: v if k == "email" else spreadsheet_text(v) for k, v in r.items()}
+                     for r in records)
+
+
+def export(out: Path, list_id: str | None = None) -> int:
+    """Write the CSV to `out`; return how many rows it holds."""
+    records = rows(list_id)
+    try:
+        with open_private(out, "w", encoding="utf-8", newline="") as handle:
+            write_csv(records, cast(TextIO, handle))
+    except OSError as exc:
+        raise InputError(f"cannot write the export ({exc})", path=out) from None
+    return len(records)

@@ -1,0 +1,149 @@
+"""Wire the unsubscribe web app to the state folder and the campaigns, and run it.
+
+`kzmail serve` loads every campaign it is given (or finds in `campaigns/`) to know each
+list's name and language, checks tokens with the current and retired secrets, and
+records each unsubscribe in the state database's suppression list, which every later
+`check`, `send` and `clean` honours. `kzmail secret rotate` lives here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from kzmail import campaign_file
+from kzmail.errors import CampaignError, KzmailError, StateError
+from kzmail.services import workspace as app
+from kzmail.state.journal import Journal
+from kzmail.tokens import (
+    RETIRED_FILE,
+    SECRET_FILE,
+    RetiredSecret,
+    TokenSigner,
+    load_signer,
+    rotate_secret,
+)
+from kzmail.web.pages import bind, make_server
+from kzmail.web.unsubscribe import ListInfo, UnsubscribeApp, unsubscribe_app
+
+DEFAULT_PORT = 8025
+REASONS = {"one-click": "unsubscribe: one-click", "page": "unsubscribe: web page"}
+
+
+def campaign_files(sources: Sequence[Path]) -> list[Path]:
+    """Campaign files named, or found in named folders (default: `campaigns/`)."""
+    found: list[Path] = []
+    for source in sources or [app.DEFAULT_CAMPAIGNS]:
+        if source.is_dir():
+            found += sorted(p for p in source.glob("*.y*ml") if p.suffix in {".yaml", ".yml"})
+        elif source.is_file():
+            found.append(source)
+        else:
+            raise CampaignError("no such campaign file or folder", path=source)
+    if not found:
+        raise CampaignError("no campaign file (*.yaml) found: the unsubscribe service needs "
+                            "one to know each list's name and language",
+                            path=", ".join(map(str, sources or [app.DEFAULT_CAMPAIGNS])))
+    return found
+
+
+def list_directory(paths: Sequence[Path]) -> dict[str, ListInfo]:
+    """list_id -> (list name, language) from the campaign files; the first file wins."""
+    lists: dict[str, ListInfo] = {}
+    for path in paths:
+        campaign = campaign_file.load(path)
+        lists.setdefault(campaign.list_id,
+                         ListInfo(campaign.list_name or campaign.name, campaign.language))
+    return lists
+
+
+class JournalRecorder:
+    """Records unsubscribes over one long-lived connection, in one thread of its own.
+
+    An SQLite connection belongs to the thread that opened it, and opening and closing
+    one per request costs a WAL checkpoint each time (about 20 ms instead of 2 ms).
+    """
+
+    def __init__(self, state: Path) -> None:
+        self._state = state
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kzmail-journal")
+        self._journal: Journal | None = None
+
+    def _record(self, list_id: str, address: str, via: str) -> None:
+        try:
+            if self._journal is None:
+                self._journal = Journal(self._state)
+            self._journal.suppress(list_id, address, REASONS.get(via, "unsubscribe"))
+        except KzmailError as exc:
+            if self._journal is not None:        # start afresh with the next request
+                self._journal.close()
+                self._journal = None
+            raise StateError(f"cannot record the unsubscribe: {exc}") from None
+
+    def __call__(self, list_id: str, address: str, via: str) -> None:
+        try:
+            self._thread.submit(self._record, list_id, address, via).result(timeout=60)
+        except TimeoutError:
+            raise StateError("the state database did not answer within 60 s") from None
+
+
+class CurrentSigner:
+    """The signer for the secrets on disk now: `secret rotate` needs no restart of `serve`.
+
+    Each call costs two `stat`s; the files are read again only when one has changed.
+    """
+
+    def __init__(self, state: Path) -> None:
+        self._state = state
+        self._stamp: tuple[int, ...] = ()
+        self._signer: TokenSigner | None = None
+
+    def _now(self) -> tuple[int, ...]:
+        stamp: list[int] = []
+        for name in (SECRET_FILE, RETIRED_FILE):
+            try:
+                info = (self._state / name).stat()
+                stamp += [info.st_mtime_ns, info.st_ino, info.st_size]
+            except OSError:
+                stamp += [-1, -1, -1]
+        return tuple(stamp)
+
+    def __call__(self) -> TokenSigner:
+        stamp = self._now()
+        if self._signer is None or stamp != self._stamp:
+            self._signer = load_signer(self._state)
+            self._stamp = self._now()
+        return self._signer
+
+
+def build_app(sources: Sequence[Path] = ()) -> tuple[UnsubscribeApp, dict[str, ListInfo]]:
+    """The unsubscribe app for these campaigns and the current state folder."""
+    lists = list_directory(campaign_files(sources))
+    state = app.state_dir()
+    language = next(iter(lists.values())).language
+    signer = CurrentSigner(state)
+    signer()                                   # a damaged secret stops `serve` at once
+    return unsubscribe_app(signer, lists, JournalRecorder(state), language), lists
+
+
+@dataclass(frozen=True)
+class Serving:
+    url: str
+    lists: dict[str, ListInfo]
+
+
+def serve(sources: Sequence[Path], host: str, port: int,
+          on_ready: Callable[[Serving], None] = lambda _: None) -> None:
+    """Run the unsubscribe service until interrupted."""
+    application, lists = build_app(sources)
+    sock = bind(host, port)
+    bound = sock.getsockname()[1]
+    on_ready(Serving(f"http://{host}:{bound}", lists))
+    make_server(application, sock).run(sockets=[sock])
+
+
+def rotate(grace_days: float) -> RetiredSecret:
+    """Make a new unsubscribe secret; old links keep working for `grace_days`."""
+    return rotate_secret(app.state_dir(), grace_days * 86400)
