@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from kzmail.dkim.signer import DkimKeyError, load_key
-from kzmail.errors import CampaignError
+from kzmail.dkim.signer import load_key
+from kzmail.errors import CampaignError, DkimKeyError, NoCampaignFile
 from kzmail.models import Campaign
 
 Loc = tuple[str | int, ...]
@@ -85,7 +85,7 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     except FileNotFoundError:
         raise CampaignError("campaign file not found", path=path) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise CampaignError(f"cannot read campaign file ({exc})", path=path) from None
+        raise CampaignError(f"cannot read campaign file ({exc})", path=path) from exc
     try:
         _refuse_aliases(text, path)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -93,9 +93,9 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise CampaignError(f"invalid YAML: {exc.problem or exc}", path=path, line=line) from None
+        raise CampaignError(f"invalid YAML: {exc.problem or exc}", path=path, line=line) from exc
     except yaml.YAMLError as exc:
-        raise CampaignError(f"invalid YAML: {exc}", path=path) from None
+        raise CampaignError(f"invalid YAML: {exc}", path=path) from exc
     if not isinstance(data, dict) or node is None:
         raise CampaignError("a campaign file must be a YAML mapping of keys", path=path, line=1)
     return data, _line_map(node)
@@ -141,13 +141,13 @@ def load(path: Path) -> Campaign:
         elif first["type"] == "extra_forbidden":
             reason = "unknown key (check its spelling)"
         raise CampaignError(reason, path=path, line=_line_of(lines, loc),
-                            key=_dotted(loc)) from None
+                            key=_dotted(loc)) from exc
     if campaign.dkim is not None:
         try:
             load_key(campaign.dkim.key_file)
         except DkimKeyError as exc:
             raise CampaignError(str(exc), path=path, line=_line_of(lines, ("dkim", "key_file")),
-                                key="dkim.key_file") from None
+                                key="dkim.key_file") from exc
     return campaign
 
 
@@ -187,7 +187,7 @@ def find_single(folder: Path) -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise CampaignError("no campaign file (*.yaml) found; name one, e.g. "
+        raise NoCampaignFile("no campaign file (*.yaml) found; name one, e.g. "
                             "`kzmail preview campaigns/kasachstan.yaml`", path=folder)
     names = ", ".join(p.name for p in found)
     raise CampaignError(f"several campaigns ({names}); name the one you mean", path=folder)

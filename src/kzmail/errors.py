@@ -5,17 +5,30 @@
     │   ├── CampaignError       campaign YAML: missing key, bad value, wrong path
     │   ├── TemplateError       MJML/Jinja template: syntax, unknown field
     │   └── SubscriberListError a subscriber list that cannot be read at all
+    │       └── NoCampaignFile  no campaign named, and none found in campaigns/
     ├── StateError              the state folder or database cannot be used
+    │   └── ListenError         the web server cannot listen where it was asked to
     ├── SigningError            DKIM signatures cannot be made (the signing process failed)
     └── DeliveryError           a message could not be handed to the relay
         ├── TransientDeliveryError (DeliveryError, ConnectionError)  4xx, timeout, disconnect
         └── PermanentDeliveryError                                   5xx, refused recipient
             └── UnknownRecipientError   5xx "no such user": the address is suppressed
+
+Errors that stay inside one stage (never shown to the user as such) live here too:
+
+    DkimKeyError (ValueError)        a DKIM key cannot be read or used (becomes CampaignError)
+    UnsafeAddressError (ValueError)  an address that could inject a header or a recipient
+    Refused, Lost                    a pipelined SMTP transaction was refused / cut off
+    BodyTooLarge, ClientGone         a web request's body is too big / its client went away
+
+Every boundary maps foreign errors once, `raise ... from exc`, so the cause stays chained
+(the CLI shows it with `KZMAIL_DEBUG=1`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 
 class KzmailError(Exception):
@@ -57,8 +70,16 @@ class SubscriberListError(InputError):
     """A subscriber list cannot be read at all (not: a single bad row)."""
 
 
+class NoCampaignFile(CampaignError):
+    """No campaign file was named and none was found where one is looked for."""
+
+
 class StateError(KzmailError):
     """The state folder (secret, database) cannot be read or written."""
+
+
+class ListenError(StateError):
+    """The server cannot listen where it was asked to."""
 
 
 class SigningError(KzmailError):
@@ -87,3 +108,47 @@ class PermanentDeliveryError(DeliveryError):
 
 class UnknownRecipientError(PermanentDeliveryError):
     """The relay says this mailbox does not exist (550 5.1.1 and friends)."""
+
+
+class DkimKeyError(ValueError):
+    """The private key cannot be read, parsed or used for DKIM."""
+
+
+class UnsafeAddressError(ValueError):
+    """An address that could smuggle a header or a second recipient."""
+
+
+class SmtpReply(Protocol):
+    """What `Refused` needs of a reply (`kzmail.models.Reply` is one)."""
+
+    @property
+    def code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+class Refused(Exception):
+    """The relay answered a command of the transaction with an error code."""
+
+    def __init__(self, reply: SmtpReply, stage: str) -> None:
+        super().__init__(str(reply))
+        self.reply = reply
+        self.stage = stage
+
+
+class Lost(Exception):
+    """The connection dropped or stalled while waiting for the reply to `stage`."""
+
+    def __init__(self, cause: Exception, stage: str) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.cause = cause
+        self.stage = stage
+
+
+class BodyTooLarge(Exception):
+    """The request body is bigger than the page accepts."""
+
+
+class ClientGone(Exception):
+    """The client went away (or was cut off) before its body was complete: no one to answer."""

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -245,3 +245,11 @@ class Rendered:
     @property
     def text(self) -> str:
         return "".join(self.text_chunks)
+
+
+class Reply(NamedTuple):
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}"

@@ -57,7 +57,7 @@ def load_secret(state_dir: Path) -> bytes:
     except ValueError:
         raise StateError(f"{path}: secret is not valid hex; delete it to make a new one") from None
     except OSError as exc:
-        raise StateError(f"cannot use the state folder {state_dir}: {exc}") from None
+        raise StateError(f"cannot use the state folder {state_dir}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def load_retired(state_dir: Path) -> list[RetiredSecret]:
         raise StateError(f"{path}: not a list of retired secrets (hex, retired_at, "
                          "valid_until per line)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise StateError(f"cannot read {path}: {exc}") from None
+        raise StateError(f"cannot read {path}: {exc}") from exc
 
 
 def load_signer(state_dir: Path, clock: Callable[[], float] = time.time) -> TokenSigner:
@@ -187,7 +187,7 @@ def rotate_secret(state_dir: Path, grace_seconds: float,
         _write_private(state_dir / RETIRED_FILE, "\n".join(lines) + "\n")
         _write_private(state_dir / SECRET_FILE, secrets.token_bytes(32).hex() + "\n")
     except OSError as exc:
-        raise StateError(f"cannot rotate the secret in {state_dir}: {exc}") from None
+        raise StateError(f"cannot rotate the secret in {state_dir}: {exc}") from exc
     return old
 
 

@@ -87,23 +87,23 @@ def test_check_json(project: Path) -> None:
     ("name\nAnn\n", "no email column"),
     ("email\nkaputt\nauch kaputt\n", "no sendable subscriber in the list"),
 ])
-def test_check_exits_1_when_the_campaign_cannot_be_sent(project: Path, content: str,
+def test_check_exits_2_when_the_campaign_cannot_be_sent(project: Path, content: str,
                                                         expected: str) -> None:
     write_text(project / "subscribers.example.csv", content)
     code, _, stderr = _invoke("check")
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert expected in stderr
     assert len(stderr.strip().splitlines()) == 1
     code, stdout, _ = _invoke("check", "--json")
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert json.loads(stdout)["ok"] is False
 
 
-def test_check_exits_1_for_an_invalid_campaign_with_file_line_key(project: Path) -> None:
+def test_check_exits_2_for_an_invalid_campaign_with_file_line_key(project: Path) -> None:
     path = project / CAMPAIGN
     edit_campaign(path, lambda t: t.replace("tls: starttls", "tls: maybe"))
     code, _, stderr = _invoke("check", CAMPAIGN)
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert stderr.startswith(f"error: {CAMPAIGN}:")
     assert "smtp.tls: Input should be 'none', 'starttls' or 'ssl'" in stderr
 
@@ -112,7 +112,7 @@ def test_check_finds_template_fields_the_list_lacks(project: Path) -> None:
     edit_campaign(project / "templates/newsletter.mjml",
                   lambda t: t.replace("Hallo {{ subscriber.name }},", "Hallo {{ subscriber.plz }},"))
     code, _, stderr = _invoke("check")
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert "unknown field" in stderr
     assert "'plz'" in stderr
     assert "rendering row 2" in stderr
@@ -144,13 +144,13 @@ def test_campaign_list_errors_name_file_line_and_key(project: Path) -> None:
     code, _, stderr = _invoke("check", CAMPAIGN)
     lines = path.read_text(encoding="utf-8").splitlines()
     line = next(i for i, text in enumerate(lines, 1) if "missing.csv" in text)
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert stderr.startswith(f"error: {CAMPAIGN}:{line}: subscribers.1.path: file not found")
     edit_campaign(path, lambda t: t.replace("  - path: ../missing.csv\n",
                                             "  - {path: ../subscribers.example.csv, "
                                             "encoding: klingon}\n"))
     code, _, stderr = _invoke("check", CAMPAIGN)
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert f"{CAMPAIGN}:{line}: subscribers.1.encoding: unknown encoding 'klingon'" in stderr
 
 
@@ -217,15 +217,15 @@ def test_clean_to_xlsx_keeps_columns_and_never_makes_formulas(project: Path) -> 
 def test_clean_refuses_to_overwrite_and_unreadable_lists(project: Path) -> None:
     write_text(project / "raw.csv", PROBLEMS)
     code, _, stderr = _invoke("clean", "raw.csv", "--out", "raw.csv")
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert "not over the original" in stderr
     write_text(project / "empty.csv", "")
     code, _, stderr = _invoke("clean", "empty.csv", "--out", "out.csv")
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert stderr == "error: empty.csv:1: the list is empty (no header row)\n"
     assert not (project / "out.csv").exists()
     code, _, stderr = _invoke("clean", "raw.csv", "--out", "out.csv", "--encoding", "klingon")
-    assert code == 1
+    assert code == 2  # a wrong option, like click's usage errors
     assert stderr.startswith("error: --encoding: unknown encoding 'klingon'")
     assert not (project / "out.csv").exists()
 
@@ -282,7 +282,7 @@ def test_dns_is_only_asked_with_check_dns(project: Path, nxdomain: NxdomainServe
     assert nxdomain.queries == []
     code, stdout, _ = _invoke("check", "--check-dns", "--json")
     data = json.loads(stdout)
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert data["sendable"] == 0
     assert data["invalid"] == 12
     assert data["problems"][0]["reason"] == (

@@ -70,7 +70,7 @@ def test_ten_megabytes_in_one_cell(project: Path) -> None:
     write_text(project / LIST, "email,name\nok@example.org,Ok\nbig@example.org,\""
                + "x" * 10_000_000 + "\"\nlater@example.org,L\n")
     code, _, stderr = _check(project)
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     line = _one_error_line(stderr)
     assert line.startswith(f"error: {project / LIST}:3: a cell is longer than 131,072 characters")
 
@@ -90,14 +90,14 @@ def test_nul_bytes_in_cells(project: Path) -> None:
 def test_empty_file(project: Path) -> None:
     write_text(project / LIST, "")
     code, _, stderr = _check(project)
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert _one_error_line(stderr) == f"error: {project / LIST}:1: the list is empty (no header row)"
 
 
 def test_header_only_file(project: Path) -> None:
     write_text(project / LIST, "email,name,city\r\n")
     code, stdout, stderr = _check(project)
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert _one_error_line(stderr) == "error: no sendable subscriber in the list"
     assert f"note: {project / LIST}: the list has a header row but no subscriber rows" in stdout
 
@@ -105,7 +105,7 @@ def test_header_only_file(project: Path) -> None:
 def test_binary_file_named_csv(project: Path) -> None:
     (project / LIST).write_bytes(bytes(range(256)) * 64)
     code, _, stderr = _check(project)
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert _one_error_line(stderr) == (f"error: {project / LIST}:1: this is not a text list "
                                        "(it holds binary data); export the list as CSV or "
                                        "give the spreadsheet file itself")
@@ -115,7 +115,7 @@ def test_spreadsheet_named_csv(project: Path) -> None:
     write_xlsx(project / "real.xlsx", {"S": [["email"], ["a@example.org"]]})
     (project / LIST).write_bytes((project / "real.xlsx").read_bytes())
     code, _, stderr = _check(project)
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert "this is a zipped file (an .xlsx or .ods spreadsheet?), not a text list" in \
         _one_error_line(stderr)
 
@@ -123,6 +123,6 @@ def test_spreadsheet_named_csv(project: Path) -> None:
 def test_corrupt_xlsx(project: Path) -> None:
     write_text(project / "broken.xlsx", "email\na@example.org\n")
     code, _, stderr = _check(project, "--subscribers", "broken.xlsx")
-    assert code == 1
+    assert code == 2  # a mistake in the files (README's exit codes)
     assert _one_error_line(stderr).startswith(
         "error: broken.xlsx: cannot read this spreadsheet (invalid Zip archive")

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from kzmail import campaign_file as campaign
+from kzmail.errors import UnsafeAddressError
 from kzmail.lists.rows import AddressChecker, find_columns, parse_row
 from kzmail.models import Rendered, Subscriber
-from kzmail.render.message import MessageFactory, UnsafeAddressError, mailbox_header, safe_address
+from kzmail.render.message import MessageFactory, mailbox_header, safe_address
 
 # Written before the fix (issue 13 item 12); long names are tested in test_message.py.
 

@@ -12,11 +12,11 @@ import pytest
 
 from kzmail import campaign_file as campaign
 from kzmail.dkim.signer import relaxed_piece
+from kzmail.errors import UnsafeAddressError
 from kzmail.models import Rendered, Subscriber
 from kzmail.render.message import (
     ChunkEncoder,
     MessageFactory,
-    UnsafeAddressError,
     mailbox_header,
     qp_piece,
 )

@@ -1,14 +1,22 @@
-"""What every `kzmail` command shares: the Typer app, the two consoles, one-line errors."""
+"""What every `kzmail` command shares: the two consoles, one place for errors, arguments.
+
+`KzmailGroup` is the root command group: a `KzmailError` raised by any command, however
+deeply nested, becomes one line on stderr and the exit code the error carries (README's
+table); its cause is shown only with `KZMAIL_DEBUG=1`.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from kzmail.errors import KzmailError
 
@@ -34,14 +42,28 @@ def untrusted(value: object) -> str:
     return escape(str(value))
 
 
-cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Send a newsletter campaign to the subscriber list in your spreadsheet.")
 out = _PlainConsole(highlight=False, markup=False)
 err = _PlainConsole(stderr=True, highlight=False, markup=False)
 
-CampaignArg = Annotated[Path, typer.Argument(help="The campaign YAML file.", show_default=False)]
+DEBUG_ENV = "KZMAIL_DEBUG"
 
 
-def fail(exc: KzmailError) -> typer.Exit:
+class KzmailGroup(TyperGroup):
+    """The root group: the one place where a `KzmailError` becomes a line and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:   # a click Context (typer 0.2x vendors its own click)
+        try:
+            return super().invoke(ctx)
+        except KzmailError as exc:
+            show_error(exc)
+            raise typer.Exit(exc.exit_code) from exc
+
+
+def show_error(exc: KzmailError) -> None:
+    """`error: ...` on stderr; with `KZMAIL_DEBUG=1` first the whole chain of causes."""
+    if os.environ.get(DEBUG_ENV) == "1":
+        traceback.print_exception(exc)
     err.print(f"[bold red]error:[/] {untrusted(exc)}", markup=True, soft_wrap=True)
-    return typer.Exit(exc.exit_code)
+
+
+CampaignArg = Annotated[Path, typer.Argument(help="The campaign YAML file.", show_default=False)]

@@ -1,22 +1,24 @@
-"""`kzmail serve`, `kzmail secret` and `kzmail unsubscribes`: the unsubscribe service side."""
+"""`kzmail serve`, `secret`, `unsubscribes` and `forget`: the unsubscribe side of a list.
+
+Services load on first use, so `kzmail --help` stays fast.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from kzmail.cli.common import cli, err, fail, out, untrusted
-from kzmail.errors import KzmailError
+from kzmail.cli.common import err, out, untrusted
 
+app = typer.Typer()
 secret_cli = typer.Typer(no_args_is_help=True, help="The secret that signs unsubscribe links.")
-cli.add_typer(secret_cli, name="secret")
 
 
-@cli.command()
+@app.command()
 def serve(
-    campaigns: Annotated[Optional[list[Path]], typer.Option(  # noqa: UP045
+    campaigns: Annotated[list[Path] | None, typer.Option(
         "--campaigns", help="Campaign files or folders (default: campaigns/).")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8025,
@@ -29,10 +31,7 @@ def serve(
         out.print(f"Unsubscribe service on {serving.url} for {names}", soft_wrap=True)
         out.print("Put it behind your HTTPS reverse proxy (see README). Ctrl-C stops it.")
 
-    try:
-        service_unsubscribe.serve(campaigns or [], host, port, on_ready=ready)
-    except KzmailError as exc:
-        raise fail(exc) from None
+    service_unsubscribe.serve(campaigns or [], host, port, on_ready=ready)
 
 
 @secret_cli.command("rotate")
@@ -44,10 +43,7 @@ def secret_rotate(
     from datetime import datetime
 
     from kzmail.services import unsubscribe as service_unsubscribe
-    try:
-        old = service_unsubscribe.rotate(grace_days)
-    except KzmailError as exc:
-        raise fail(exc) from None
+    old = service_unsubscribe.rotate(grace_days)
     if grace_days:
         until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
         out.print(f"New secret made. Links signed with the old one work until {until}.")
@@ -55,13 +51,12 @@ def secret_rotate(
         out.print("New secret made. Links signed with any older secret no longer work.")
 
 
-# the suppression list: mailto unsubscribes in, CSV out (issue 5) -------------------------
+# the suppression list: mailto unsubscribes in, CSV out -----------------------------------
 unsubscribes_cli = typer.Typer(no_args_is_help=True,
                                help="Who unsubscribed: import mailto replies, list, export.")
-cli.add_typer(unsubscribes_cli, name="unsubscribes")
-ListOption = Annotated[Optional[str], typer.Option(  # noqa: UP045
+ListOption = Annotated[str | None, typer.Option(
     "--list", help="List id (default: the campaign's list; '*' means every list).")]
-FilterOption = Annotated[Optional[str], typer.Option(  # noqa: UP045
+FilterOption = Annotated[str | None, typer.Option(
     "--list", help="Only this list id (default: every list).")]
 
 
@@ -71,9 +66,9 @@ def unsubscribes_import(
         help="An mbox file or Maildir of replies, a list of addresses, or a CSV.",
         show_default=False)],
     list_id: ListOption = None,
-    campaign: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    campaign: Annotated[Path | None, typer.Option(
         help="Take the list from this campaign (default: the only one in campaigns/).")] = None,
-    authserv_id: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    authserv_id: Annotated[list[str] | None, typer.Option(
         "--authserv-id", help="Trust Authentication-Results from this receiving server "
         "(e.g. mx.example.org); repeat for several.")] = None,
     trust_from: Annotated[bool, typer.Option(
@@ -82,11 +77,8 @@ def unsubscribes_import(
     """Suppress the proven senders of unsubscribe replies (or the addresses in a list)."""
     from kzmail.services import suppressions
     trust = suppressions.Trust(tuple(authserv_id or ()), trust_from)
-    try:
-        report = suppressions.import_file(file, suppressions.target_list(list_id, campaign),
-                                          trust)
-    except KzmailError as exc:
-        raise fail(exc) from None
+    report = suppressions.import_file(file, suppressions.target_list(list_id, campaign),
+                                      trust)
     for line in report.skipped:
         err.print(f"[yellow]skipped[/] {untrusted(line)}", markup=True, soft_wrap=True)
     for line in report.unverified:   # attacker-written text: no markup
@@ -103,10 +95,7 @@ def unsubscribes_import(
 def unsubscribes_list(list_id: FilterOption = None) -> None:
     """Show who unsubscribed, when, from which list and how."""
     from kzmail.services import suppressions
-    try:
-        records = suppressions.rows(list_id)
-    except KzmailError as exc:
-        raise fail(exc) from None
+    records = suppressions.rows(list_id)
     for row in records:
         out.print(f"{row['unsubscribed_at']}  {row['email']}  {row['list_id']}  "
                   f"({row['reason']})", soft_wrap=True)
@@ -116,24 +105,21 @@ def unsubscribes_list(list_id: FilterOption = None) -> None:
 @unsubscribes_cli.command("export")
 def unsubscribes_export(
     list_id: FilterOption = None,
-    out_file: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    out_file: Annotated[Path | None, typer.Option(
         "--out", help="Write the CSV here (default: print it).")] = None,
 ) -> None:
     """Write who unsubscribed as CSV (email, list_id, reason, unsubscribed_at)."""
     import sys
 
     from kzmail.services import suppressions
-    try:
-        if out_file is None:
-            suppressions.write_csv(suppressions.rows(list_id), sys.stdout)
-            return
-        count = suppressions.export(out_file, list_id)
-    except KzmailError as exc:
-        raise fail(exc) from None
+    if out_file is None:
+        suppressions.write_csv(suppressions.rows(list_id), sys.stdout)
+        return
+    count = suppressions.export(out_file, list_id)
     err.print(f"{count} rows written to {out_file}")
 
 
-@cli.command()
+@app.command()
 def forget(
     address: Annotated[str, typer.Argument(help="The person's address.", show_default=False)],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -145,10 +131,7 @@ def forget(
         return yes or typer.confirm(f"Erase {clean} from the state? This cannot be undone.",
                                     default=False)
 
-    try:
-        done = service_forget.forget(address, confirm)
-    except KzmailError as exc:
-        raise fail(exc) from None
+    done = service_forget.forget(address, confirm)
     if done is None:
         err.print("Nothing erased.")
         raise typer.Exit(1)
@@ -158,3 +141,7 @@ def forget(
                   markup=False, soft_wrap=True)
     out.print("Delete them from your subscriber lists and from reports, exports, previews "
               "and the outbox yourself.", soft_wrap=True)
+
+
+app.add_typer(secret_cli, name="secret")
+app.add_typer(unsubscribes_cli, name="unsubscribes")

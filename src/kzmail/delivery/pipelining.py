@@ -15,38 +15,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
 
 import aiosmtplib
 
-from kzmail.errors import TransientDeliveryError
-
-
-class Reply(NamedTuple):
-    code: int
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.text}"
-
-
-class Refused(Exception):
-    """The relay answered a command of the transaction with an error code."""
-
-    def __init__(self, reply: Reply, stage: str) -> None:
-        super().__init__(str(reply))
-        self.reply = reply
-        self.stage = stage
-
-
-class Lost(Exception):
-    """The connection dropped or stalled while waiting for the reply to `stage`."""
-
-    def __init__(self, cause: Exception, stage: str) -> None:
-        super().__init__(str(cause) or type(cause).__name__)
-        self.cause = cause
-        self.stage = stage
-
+from kzmail.errors import Lost, Refused, TransientDeliveryError
+from kzmail.models import Reply
 
 _MAX_REPLY = 64 * 1024
 

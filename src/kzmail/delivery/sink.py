@@ -25,7 +25,7 @@ class MaildirHandler:
             folder.parent.mkdir(parents=True, exist_ok=True)
             self.maildir = mailbox.Maildir(folder, create=True)
         except OSError as exc:
-            raise StateError(f"cannot create the outbox {folder}: {exc}") from None
+            raise StateError(f"cannot create the outbox {folder}: {exc}") from exc
         self.count = 0
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import aiosmtplib
 
-from kzmail.delivery.pipelining import Lost, Pipeline, Refused
+from kzmail.delivery.pipelining import Pipeline
 from kzmail.errors import (
     DeliveryError,
+    Lost,
     PermanentDeliveryError,
+    Refused,
     TransientDeliveryError,
     UnknownRecipientError,
 )
@@ -184,8 +186,8 @@ class SmtpTransport:
         self._smtp = self._pipe = None
         try:
             smtp = await self._connect()
-        except Exception as exc:  # noqa: BLE001 - every failure is mapped, none escapes raw
-            raise map_error(exc, "connect") from None
+        except Exception as exc:
+            raise map_error(exc, "connect") from exc
         if smtp.supports_extension("pipelining"):     # RFC 2920: fewer round trips
             self._pipe = Pipeline.take_over(smtp, self._config.timeout)
         else:
@@ -222,10 +224,10 @@ class SmtpTransport:
             await self._smtp.rcpt(recipient)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
-            raise map_error(exc, "rcpt") from None
-        except Exception as exc:  # noqa: BLE001
+            raise map_error(exc, "rcpt") from exc
+        except Exception as exc:
             await self.close()
-            raise map_error(exc, "rcpt") from None
+            raise map_error(exc, "rcpt") from exc
         if ready is not None:
             try:
                 await ready()
@@ -235,10 +237,10 @@ class SmtpTransport:
                 raise
         try:
             reply = await _data(self._smtp, data, wire_safe)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             # the state of the connection is unknown: the next message gets a fresh one
             await self.close()
-            raise map_error(exc, "data") from None
+            raise map_error(exc, "data") from exc
         return f"{reply.code} {reply.message}"
 
     async def _pipelined(self, sender: str, recipient: str, wire: bytes, reused: bool,
@@ -249,11 +251,11 @@ class SmtpTransport:
             try:
                 return str(await self._pipe.transaction(sender, recipient, wire, ready))
             except Refused as refused:
-                raise _by_code(refused.reply.code, refused.reply.text, refused.stage) from None
+                raise _by_code(refused.reply.code, refused.reply.text, refused.stage) from refused
             except Lost as lost:
                 await self.close()
                 if not (reused and lost.stage == "mail"):
-                    raise map_error(lost.cause, lost.stage) from None
+                    raise map_error(lost.cause, lost.stage) from lost
             # a reused connection the relay had closed while idle: once more on a fresh one
             reused = False
             await self.open()
@@ -269,8 +271,8 @@ class SmtpTransport:
             if not reused:
                 raise TransientDeliveryError("the relay closed the connection",
                                              stage="mail") from None
-        except Exception as exc:  # noqa: BLE001
-            raise map_error(exc, "mail") from None
+        except Exception as exc:
+            raise map_error(exc, "mail") from exc
         else:
             return
         # a reused connection the relay had closed while idle: once more on a fresh one
@@ -278,8 +280,8 @@ class SmtpTransport:
         await self.open()
         try:
             await self._smtp.mail(sender)
-        except Exception as exc:  # noqa: BLE001
-            raise map_error(exc, "mail") from None
+        except Exception as exc:
+            raise map_error(exc, "mail") from exc
 
     async def _reset(self) -> None:
         assert self._smtp is not None

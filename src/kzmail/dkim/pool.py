@@ -229,7 +229,7 @@ class SignPool:
                                    self._start_timeout)
         except OSError as exc:
             await self.close()
-            raise SigningError(f"cannot start the DKIM signing process: {exc}") from None
+            raise SigningError(f"cannot start the DKIM signing process: {exc}") from exc
         except TimeoutError:
             await self.close()
             raise SigningError("the DKIM signing process did not start within "

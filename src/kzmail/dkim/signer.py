@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from kzmail.dkim.worker import Key, sign_digest
+from kzmail.errors import DkimKeyError
 from kzmail.models import DkimSettings
 
 # Signed when present. From, Subject, List-Unsubscribe(-Post), List-Id, To, Reply-To and Date are
@@ -50,20 +51,16 @@ _FIELD = re.compile(rb"\r\n(?![ \t])")
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
-class DkimKeyError(ValueError):
-    """The private key cannot be read, parsed or used for DKIM."""
-
-
 def load_key(path: Path) -> Key:
     """The private key in `path` (PEM, PKCS#1 or PKCS#8), RSA or Ed25519."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise DkimKeyError(f"cannot read DKIM key {path}: {exc.strerror or exc}") from None
+        raise DkimKeyError(f"cannot read DKIM key {path}: {exc.strerror or exc}") from exc
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise DkimKeyError(f"{path} is not an unencrypted PEM private key ({exc})") from None
+        raise DkimKeyError(f"{path} is not an unencrypted PEM private key ({exc})") from exc
     if isinstance(key, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
         return key
     raise DkimKeyError(f"{path}: DKIM needs an RSA or Ed25519 key, not {type(key).__name__}")

@@ -57,7 +57,7 @@ def open_list(path: Path, *, encoding: str | None = None, delimiter: str | None 
         raise SubscriberListError("subscriber list not found", path=path) from None
     except OSError as exc:
         raise SubscriberListError(f"cannot read subscriber list ({exc.strerror})",
-                                  path=path) from None
+                                  path=path) from exc
     if not head.strip():
         raise SubscriberListError("the list is empty (no header row)", path=path, line=1)
     raw = RawList(path, iter(()))
@@ -113,7 +113,7 @@ def _decode_sample(head: bytes, encoding: str, path: Path) -> str:
         return codecs.getincrementaldecoder(encoding)(errors="strict").decode(head, final=False)
     except UnicodeDecodeError as exc:
         raise SubscriberListError(f"not {encoding} text ({exc.reason}); set `encoding:` "
-                                  "for this list", path=path) from None
+                                  "for this list", path=path) from exc
 
 
 def _record_counts(text: str, delimiters: tuple[str, ...]) -> list[dict[str, int]]:
@@ -177,13 +177,13 @@ def _csv_rows(path: Path, encoding: str, delimiter: str) -> Iterator[Row]:
         if "field larger than field limit" in reason:
             reason = (f"a cell is longer than {csv.field_size_limit():,} characters: "
                       "a quote that is never closed, or not a subscriber list")
-        raise SubscriberListError(reason, path=path, line=row + 1) from None
+        raise SubscriberListError(reason, path=path, line=row + 1) from exc
     except UnicodeDecodeError as exc:
         raise SubscriberListError(f"not {encoding} text here ({exc.reason}); set `encoding:` "
-                                  "for this list (e.g. cp1252)", path=path, line=row + 1) from None
+                                  "for this list (e.g. cp1252)", path=path, line=row + 1) from exc
     except OSError as exc:
         raise SubscriberListError(f"cannot read subscriber list ({exc.strerror})",
-                                  path=path, line=row + 1) from None
+                                  path=path, line=row + 1) from exc
 
 
 def _cell(value: object) -> str:
@@ -221,7 +221,7 @@ def _open_sheet(path: Path, sheet: str | None) -> RawList:
     except FileNotFoundError:
         raise SubscriberListError("subscriber list not found", path=path) from None
     except (CalamineError, OSError, ValueError) as exc:
-        raise SubscriberListError(f"cannot read this spreadsheet ({exc})", path=path) from None
+        raise SubscriberListError(f"cannot read this spreadsheet ({exc})", path=path) from exc
     if data.height == 0:
         raise SubscriberListError("the list is empty (no header row)", path=path, line=1)
 

@@ -203,7 +203,7 @@ class AddressChecker:
         try:
             result = validate_email(value, check_deliverability=False)
         except EmailNotValidError as exc:
-            raise ValueError(f"invalid address {value[:80]!r}: {exc}") from None
+            raise ValueError(f"invalid address {value[:80]!r}: {exc}") from exc
         if result.ascii_email is None:
             raise ValueError(f"address {value!r} needs SMTPUTF8 (non-ASCII before the @)")
         if self._check_dns:

@@ -35,7 +35,7 @@ class SeenAddresses:
             self._db.executescript(_SCHEMA)
             self._db.execute("BEGIN")
         except sqlite3.Error as exc:
-            raise StateError(f"cannot create a temporary database: {exc}") from None
+            raise StateError(f"cannot create a temporary database: {exc}") from exc
         self.marked_count = 0
 
     def close(self) -> None:

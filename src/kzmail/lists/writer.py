@@ -64,7 +64,7 @@ class ListWriter:
                 self._csv = csv.writer(self._handle, lineterminator="\r\n",
                                        delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         except OSError as exc:
-            raise InputError(f"cannot write the list ({exc.strerror})", path=path) from None
+            raise InputError(f"cannot write the list ({exc.strerror})", path=path) from exc
         self._write(header, ())
         self.rows = 0
 
@@ -98,6 +98,6 @@ class ListWriter:
                     self._book.save(target)
         except OSError as error:
             raise InputError(f"cannot write the list ({error.strerror})",
-                             path=self.path) from None
+                             path=self.path) from error
         if kind is not None:
             self.path.unlink(missing_ok=True)      # never leave half a list behind

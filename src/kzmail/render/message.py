@@ -26,14 +26,11 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 
 from kzmail.dkim.signer import DkimSigner, Unsigned, bh_value, relaxed_piece
+from kzmail.errors import UnsafeAddressError
 from kzmail.models import Campaign, Rendered, Subscriber, without_controls
 
 _MAX_ENCODED_WORD = 75
 _SAFE_ADDR = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")
-
-
-class UnsafeAddressError(ValueError):
-    """An address that could smuggle a header or a second recipient."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,8 +74,8 @@ class CompiledTemplate:
         try:
             html = _run(self._html, self._html_context, person, unsubscribe_url)
             text = _run(self._text, self._text_context, person, unsubscribe_url)
-        except Exception as exc:  # noqa: BLE001 - the template is the user's code
-            raise _failure(exc, self._path, self._source) from None
+        except Exception as exc:
+            raise _failure(exc, self._path, self._source) from exc
         return Rendered(html, text)
 
     def static_text(self) -> list[str]:
@@ -186,7 +186,7 @@ def read_article(campaign: Campaign) -> str:
         return campaign.article.file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise CampaignError(f"cannot read article: {exc}", path=campaign.source_path,
-                            key="article.file") from None
+                            key="article.file") from exc
 
 
 def _campaign_values(campaign: Campaign, article: str) -> dict[str, Any]:
@@ -344,20 +344,20 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
     try:
         source = campaign.template.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"cannot read template ({exc})", path=path) from None
+        raise TemplateError(f"cannot read template ({exc})", path=path) from exc
     try:
         _environment(True).parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"Jinja syntax error: {exc.message}", path=path,
-                            line=exc.lineno) from None
+                            line=exc.lineno) from exc
     article = article_html(read_article(campaign))
     values = _campaign_values(campaign, article)
     marks = _Marks()
     protected, tokens, filled = _protect(source, values, path, marks)
     try:
         html = mjml2html(protected, fonts={}, disable_comments=True)
-    except Exception as exc:  # noqa: BLE001 - mjml-python raises untyped errors
-        raise TemplateError(f"MJML does not compile: {exc}", path=path) from None
+    except Exception as exc:
+        raise TemplateError(f"MJML does not compile: {exc}", path=path) from exc
     html = _inline_css(html).replace("\r\n", "\n")
     text, text_lifted = _lift(to_text(html), marks, filled, path, html=False)
     html_source = html
@@ -370,8 +370,8 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
         text_template, text_reads = prerender(_environment(False),
                                               _restore(_tidy_text(text), tokens),
                                               text_values, SUBSCRIBER_NAMES)
-    except Exception as exc:  # noqa: BLE001 - the template is the user's code
-        raise _failure(exc, path, source) from None
+    except Exception as exc:
+        raise _failure(exc, path, source) from exc
     return CompiledTemplate(html_template, text_template, html_values, text_values, path,
                             source, reads=(html_reads, text_reads),
                             remote=_remote(marks.plain(html_source), html_template))

@@ -31,7 +31,7 @@ def forget(address: str, confirm: Callable[[str], bool] = lambda _: True) -> For
     try:
         clean = subscriber_list.clean_address(address).lower()
     except ValueError as exc:
-        raise InputError(f"not an address: {exc}", key="ADDRESS") from None
+        raise InputError(f"not an address: {exc}", key="ADDRESS") from exc
     if not confirm(clean):
         return None
     journal = Journal(app.state_dir())

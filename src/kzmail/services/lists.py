@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from kzmail import campaign_file
 from kzmail.dkim import signer as dkim
-from kzmail.errors import CampaignError, InputError, KzmailError
+from kzmail.errors import InputError, KzmailError, NoCampaignFile
 from kzmail.lists.checker import ListChecker, ListSummary
 from kzmail.lists.rows import AddressChecker, Problem
 from kzmail.lists.writer import XLSX_SUFFIXES, ListWriter
@@ -43,11 +43,20 @@ class CheckResult:
     errors: list[str] = field(default_factory=list)
     lists: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)   # exit codes of the errors raised
 
     @property
     def ok(self) -> bool:
         """True when the campaign can be sent (problem rows are skipped, not fatal)."""
         return not self.errors and not self.summary.errors and self.summary.sendable > 0
+
+    @property
+    def exit_code(self) -> int:
+        """0 when it can be sent; otherwise 2 for a mistake in the files, or the code of the
+        error that stopped the check (1: the state folder, say)."""
+        if self.ok:
+            return 0
+        return max(self.codes, default=InputError.exit_code)
 
 
 class _AnyList:
@@ -75,16 +84,18 @@ def dns_resolver() -> Any:
     return resolver
 
 
-def _campaign(path: Path | None, lists: Sequence[Path],
-              errors: list[str]) -> Prepared | None:
+def _campaign(path: Path | None, lists: Sequence[Path], errors: list[str],
+              codes: list[int]) -> Prepared | None:
     try:
         return prepare(resolve_campaign(path))
-    except CampaignError as exc:
-        if path is None and lists and "no campaign file" in exc.reason:
+    except NoCampaignFile as exc:
+        if path is None and lists:
             return None                       # lists alone: nothing to say about a campaign
         errors.append(str(exc))
+        codes.append(exc.exit_code)
     except KzmailError as exc:
         errors.append(str(exc))
+        codes.append(exc.exit_code)
     return None
 
 
@@ -97,9 +108,10 @@ def check(path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = Fa
     queried with `check_dns`, through `resolver` (default: `dns_resolver()`).
     """
     errors: list[str] = []
-    prepared = _campaign(path, lists, errors)
+    codes: list[int] = []
+    prepared = _campaign(path, lists, errors, codes)
     if prepared is None and not lists:
-        return CheckResult(ListSummary(), errors=errors)
+        return CheckResult(ListSummary(), errors=errors, codes=codes)
     sources = ([ListSource(path=p) for p in lists] if lists
                else prepared.campaign.subscribers if prepared else [])
     if check_dns and resolver is None:
@@ -126,6 +138,7 @@ def check(path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = Fa
             except KzmailError as exc:
                 errors.append(f"{exc} (rendering row {subscriber.line} of "
                               f"{sources[index].path})")
+                codes.append(exc.exit_code)
                 break
     warnings = _dkim_warnings(prepared.campaign, resolver if check_dns else None) \
         if prepared is not None else []
@@ -138,7 +151,7 @@ def check(path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = Fa
     if not summary.errors and summary.sendable == 0 and not errors:
         errors.append("no sendable subscriber in the list" + ("s" if len(sources) > 1 else ""))
     return CheckResult(summary, prepared.campaign if prepared else None, errors,
-                       [str(s.path) for s in sources], warnings)
+                       [str(s.path) for s in sources], warnings, codes)
 
 
 def _dkim_warnings(campaign: Campaign, resolver: Any) -> list[str]:
@@ -179,7 +192,7 @@ def clean(list_path: Path, out: Path, *, campaign: Path | None = None,
     except ValidationError as exc:
         detail = exc.errors()[0]
         raise InputError(detail["msg"].removeprefix("Value error, "),
-                         key=f"--{detail['loc'][0]}") from None
+                         key=f"--{detail['loc'][0]}") from exc
     loaded = campaign_file.load(campaign) if campaign is not None else None
     journal = Journal(state_dir())
     try:

@@ -137,7 +137,7 @@ def _test_recipient(prepared: Prepared, journal: Journal, address: str) -> Subsc
     try:
         return Subscriber(email=subscriber_list.clean_address(address))
     except ValueError as exc:
-        raise InputError(str(exc), key="--to") from None
+        raise InputError(str(exc), key="--to") from exc
 
 
 def _empty_maildir(folder: Path) -> None:
@@ -328,5 +328,5 @@ def report(path: Path, out: Path) -> int:
                     "yes" if d.retryable else "no",
                     datetime.fromtimestamp(d.updated_at, UTC).isoformat()], verbatim={0}))
     except OSError as exc:
-        raise StateError(f"cannot write {out}: {exc}") from None
+        raise StateError(f"cannot write {out}: {exc}") from exc
     return len(rows)

@@ -219,7 +219,7 @@ def read_addresses(path: Path, trust: Trust | None = None
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
     except OSError as exc:
-        raise InputError(f"cannot read the file ({exc})", path=path) from None
+        raise InputError(f"cannot read the file ({exc})", path=path) from exc
     with ListChecker([ListSource(path=path)]) as checker:
         for row in checker.rows(strict=True):
             yield row.result if isinstance(row.result, Problem) else row.result.email
@@ -275,5 +275,5 @@ def export(out: Path, list_id: str | None = None) -> int:
         with open_private(out, "w", encoding="utf-8", newline="") as handle:
             write_csv(records, cast(TextIO, handle))
     except OSError as exc:
-        raise InputError(f"cannot write the export ({exc})", path=out) from None
+        raise InputError(f"cannot write the export ({exc})", path=out) from exc
     return len(records)

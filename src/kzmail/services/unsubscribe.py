@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kzmail import campaign_file
-from kzmail.errors import CampaignError, KzmailError, StateError
+from kzmail.errors import CampaignError, KzmailError, NoCampaignFile, StateError
 from kzmail.services import workspace as app
 from kzmail.state.journal import Journal
 from kzmail.tokens import (
@@ -43,7 +43,7 @@ def campaign_files(sources: Sequence[Path]) -> list[Path]:
         else:
             raise CampaignError("no such campaign file or folder", path=source)
     if not found:
-        raise CampaignError("no campaign file (*.yaml) found: the unsubscribe service needs "
+        raise NoCampaignFile("no campaign file (*.yaml) found: the unsubscribe service needs "
                             "one to know each list's name and language",
                             path=", ".join(map(str, sources or [app.DEFAULT_CAMPAIGNS])))
     return found
@@ -80,7 +80,7 @@ class JournalRecorder:
             if self._journal is not None:        # start afresh with the next request
                 self._journal.close()
                 self._journal = None
-            raise StateError(f"cannot record the unsubscribe: {exc}") from None
+            raise StateError(f"cannot record the unsubscribe: {exc}") from exc
 
     def __call__(self, list_id: str, address: str, via: str) -> None:
         try:

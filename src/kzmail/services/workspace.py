@@ -16,8 +16,8 @@ from typing import Any
 
 from kzmail import campaign_file
 from kzmail.dkim.pool import SignPool
-from kzmail.dkim.signer import DkimKeyError, DkimSigner
-from kzmail.errors import CampaignError, InputError
+from kzmail.dkim.signer import DkimSigner
+from kzmail.errors import CampaignError, DkimKeyError, InputError
 from kzmail.lists.checker import ListChecker, ListSummary
 from kzmail.models import Campaign, Rendered, Subscriber
 from kzmail.private import open_private
@@ -93,7 +93,7 @@ def prepare(path: Path) -> Prepared:
     try:
         dkim = DkimSigner(campaign.dkim) if campaign.dkim is not None else None
     except DkimKeyError as exc:   # checked on load already; the file may change in between
-        raise CampaignError(str(exc), path=campaign.source_path, key="dkim.key_file") from None
+        raise CampaignError(str(exc), path=campaign.source_path, key="dkim.key_file") from exc
     factory = MessageFactory(campaign, mailto=campaign.unsubscribe.mailto,
                              static_text=template.static_text(), signer=dkim)
     return Prepared(campaign=campaign, template=template, factory=factory,
@@ -188,5 +188,5 @@ def preview(path: Path | None, *, address: str | None = None,
                 handle.write(data)
     except OSError as exc:
         raise InputError(f"cannot write the preview: {exc.strerror or exc}", path=out_dir,
-                         key="--out") from None
+                         key="--out") from exc
     return files

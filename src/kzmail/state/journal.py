@@ -157,7 +157,7 @@ class Journal:
                 self._merge()             # marks left by a crash, or by another process
             private_folder(state_dir)
         except (OSError, sqlite3.Error) as exc:
-            raise StateError(f"cannot open the state database in {state_dir}: {exc}") from None
+            raise StateError(f"cannot open the state database in {state_dir}: {exc}") from exc
         self._checkpointer: Checkpointer | None = None
         self._lazy: list[tuple[object, ...]] = []
         self._marked = 0                        # marks made so far
@@ -264,7 +264,7 @@ class Journal:
             except BaseException as exc:
                 self._lazy[:0] = rows
                 if isinstance(exc, sqlite3.Error):
-                    raise self._cannot_record(exc) from None
+                    raise self._cannot_record(exc) from exc
                 raise
             self._written = self._marked
             self._unmerged += len(rows)
@@ -286,7 +286,7 @@ class Journal:
                     self._db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise self._cannot_record(exc) from None
+            raise self._cannot_record(exc) from exc
         self._unmerged = 0
         self._unfolded.clear()
 
@@ -405,7 +405,7 @@ class Journal:
         try:
             return self._forget(address)
         except sqlite3.Error as exc:
-            raise StateError(f"cannot erase the address from {self._path}: {exc}") from None
+            raise StateError(f"cannot erase the address from {self._path}: {exc}") from exc
 
     def _forget(self, address: str) -> tuple[int, list[str]]:
         self._settle()
@@ -442,7 +442,7 @@ class Journal:
             self._db.execute("VACUUM")
             busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
-            raise StateError(f"cannot rewrite {self._path}: {exc}") from None
+            raise StateError(f"cannot rewrite {self._path}: {exc}") from exc
         return int(busy) == 0
 
     def forgotten(self) -> int:

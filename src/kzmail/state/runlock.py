@@ -34,7 +34,7 @@ def run_lock(state_dir: Path, run: str) -> Iterator[None]:
         private_folder(state_dir)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise StateError(f"cannot create the lock file {path}: {exc}") from None
+        raise StateError(f"cannot create the lock file {path}: {exc}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

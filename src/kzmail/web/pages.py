@@ -31,7 +31,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from kzmail.errors import StateError
+from kzmail.errors import BodyTooLarge, ClientGone, ListenError
 
 STYLE = """
 :root { color-scheme: light; }
@@ -92,14 +92,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class BodyTooLarge(Exception):
-    """The request body is bigger than the page accepts."""
-
-
-class ClientGone(Exception):
-    """The client went away (or was cut off) before its body was complete: no one to answer."""
 
 
 async def read_body(request: Request, limit: int, drain: int = 64 * 1024) -> bytes:
@@ -288,10 +280,6 @@ def raise_file_limit() -> int:
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
-class ListenError(StateError):
-    """The server cannot listen where it was asked to."""
-
-
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket; a clear error if the port is taken or the host unknown."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -304,7 +292,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.listen(socket.SOMAXCONN)
     except OSError as exc:
         sock.close()
-        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return sock
 
 

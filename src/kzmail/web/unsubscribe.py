@@ -23,11 +23,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from kzmail.errors import KzmailError
+from kzmail.errors import BodyTooLarge, ClientGone, KzmailError
 from kzmail.tokens import Refusal, TokenSigner
 from kzmail.web.pages import (
-    BodyTooLarge,
-    ClientGone,
     SecurityHeaders,
     page,
     parse_form,

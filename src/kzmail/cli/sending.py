@@ -1,0 +1,234 @@
+"""`kzmail preview`, `send`, `retry`, `status` and `report`: one campaign, from the first look
+to who did not get it.
+
+Services load on first use, so `kzmail --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from kzmail.cli.common import CampaignArg, err, out, untrusted
+from kzmail.cli.lists import list_summary
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from kzmail.services import send as service_send
+
+app = typer.Typer()
+
+
+@app.command()
+def preview(
+    campaign: Annotated[Path | None, typer.Argument(
+        help="The campaign YAML file (default: the only one in campaigns/).")] = None,
+    subscriber: Annotated[str | None, typer.Option(
+        help="Preview for this subscriber's address (default: the first).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the files.")] = Path("preview"),
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Serve a live preview on localhost instead of writing files.")] = False,
+    no_open: Annotated[bool, typer.Option(
+        "--no-open", help="With --serve: do not open the browser.")] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="With --serve: the port.")] = 8026,
+) -> None:
+    """Write exactly what one subscriber will get: .html, .txt and the whole .eml."""
+    if serve:
+        _serve_preview(campaign, subscriber, port, open_browser=not no_open)
+        return
+    from kzmail.services import workspace
+
+    files = workspace.preview(campaign, address=subscriber, out_dir=out_dir)
+    out.print(f"Preview for {files.subscriber}:")
+    for path in (files.html, files.text, files.eml):
+        out.print(f"  {path}")
+
+
+def _show_plan(plan: service_send.SendPlan) -> None:
+    s = plan.summary
+    for problem in s.problems:
+        err.print(f"skipped {problem}", markup=False, soft_wrap=True)
+    if s.problems_truncated:
+        err.print(f"... and {s.problems_truncated} more (`kzmail check` lists them all)")
+    out.print(f"Campaign {plan.campaign.name!r}: {plan.campaign.subject}", markup=False,
+              soft_wrap=True)
+    out.print(f"  {list_summary(s)}", markup=False, soft_wrap=True)
+    target = f"{plan.relay}" + (f" -> {plan.outbox}/" if plan.outbox else "")
+    mode = "dry run, nothing is sent" if plan.dry_run else f"via {target}"
+    if plan.to:
+        mode += f", one test message to {plan.to}"
+    if plan.mode == "retry":
+        mode += ", re-attempting the temporary failures only"
+    out.print(f"  {mode}")
+
+
+def _progress() -> Progress:
+    """A progress bar with messages per second (rich.progress loads only for a send)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} msg/s" if speed else "")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    RateColumn(), TimeRemainingColumn(), console=out, transient=True)
+
+
+def _run_send(campaign: Path, *, dry_run: bool = False, to: str | None = None,
+              limit: int | None = None, yes: bool = False, resend_uncertain: bool = False,
+              mode: service_send.Mode = "send") -> None:
+    progress = _progress()
+    task = progress.add_task("sending", total=None)
+
+    def confirm(plan: service_send.SendPlan) -> bool:
+        _show_plan(plan)
+        if yes or plan.dry_run or plan.outbox is not None:
+            return True
+        return typer.confirm("Send now?", default=False, abort=True)
+
+    def start(total: int) -> None:
+        progress.update(task, total=total, description="building" if dry_run else "sending")
+        progress.start()
+
+    from kzmail.services import send as service_send
+
+    try:
+        result = service_send.send(campaign, dry_run=dry_run, to=to, limit=limit,
+                                   resend_uncertain=resend_uncertain, mode=mode,
+                                   confirm=confirm, on_start=start,
+                                   on_progress=lambda _: progress.advance(task))
+    except typer.Abort:
+        err.print("Not sent.")
+        raise typer.Exit(1) from None
+    finally:
+        progress.stop()
+    _show_result(campaign, result, dry_run)
+
+
+def _show_result(campaign: Path, result: service_send.SendResult, dry_run: bool) -> None:
+    report = result.report
+    for address, reason in report.failures:
+        err.print(f"[red]failed[/] {untrusted(address)}: {untrusted(reason)}", markup=True,
+                  soft_wrap=True)
+    for d in result.uncertain:
+        who = f"{d.name} <{d.address}>" if d.name else d.address
+        err.print(f"[yellow]uncertain[/] {untrusted(who)}: a crash caught this message "
+                  "mid-transaction; "
+                  "it may or may not have arrived, so it is not re-sent "
+                  "(use --resend-uncertain to send it again)", markup=True, soft_wrap=True)
+    if dry_run:
+        out.print(f"Dry run: built {result.built} messages, sent none.")
+        return
+    out.print(f"Sent {report.sent}, failed {report.failed}, "
+              f"skipped {report.skipped + result.plan.summary.problems_total}"
+              f" (already sent, uncertain or invalid).")
+    if report.suppressed:
+        out.print(f"{report.suppressed} unknown addresses were added to the suppression list.")
+    if result.plan.outbox is not None and report.sent:
+        out.print(f"Messages are in {result.plan.outbox}/new/ (one file each).")
+    if report.retryable:
+        out.print(f"Temporary failures can be re-attempted: kzmail retry {campaign}")
+    if report.paused:
+        err.print(f"[bold red]paused:[/] {untrusted(report.paused)}", markup=True,
+                  soft_wrap=True)
+        err.print(f"Fix the cause, then resume with: kzmail send {campaign}", soft_wrap=True)
+        raise typer.Exit(4)
+    if report.interrupted:
+        err.print(f"Interrupted: every message in flight was finished and recorded. "
+                  f"Resume with: kzmail send {campaign}", soft_wrap=True)
+        raise typer.Exit(130)
+    if report.failed:
+        raise typer.Exit(3)
+
+
+@app.command()
+def send(
+    campaign: CampaignArg,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Build every message, send none.")] = False,
+    to: Annotated[str | None, typer.Option(
+        help="Send one message, identical to a real one, to this address only.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1,
+        help="Send to the first N pending subscribers only.")] = None,
+    resend_uncertain: Annotated[bool, typer.Option(
+        "--resend-uncertain",
+        help="Also send to those a crash left uncertain (they may get it twice).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Send one personal message per subscriber (asks first, unless --yes or the sink).
+
+    An interrupted send resumes where it stopped: nobody already sent is mailed again.
+    """
+    _run_send(campaign, dry_run=dry_run, to=to, limit=limit, yes=yes,
+              resend_uncertain=resend_uncertain)
+
+
+@app.command()
+def retry(
+    campaign: CampaignArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Re-attempt only the deliveries that failed for a temporary reason (4xx, timeouts)."""
+    _run_send(campaign, yes=yes, mode="retry")
+
+
+@app.command()
+def status(
+    campaign: CampaignArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """How many subscribers of the list are sent, failed, uncertain and still pending."""
+    from kzmail.services import send as service_send
+
+    result = service_send.status(campaign)
+    c = result.counts
+    if as_json:
+        print(json.dumps(c))
+        return
+    out.print(f"Campaign {result.campaign!r} ({result.run_key}): {c['total']} subscribers")
+    for key in service_send.STATUS_KEYS[1:]:
+        if c[key] or key in ("sent", "pending"):
+            out.print(f"  {key:<11}{c[key]:>8}")
+    for d in result.uncertain:
+        who = f"{d.name} <{d.address}>" if d.name else d.address
+        out.print(f"  uncertain: {who} (message {d.message_id or '?'})")
+
+
+@app.command()
+def report(
+    campaign: CampaignArg,
+    out_file: Annotated[Path, typer.Option("--out", help="The CSV file to write.")] = Path(
+        "failures.csv"),
+) -> None:
+    """Write who failed (or is uncertain) and why, with the relay's reply, to a CSV file."""
+    from kzmail.services import send as service_send
+
+    count = service_send.report(campaign, out_file)
+    out.print(f"Wrote {count} rows to {out_file}.")
+
+
+def _serve_preview(campaign: Path | None, subscriber: str | None, port: int, *,
+                   open_browser: bool) -> None:
+    """`preview --serve`: live preview with reload, picker, both widths and the text part."""
+    from kzmail.services import preview as service_preview
+
+    def ready(url: str) -> None:
+        out.print(f"Live preview on {url} (reloads when campaign, article or template "
+                  "change). Ctrl-C stops it.", soft_wrap=True)
+
+    service_preview.serve_preview(campaign, port=port, address=subscriber,
+                                  open_browser=open_browser, on_ready=ready)
