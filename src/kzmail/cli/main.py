@@ -1,4 +1,4 @@
-"""The `kzmail` command: parse arguments, call `app`, print results, map errors to exits.
+"""The `kzmail` command: parse arguments, call the services, print results, map errors to exits.
 
 No logic lives here beyond presentation; every `KzmailError` becomes one line on
 stderr and a non-zero exit, never a traceback.

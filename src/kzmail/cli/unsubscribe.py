@@ -55,7 +55,7 @@ def secret_rotate(
         out.print("New secret made. Links signed with any older secret no longer work.")
 
 
-# the suppression list: mailto unsubscribes in, CSV out (issue 5) -------------------------
+# the suppression list: mailto unsubscribes in, CSV out -----------------------------------
 unsubscribes_cli = typer.Typer(no_args_is_help=True,
                                help="Who unsubscribed: import mailto replies, list, export.")
 cli.add_typer(unsubscribes_cli, name="unsubscribes")
