@@ -1,6 +1,6 @@
 """Validated data shared by every stage: the campaign settings and one subscriber.
 
-The campaign models are pydantic (validated once, at the edge, by `campaign.load`);
+The campaign models are pydantic (validated once, at the edge, by `campaign_file.load`);
 everything downstream trusts them. Nothing here does I/O.
 """
 

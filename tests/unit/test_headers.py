@@ -15,11 +15,12 @@ from kzmail.lists.rows import AddressChecker, find_columns, parse_row
 from kzmail.models import Rendered, Subscriber
 from kzmail.render.message import MessageFactory, mailbox_header, safe_address
 
-# Written before the fix (issue 13 item 12); long names are tested in test_message.py.
+# Hostile characters in names and addresses never reach a header; long names are tested in
+# test_message.py.
 
 URL = "https://news.example.org/u/abc.def"
 PARTS = Rendered.of(html="<p>Hallo</p>", text="Hallo\n")
-# every character the issue names: line breaks, NUL, separators, NEL, bidi overrides/isolates
+# the hostile characters: line breaks, NUL, separators, NEL, bidi overrides/isolates
 HOSTILE = ["\r", "\n", "\x00", "\x1b", "\u2028", "\u2029", "\x85", "\x9b",
            *(chr(c) for c in range(0x202A, 0x202F)), *(chr(c) for c in range(0x2066, 0x206A))]
 

@@ -89,8 +89,8 @@ def wire_ready(data: bytes) -> bytes | None:
     """The message as DATA sends it (CRLF lines, dot-stuffed), or None if not plain CRLF.
 
     aiosmtplib normalises line ends and stuffs dots with two regular expressions over
-    every message (~1 ms for 50 KB); for bytes that are already CRLF text, a few C-speed
-    counts and at most one replace do the same.
+    every message; for bytes that are already CRLF text, a few C-speed counts and at most
+    one replace do the same (see docs/decisions/0004-wire-ready-bytes.md).
     """
     if data.count(b"\r") != data.count(b"\n") or data.count(b"\r\n") != data.count(b"\n"):
         return None

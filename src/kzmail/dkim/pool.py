@@ -1,10 +1,10 @@
 """DKIM private-key operations in worker processes, so the event loop never waits for one.
 
-An RSA-2048 signature costs about half a millisecond of CPU; made on the event loop it
-halves the send rate. A thread does not help: the loop keeps the GIL busy and the signing
-thread waits for it. `SignPool` starts `workers` long-lived processes (`signworker`, run by
+A private-key signature made on the event loop would stall sending, and a thread would
+wait for the GIL the loop holds (see docs/decisions/0003-dkim-signing-process.md).
+`SignPool` starts `workers` long-lived processes (`dkim.worker`, run by
 `sys.executable`), hands each the key once over its stdin, then pipelines requests to the
-least busy one: a digest goes in, a signature comes back (framing in `signworker`). Replies
+least busy one: a digest goes in, a signature comes back (framing in `dkim.worker`). Replies
 resolve their futures straight from the loop's reader callback, without a reader task.
 
 A worker that dies fails every pending and every later request with `SigningError`: the
@@ -37,7 +37,7 @@ class _Worker:
 
     The pipes are driven with `add_reader` and plain `os.read`/`os.write`: per message that
     is one write and one read, without the layers of asyncio's subprocess transport (which
-    also allocates a 256 KiB buffer per read); measured, 10-20 % less CPU per round trip.
+    also allocates a 256 KiB buffer per read; docs/decisions/0003-dkim-signing-process.md).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pem: bytes) -> None:
@@ -239,7 +239,7 @@ class SignPool:
             raise
 
     async def sign(self, digest: bytes) -> bytes:
-        """The signature for `digest` (see `signworker.sign_digest`), made by a worker."""
+        """The signature for `digest` (see `dkim.worker.sign_digest`), made by a worker."""
         workers = self._workers
         if not workers:
             raise SigningError("the DKIM signing pool is not running")

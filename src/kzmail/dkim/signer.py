@@ -7,7 +7,7 @@ one private-key signature with `cryptography` (OpenSSL), then hands on the messa
 the DKIM-Signature header in front. `check_key` reports what would make the signature useless.
 
 Signing comes in two halves around the private-key operation, so that the operation can run
-elsewhere (see `signpool`): `prepare` hands on an `Unsigned` (plain data: the message, the
+elsewhere (see `dkim.pool`): `prepare` hands on an `Unsigned` (plain data: the message, the
 tags and the SHA-256 digest of the canonical signed headers), `finish` adds the signature
 made over that digest. `sign` is both halves with the key operation in between, in-process.
 """
@@ -81,7 +81,8 @@ def _squeeze(data: bytes, needle: bytes, run: re.Pattern[bytes], keep: bytes) ->
     """Replace each `run` that starts at an occurrence of `needle` with `keep`.
 
     Only the few places that need it are touched: `bytes.find` skips the rest at memory speed,
-    where a regex over a 60 kB body would look at every single space (over a millisecond).
+    where a regex over the body would look at every single space (see
+    docs/decisions/0004-wire-ready-bytes.md).
     """
     index = data.find(needle)
     if index < 0:
@@ -178,7 +179,7 @@ class Unsigned:
     """A message whose DKIM-Signature header lacks only the signature itself.
 
     `digest` is the SHA-256 of the canonical signed-header block: all the private-key
-    operation needs (`signworker.sign_digest`); `finish` completes the header from the rest.
+    operation needs (`dkim.worker.sign_digest`); `finish` completes the header from the rest.
     """
 
     message: bytes

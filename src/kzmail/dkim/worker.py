@@ -1,4 +1,4 @@
-"""The DKIM private-key operation, and a process that does nothing else (see `signpool`).
+"""The DKIM private-key operation, and a process that does nothing else (see `dkim.pool`).
 
 `sign_digest` signs the SHA-256 digest of a message's canonical signed headers: RSA with
 PKCS#1 v1.5 over the pre-hashed digest (the same bytes as signing the headers themselves),

@@ -6,7 +6,7 @@ subscriber it only adds To, Date, Message-ID and List-Unsubscribe and encodes th
 personalised bodies (quoted-printable, C speed): no `EmailMessage` per subscriber.
 With a DKIM signer it signs each message, or, with `defer_signature`, hands on the message
 with everything but the private-key operation done (`Outgoing.unsigned`) for `seal` to
-complete once a signature has been made elsewhere (`signpool`).
+complete once a signature has been made elsewhere (`dkim.pool`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`kzmail check` and `kzmail clean`: the campaign, its template and every list, checked
-through the same path `send` uses (listcheck), and a list written back without the rows
+through the same path `send` uses (`lists.checker`), and a list written back without the rows
 that would not be mailed.
 
 These functions return plain results and raise `KzmailError`s; the CLI prints.

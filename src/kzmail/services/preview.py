@@ -2,7 +2,7 @@
 
 `LivePreview` watches the campaign file and what it names (template, article, subscriber
 list) by their modification times. Each check is a few `stat` calls; only a change
-recompiles, through `app.prepare`, once. A mistake in a file does not stop the server:
+recompiles, through `workspace.prepare`, once. A mistake in a file does not stop the server:
 the page shows the one-line error until the file is fixed.
 """
 

@@ -63,7 +63,8 @@ class JournalRecorder:
     """Records unsubscribes over one long-lived connection, in one thread of its own.
 
     An SQLite connection belongs to the thread that opened it, and opening and closing
-    one per request costs a WAL checkpoint each time (about 20 ms instead of 2 ms).
+    one per request costs a WAL checkpoint each time (see
+    docs/decisions/0006-one-connection-for-unsubscribes.md).
     """
 
     def __init__(self, state: Path) -> None:

@@ -1,6 +1,6 @@
 """The one place that wires concrete pieces together: campaign -> render -> message.
 
-Sending lives in `service_send` (send, retry, status, report), built on `prepare` here.
+Sending lives in `services.send` (send, retry, status, report), built on `prepare` here.
 
 Commands call these functions; they return plain results and raise `KzmailError`s,
 and never print (the CLI does that).
@@ -133,7 +133,7 @@ def refuse_remote(prepared: Prepared) -> None:
 
 
 def list_checker(prepared: Prepared, journal: Journal, **options: Any) -> ListChecker:
-    """The one checking path for the campaign's lists (see listcheck); close it after use."""
+    """The one checking path for the campaign's lists (see `lists.checker`); close it after use."""
     return ListChecker(prepared.campaign.subscribers, list_id=prepared.campaign.list_id,
                        suppressions=journal, **options)
 

@@ -10,9 +10,8 @@ every mark the other lanes queued since the last (group commit). The log is fold
 into `deliveries` every `MERGE_EVERY` marks, sorted by key, in one transaction, and before
 anything reads `deliveries` (in this process, or when another one opens the database;
 after a crash that replays it). Appending touches one page per commit where an upsert at
-a random place in a big table touches one per row (measured alone with 500,000 rows in
-the table: 31 instead of 52-64 us a message). A writer thread was tried and measured: the
-GIL hand-over between it and the busy loop cost more than the commit itself.
+a random place in a big table touches one per row (see
+docs/decisions/0001-journal-append-only-marks-log.md).
 `rate_stamps` remembers when recent transactions ended, per relay, so a restart inside
 the hour does not reset the hour. `suppressions` holds addresses that must never be
 mailed again (unsubscribed from a list, or bounced for good: list `*`).
@@ -171,7 +170,7 @@ class Journal:
         return self._path
 
     def _migrate(self) -> None:
-        """Add the columns a state database from the first slice lacks."""
+        """Add the columns a state database made by an older kzmail lacks."""
         have = {str(row[1]) for row in self._db.execute("PRAGMA table_info(deliveries)")}
         for column, kind in _ADDED_COLUMNS:
             if column not in have:
@@ -305,8 +304,8 @@ class Journal:
         The sender awaits this just before a message goes out, one round trip to the relay
         after it marked `sending`, so the commit takes every mark the other lanes queued
         meanwhile (group commit). It first lets the loop run once: lanes whose replies came
-        in together then share it (0.26 commits a message instead of 0.5-0.7; measured,
-        the extra commits cost a DKIM-signed send ~9 % of its rate).
+        in together then share it, which leaves CPU to the signing process (see
+        docs/decisions/0002-commit-the-sending-mark-after-354.md).
         """
         if self._written < self._marked:
             await asyncio.sleep(0)

@@ -1,6 +1,7 @@
 """One list's suppressions held in memory while a send checks every subscriber against them.
 
-A query per subscriber cost a read transaction each (about a tenth of a message's work).
+A query per subscriber would cost a read transaction each (see
+docs/decisions/0005-suppressions-in-memory.md).
 The copy takes the connection's own suppressions at once (`add`), and another process's (an
 unsubscribe arriving mid-send) within `FRESH` seconds: SQLite's `data_version` changes when
 another connection commits, and only then is the copy loaded again. Suppressions are never
