@@ -11,9 +11,8 @@ from pathlib import Path
 from mjml import mjml2html
 
 from kzmail.render import template as render
-
-from ..conftest import REPO
-from .conftest import Example, tool
+from tests.helpers.campaigns import REPO
+from tests.helpers.deliverability import Example, tool
 
 MJML = REPO / ".cache" / "npm" / "node_modules" / ".bin" / "mjml"
 

@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from kzmail.services.preview import LivePreview
 from kzmail.web.preview import preview_app
-from tests.conftest import edit_campaign
+from tests.helpers.campaigns import edit_campaign
 
 
 def test_recompiles_once_per_change_not_per_request(project: Path) -> None:

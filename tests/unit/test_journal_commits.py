@@ -13,7 +13,7 @@ import pytest
 
 from kzmail.errors import StateError
 from kzmail.state.journal import DB_FILE, Journal
-from tests.conftest import status_on_disk
+from tests.helpers.campaigns import status_on_disk
 
 RUN = "commits"
 

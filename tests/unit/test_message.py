@@ -141,7 +141,7 @@ def test_piecewise_dkim_body_hash_equals_the_whole_body_one(
 
     from kzmail.dkim import signer as dkim
     from kzmail.services import workspace as app
-    from tests.conftest import edit_campaign
+    from tests.helpers.campaigns import edit_campaign
 
     key = ed25519.Ed25519PrivateKey.generate()
     (project / "k.pem").write_bytes(key.private_bytes(
