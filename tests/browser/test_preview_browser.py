@@ -13,8 +13,8 @@ from playwright.sync_api import Error as PlaywrightError
 
 from kzmail.services.preview import LivePreview
 from kzmail.web.preview import preview_app
-from tests.conftest import edit_campaign
-from tests.webserver import running
+from tests.helpers.campaigns import edit_campaign
+from tests.helpers.web import running
 
 
 @pytest.fixture

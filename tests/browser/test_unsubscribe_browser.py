@@ -16,8 +16,9 @@ from kzmail.services import unsubscribe as service_unsubscribe
 from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
 from kzmail.tokens import load_signer
-from tests.conftest import SmtpServer, edit_campaign, use_relay
-from tests.webserver import running
+from tests.helpers.campaigns import edit_campaign, use_relay
+from tests.helpers.smtp import SmtpServer
+from tests.helpers.web import running
 
 ADDRESS = "ayse.yilmaz@example.net"
 KZMAIL = Path(sys.executable).with_name("kzmail")

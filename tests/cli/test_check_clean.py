@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 from kzmail.cli.main import cli
 from kzmail.services import lists as service_lists
 from kzmail.state.journal import Journal
-from tests.conftest import SmtpServer, edit_campaign, use_relay
-from tests.listfiles import write_text, write_xlsx
+from tests.helpers.campaigns import edit_campaign, use_relay
+from tests.helpers.lists import write_text, write_xlsx
+from tests.helpers.smtp import SmtpServer
 
 runner = CliRunner()
 CAMPAIGN = "campaigns/kasachstan.yaml"

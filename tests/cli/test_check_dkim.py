@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
 from kzmail.cli.main import cli
-from tests.conftest import edit_campaign
+from tests.helpers.campaigns import edit_campaign
 
 CAMPAIGN = "campaigns/kasachstan.yaml"
 

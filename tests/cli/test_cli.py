@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from kzmail.cli.main import cli
-from tests.conftest import SmtpServer, edit_campaign, use_relay
+from tests.helpers.campaigns import edit_campaign, use_relay
+from tests.helpers.smtp import SmtpServer
 
 CAMPAIGN = "campaigns/kasachstan.yaml"
 

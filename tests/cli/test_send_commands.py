@@ -9,8 +9,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from kzmail.cli.main import cli
-from tests.conftest import SmtpServer, edit_campaign, use_relay
-from tests.integration.servers import FaultHandler, FaultServer, fault_server
+from tests.helpers.campaigns import edit_campaign, use_relay
+from tests.helpers.servers import FaultHandler, FaultServer, fault_server
+from tests.helpers.smtp import SmtpServer
 
 CAMPAIGN = "campaigns/kasachstan.yaml"
 runner = CliRunner()

@@ -28,9 +28,9 @@ from kzmail.dkim.signer import (
 from kzmail.errors import CampaignError
 from kzmail.models import DkimSettings
 from kzmail.services import send as service_send
-
-from ..conftest import SmtpServer, use_relay
-from .conftest import Example, build_all, copy_project, tool
+from tests.helpers.campaigns import copy_project, use_relay
+from tests.helpers.deliverability import Example, build_all, tool
+from tests.helpers.smtp import SmtpServer
 
 DOMAIN = "arbeiterinnenmacht.example.org"
 FROM = "Gruppe <newsletter@arbeiterinnenmacht.example.org>"

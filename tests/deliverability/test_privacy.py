@@ -9,10 +9,10 @@ from pathlib import Path
 
 from kzmail.services import send as service_send
 from kzmail.tokens import unsubscribe_url
-
-from ..conftest import Received, SmtpServer, use_relay
-from .broken import parse, rebuilt
-from .conftest import Example
+from tests.helpers.broken import parse, rebuilt
+from tests.helpers.campaigns import use_relay
+from tests.helpers.deliverability import Example
+from tests.helpers.smtp import Received, SmtpServer
 
 # Everything in HTML that a mail client fetches by itself when the message is opened.
 _LOADS = [

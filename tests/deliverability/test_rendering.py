@@ -13,8 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Route, sync_playwright
 
 from kzmail.models import Subscriber
-
-from .conftest import Example, tool
+from tests.helpers.deliverability import Example, tool
 
 WIDTHS = (320, 375, 600)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .broken import drop_header, html_only, rebuilt
-from .conftest import Example, tool
+from tests.helpers.broken import drop_header, html_only, rebuilt
+from tests.helpers.deliverability import Example, tool
 
 # Rules with a positive score that are allowed, each for a reason that is not a defect:
 # HTML_MESSAGE (0.001) is informational and fires on every message that has an HTML part;

@@ -19,9 +19,8 @@ import pytest
 
 from kzmail.models import Rendered, Subscriber
 from kzmail.render.message import MessageFactory
-
-from .broken import drop_header, html_only, parse, rebuilt
-from .conftest import Example
+from tests.helpers.broken import drop_header, html_only, parse, rebuilt
+from tests.helpers.deliverability import Example
 
 TRICKY_NAMES = [
     "Jürgen Müller", "Müller, Anna", 'Anna "Nanni" Meier', "O'Brien; Seán", "Ayşe Yılmaz",

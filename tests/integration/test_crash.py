@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import edit_campaign
+from tests.helpers import fsync_sink as sink_script
+from tests.helpers.campaigns import edit_campaign
 
-HERE = Path(__file__).resolve().parent
+SINK = Path(sink_script.__file__)     # run as a script: a process of its own to SIGKILL around
 KZMAIL = Path(sys.executable).with_name("kzmail")
 
 
@@ -32,7 +33,7 @@ def fsync_sink(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple
     record = tmp_path / "received.tsv"
     record.touch()
     slow = str(getattr(request, "param", 0.0))      # seconds each DATA takes, 0 = a few ms
-    proc = subprocess.Popen([sys.executable, str(HERE / "fsync_sink.py"), str(record), slow],
+    proc = subprocess.Popen([sys.executable, str(SINK), str(record), slow],
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,21 +16,12 @@ import pytest
 from kzmail.delivery.engine import Lane, Mode, RetryPolicy, Sender, SendReport
 from kzmail.delivery.smtp import RelayConfig, SmtpTransport
 from kzmail.models import Subscriber
-from kzmail.render.message import Outgoing
 from kzmail.state.journal import ANY_LIST, Journal
-
-from .servers import FaultHandler, FaultServer, fault_server
+from tests.helpers.servers import FaultHandler, FaultServer, build, fault_server
 
 RUN = "faults"
 PEOPLE = [Subscriber(email=f"{name}@x.test", name=name.title())
           for name in ("anna", "bert", "cem", "dana", "emil", "fria")]
-
-
-def build(subscriber: Subscriber) -> Outgoing:
-    mid = f"<{secrets.token_hex(8)}@kzmail.test>"
-    data = (f"From: news@kzmail.test\r\nTo: {subscriber.email}\r\nMessage-ID: {mid}\r\n"
-            f"Subject: test\r\n\r\nHallo {subscriber.name}\r\n.leading dot\r\n").encode()
-    return Outgoing(subscriber.email, mid, data)
 
 
 def run_sender(server: FaultServer, journal: Journal, *, connections: int = 2,

@@ -11,8 +11,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from kzmail.cli.main import cli
-from tests.conftest import SmtpServer, use_relay
-from tests.listfiles import write_text, write_xlsx
+from tests.helpers.campaigns import use_relay
+from tests.helpers.lists import write_text, write_xlsx
+from tests.helpers.smtp import SmtpServer
 
 runner = CliRunner()
 LIST = "subscribers.example.csv"

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from tests.conftest import edit_campaign
+from tests.helpers.campaigns import edit_campaign
 from tests.helpers.child import ChildRun, run_measured
-from tests.listfiles import write_ods, write_xlsx
+from tests.helpers.lists import write_ods, write_xlsx
 
 KZMAIL = Path(sys.executable).with_name("kzmail")
 MB = 1024 * 1024

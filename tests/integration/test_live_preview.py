@@ -4,23 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
+from kzmail.services import workspace
 from kzmail.services.preview import LivePreview
 from kzmail.web.preview import preview_app
-from tests.conftest import edit_campaign
+from tests.helpers.campaigns import edit_campaign
 
 
-def test_recompiles_once_per_change_not_per_request(project: Path) -> None:
+def test_recompiles_once_per_change_not_per_request(project: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[Path] = []
+    real_prepare = workspace.prepare
+
+    def counting_prepare(path: Path) -> workspace.Prepared:
+        compiled.append(path)
+        return real_prepare(path)
+
+    monkeypatch.setattr(workspace, "prepare", counting_prepare)
     source = LivePreview(project / "campaigns/kasachstan.yaml")
     assert source.refresh() == 1
     first = source.render(None)
     assert first is not None
-    prepared = source._prepared
+    assert len(compiled) == 1
     for _ in range(5):
         assert source.refresh() == 1
         assert source.render(None) is first          # cached render, same compiled campaign
-    assert source._prepared is prepared
+    assert len(compiled) == 1
     subscribers = project / "subscribers.example.csv"
     subscribers.write_text(subscribers.read_text(encoding="utf-8").replace(
         "Jürgen Müller", "Jürgen Neu"), encoding="utf-8")
@@ -29,6 +40,7 @@ def test_recompiles_once_per_change_not_per_request(project: Path) -> None:
     assert rendered is not None
     assert "Hallo Jürgen Neu" in rendered[1].text
     assert source.refresh() == 2
+    assert len(compiled) == 2                        # once for the one change
 
 
 def test_unknown_or_missing_subscriber_falls_back_to_the_first(project: Path) -> None:

@@ -21,8 +21,7 @@ from kzmail.errors import (
     TransientDeliveryError,
     UnknownRecipientError,
 )
-
-from ..conftest import smtp_in_thread
+from tests.helpers.smtp import smtp_in_thread
 
 FROM = "news@kzmail.test"
 MESSAGE = b"Subject: hi\r\n\r\nHallo\r\n.dot line\r\n"

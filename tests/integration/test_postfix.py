@@ -21,9 +21,8 @@ import pytest
 
 from kzmail.services import send as service_send
 from kzmail.state.journal import Journal
-from tests.conftest import edit_campaign
-
-from .servers import FaultServer, fault_server
+from tests.helpers.campaigns import edit_campaign
+from tests.helpers.servers import FaultServer, fault_server
 
 REJECT = "reject@example.org"
 DEFER = "defer@example.org"

@@ -11,9 +11,7 @@ from kzmail.delivery.ratelimit import Gate, RateLimiter, Window
 from kzmail.delivery.smtp import RelayConfig, SmtpTransport
 from kzmail.models import Subscriber
 from kzmail.state.journal import Journal
-
-from .servers import FaultHandler, FaultServer, fault_server
-from .test_faults import build
+from tests.helpers.servers import FaultHandler, FaultServer, build, fault_server
 
 
 def most_in_any_window(times: list[float], seconds: float) -> int:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kzmail.services import send as service_send
-from tests.conftest import edit_campaign
-
-from .servers import fault_server
+from tests.helpers.campaigns import edit_campaign
+from tests.helpers.servers import fault_server
 
 
 def test_two_relays_share_the_list_and_nobody_is_mailed_twice(project: Path) -> None:

@@ -17,15 +17,8 @@ from kzmail.delivery.engine import Progress
 from kzmail.services import send as service_send
 from kzmail.state import suppressed
 from kzmail.state.journal import DB_FILE, Journal
-from tests.conftest import (
-    RecordingHandler,
-    SmtpServer,
-    edit_campaign,
-    smtp_in_thread,
-    status_on_disk,
-    use_long_list,
-    use_relay,
-)
+from tests.helpers.campaigns import edit_campaign, status_on_disk, use_long_list, use_relay
+from tests.helpers.smtp import RecordingHandler, SmtpServer, smtp_in_thread
 
 CAMPAIGN = Path("campaigns/kasachstan.yaml")
 EXAMPLE_ADDRESSES = 12

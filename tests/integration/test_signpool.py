@@ -30,7 +30,8 @@ from kzmail.render.message import Outgoing
 from kzmail.services import send as service_send
 from kzmail.services import workspace as app
 from kzmail.state.journal import Journal
-from tests.conftest import SmtpServer, edit_campaign, smtp_in_thread, use_long_list, use_relay
+from tests.helpers.campaigns import edit_campaign, use_long_list, use_relay
+from tests.helpers.smtp import SmtpServer, smtp_in_thread
 
 DOMAIN = "arbeiterinnenmacht.example.org"
 Sealer = Callable[[Outgoing], Awaitable[Outgoing]]

@@ -15,7 +15,8 @@ import pytest
 from aiosmtpd.smtp import SMTP
 
 from kzmail.services import send as service_send
-from tests.conftest import RecordingHandler, edit_campaign, smtp_in_thread
+from tests.helpers.campaigns import edit_campaign
+from tests.helpers.smtp import RecordingHandler, smtp_in_thread
 
 CAMPAIGN = "campaigns/kasachstan.yaml"
 

@@ -17,13 +17,12 @@ from starlette.testclient import TestClient
 from kzmail.services import unsubscribe as service_unsubscribe
 from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
-from kzmail.tokens import load_signer, rotate_secret, unsubscribe_url
-from tests.conftest import edit_campaign
-from tests.webserver import running
+from kzmail.tokens import rotate_secret
+from tests.helpers.campaigns import edit_campaign
+from tests.helpers.unsubscribe import ADDRESS, LIST, path_for, suppressions
+from tests.helpers.web import running
 
-LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 OTHER = "other.newsletter.example.org"
-ADDRESS = "ayse.yilmaz@example.net"
 
 
 @pytest.fixture
@@ -44,19 +43,6 @@ def client(two_lists: Path) -> Iterator[TestClient]:
     application, _ = service_unsubscribe.build_app([])
     with TestClient(application, base_url="https://news.example.org") as test_client:
         yield test_client
-
-
-def path_for(list_id: str = LIST, address: str = ADDRESS) -> str:
-    token = load_signer(kzapp.state_dir()).make(list_id, address)
-    return unsubscribe_url("", token)
-
-
-def suppressions() -> list[tuple[str, str, str, float]]:
-    journal = Journal(kzapp.state_dir())
-    try:
-        return journal.suppressions()
-    finally:
-        journal.close()
 
 
 def test_get_shows_address_and_list_in_german_and_never_unsubscribes(client: TestClient) -> None:

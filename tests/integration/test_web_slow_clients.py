@@ -25,9 +25,9 @@ import pytest
 
 from kzmail.services import unsubscribe as service_unsubscribe
 from kzmail.web.pages import raise_file_limit
-from tests.conftest import REPO
-from tests.integration.test_unsubscribe_http import ADDRESS, LIST, path_for, suppressions
-from tests.webserver import running
+from tests.helpers.campaigns import REPO
+from tests.helpers.unsubscribe import ADDRESS, LIST, path_for, suppressions
+from tests.helpers.web import running
 
 HOSTILE = 300                     # idle sockets, and as many slow-header ones
 ONE_CLICK = b"List-Unsubscribe=One-Click"

@@ -8,7 +8,7 @@ import pytest
 
 from kzmail import campaign_file as campaign
 from kzmail.errors import CampaignError
-from tests.conftest import edit_campaign
+from tests.helpers.campaigns import edit_campaign
 
 
 def test_example_campaign_loads_with_resolved_paths(project: Path) -> None:

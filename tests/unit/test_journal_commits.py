@@ -13,7 +13,8 @@ import pytest
 
 from kzmail.errors import StateError
 from kzmail.state.journal import DB_FILE, Journal
-from tests.conftest import status_on_disk
+from tests.helpers.campaigns import status_on_disk
+from tests.helpers.journals import open_watched
 
 RUN = "commits"
 
@@ -71,9 +72,9 @@ def test_a_failing_commit_reaches_every_waiting_lane(tmp_path: Path) -> None:
 def test_one_commit_takes_every_mark_queued_since_the_last(tmp_path: Path) -> None:
     """A lane that needs its mark on disk commits the other lanes' marks with it; they
     find theirs committed already, and nothing is lost either way."""
-    journal = Journal(tmp_path / "state")
+    journal, db = open_watched(tmp_path / "state")
     writes: list[str] = []
-    journal._db.set_trace_callback(        # count the statements it runs
+    db.set_trace_callback(                 # count the statements it runs
         lambda sql: writes.append(sql) if sql.startswith("INSERT INTO marks") else None)
 
     async def run() -> None:
@@ -95,7 +96,10 @@ def test_one_commit_takes_every_mark_queued_since_the_last(tmp_path: Path) -> No
 
 def test_marks_a_failed_commit_did_not_write_stay_queued(tmp_path: Path) -> None:
     """After a failed commit, a later `committed()` must not return as if all were on disk."""
-    journal = Journal(tmp_path / "state")
+    journal, db = open_watched(tmp_path / "state")
+    appends: list[str] = []
+    db.set_trace_callback(lambda sql: appends.append(sql) if sql.startswith("INSERT INTO marks")
+                          else None)
     journal.mark(RUN, "a@x.test", "nonsense", durable=False)    # the schema refuses it
 
     async def run() -> list[BaseException | None]:
@@ -111,9 +115,10 @@ def test_marks_a_failed_commit_did_not_write_stay_queued(tmp_path: Path) -> None
 
     errors = asyncio.run(run())
     assert all(isinstance(e, StateError) for e in errors), errors
-    assert len(journal._lazy) == 1
-    journal._lazy.clear()                      # (so that closing does not fail as well)
-    journal.close()
+    with pytest.raises(StateError):            # closing tries the queued mark once more
+        journal.close()
+    # the one mark stayed queued, once: each commit (and the close) tried exactly that row
+    assert [sql.count("'a@x.test'") for sql in appends] == [1, 1, 1]
 
 
 def test_a_full_database_is_one_clear_error_and_the_journal_still_closes(
@@ -122,9 +127,9 @@ def test_a_full_database_is_one_clear_error_and_the_journal_still_closes(
     "database or disk is full"): a StateError naming the file, also from `close`, which
     still closes the connection."""
     state = tmp_path / "state"
-    journal = Journal(state)
-    (pages,) = journal._db.execute("PRAGMA page_count").fetchone()
-    journal._db.execute(f"PRAGMA max_page_count={pages}")
+    journal, db = open_watched(state)
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count={pages}")
     journal.mark(RUN, "a@x.test", "sending", detail="x" * 20_000, durable=False)
 
     with pytest.raises(StateError, match=r"state\.db: database or disk is full"):
@@ -132,20 +137,20 @@ def test_a_full_database_is_one_clear_error_and_the_journal_still_closes(
     with pytest.raises(StateError, match="database or disk is full"):
         journal.close()
     with pytest.raises(sqlite3.ProgrammingError):          # closed all the same
-        journal._db.execute("SELECT 1")
+        db.execute("SELECT 1")
 
 
 def test_a_fold_the_full_database_refuses_is_one_clear_error_too(tmp_path: Path) -> None:
     """The marks fit, the fold into `deliveries` does not (a look-up folds first)."""
-    journal = Journal(tmp_path / "state")
+    journal, db = open_watched(tmp_path / "state")
     for n in range(200):
         journal.mark(RUN, f"l{n}@x.test", "sending", detail="x" * 1000, durable=False)
     journal.flush()
-    (pages,) = journal._db.execute("PRAGMA page_count").fetchone()
-    journal._db.execute(f"PRAGMA max_page_count={pages}")
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count={pages}")
 
     with pytest.raises(StateError, match=r"state\.db: database or disk is full"):
         journal.counts(RUN)
-    assert not journal._db.in_transaction                   # rolled back, not left open
+    assert not db.in_transaction                   # rolled back, not left open
     with pytest.raises(StateError, match="database or disk is full"):
         journal.close()

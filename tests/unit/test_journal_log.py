@@ -13,6 +13,7 @@ import pytest
 
 from kzmail.state import journal as journal_module
 from kzmail.state.journal import DB_FILE, Journal
+from tests.helpers.journals import open_watched
 
 RUN = "log"
 
@@ -84,9 +85,9 @@ def test_a_resumed_run_does_not_fold_the_log_for_every_look_up(tmp_path: Path) -
     journal = Journal(state)
     journal.mark(RUN, "early@x.test", "sent", code=250)          # the interrupted run
     journal.close()
-    journal = Journal(state)
+    journal, db = open_watched(state)
     folds: list[str] = []
-    journal._db.set_trace_callback(
+    db.set_trace_callback(
         lambda sql: folds.append(sql) if sql.startswith("DELETE FROM marks") else None)
     assert journal.status(RUN, "early@x.test") == "sent"
     for i in range(100):

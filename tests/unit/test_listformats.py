@@ -10,7 +10,15 @@ import pytest
 
 from kzmail.errors import SubscriberListError
 from kzmail.models import ListColumns, ListSource
-from tests.listfiles import emails, lines, read_all, write_ods, write_text, write_xls, write_xlsx
+from tests.helpers.lists import (
+    emails,
+    lines,
+    read_all,
+    write_ods,
+    write_text,
+    write_xls,
+    write_xlsx,
+)
 
 GERMAN = ("E-Mail;Vorname;Nachname;Ort\r\n"
           "anna.mueller@example.org;Anna;Müller;Köln\r\n"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from premailer import Premailer
 
 from kzmail import campaign_file as campaign
 from kzmail.errors import TemplateError
@@ -117,18 +119,18 @@ def test_text_part_reads_like_the_article(project: Path) -> None:
 def test_template_is_compiled_once_not_per_subscriber(
         project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"mjml": 0, "premailer": 0}
-    real_mjml, real_inline = render.mjml2html, render._inline_css  # type: ignore[attr-defined]
+    real_mjml = render.mjml2html  # type: ignore[attr-defined]
 
     def counting_mjml(*args: object, **kwargs: object) -> str:
         calls["mjml"] += 1
         return real_mjml(*args, **kwargs)  # type: ignore[arg-type]
 
-    def counting_inline(html: str) -> str:
-        calls["premailer"] += 1
-        return real_inline(html)
+    def counting_premailer(*args: Any, **kwargs: Any) -> Premailer:
+        calls["premailer"] += 1           # one Premailer per inlining of the CSS
+        return Premailer(*args, **kwargs)
 
     monkeypatch.setattr(render, "mjml2html", counting_mjml)
-    monkeypatch.setattr(render, "_inline_css", counting_inline)
+    monkeypatch.setattr(render, "Premailer", counting_premailer)
     compiled = _compile(project)
     for i in range(20):
         compiled.render(Subscriber(f"p{i}@example.org", f"P {i}"), URL)

@@ -9,6 +9,7 @@ import pytest
 
 from kzmail.state import suppressed
 from kzmail.state.journal import ANY_LIST, Journal
+from tests.helpers.journals import open_watched
 
 LIST = "news.example.org"
 
@@ -34,10 +35,10 @@ def test_own_and_other_processes_suppressions_are_honoured(tmp_path: Path) -> No
 def test_checking_a_list_does_not_query_per_subscriber(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(suppressed, "FRESH", 60.0)
-    journal = Journal(tmp_path)
+    journal, db = open_watched(tmp_path)
     journal.suppress(LIST, "x@example.org", "unsubscribed")
     statements: list[str] = []
-    journal._db.set_trace_callback(statements.append)
+    db.set_trace_callback(statements.append)
     hits = sum(journal.is_suppressed(LIST, f"{'x' if i % 100 == 0 else i}@example.org")
                for i in range(1000))
     assert hits == 10

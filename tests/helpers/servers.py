@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from ..conftest import offer_pipelining
+from kzmail.models import Subscriber
+from kzmail.render.message import Outgoing
+from tests.helpers.smtp import offer_pipelining
 
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>]+>)", re.IGNORECASE | re.MULTILINE)
 
@@ -138,3 +141,12 @@ def fault_server(handler: FaultHandler | None = None) -> Iterator[FaultServer]:
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+def build(subscriber: Subscriber) -> Outgoing:
+    """A minimal message for `subscriber` with a fresh Message-ID (the servers record it)
+    and a body line that starts with a dot (so dot-stuffing is exercised)."""
+    mid = f"<{secrets.token_hex(8)}@kzmail.test>"
+    data = (f"From: news@kzmail.test\r\nTo: {subscriber.email}\r\nMessage-ID: {mid}\r\n"
+            f"Subject: test\r\n\r\nHallo {subscriber.name}\r\n.leading dot\r\n").encode()
+    return Outgoing(subscriber.email, mid, data)

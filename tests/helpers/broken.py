@@ -1,7 +1,7 @@
 """Deliberately broken variants of a good kzmail message, one classic mistake each.
 
-Each check in this folder is shown to fail on one of these, so a check that cannot fail
-is noticed.
+Each check in tests/deliverability is shown to fail on one of these, so a check that cannot
+fail is noticed.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from email.policy import SMTP, default
 
 from kzmail.models import Rendered
 from kzmail.render.message import MessageFactory
-
-from .conftest import Built
+from tests.helpers.deliverability import Built
 
 
 def drop_header(data: bytes, name: str) -> bytes:

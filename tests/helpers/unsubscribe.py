@@ -1,0 +1,25 @@
+"""The example list's unsubscribe links and the suppressions they record, seen by a test."""
+
+from __future__ import annotations
+
+from kzmail.services import workspace as kzapp
+from kzmail.state.journal import Journal
+from kzmail.tokens import load_signer, unsubscribe_url
+
+LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
+ADDRESS = "ayse.yilmaz@example.net"
+
+
+def path_for(list_id: str = LIST, address: str = ADDRESS) -> str:
+    """The unsubscribe path (no host) of a fresh token for `address` on `list_id`."""
+    token = load_signer(kzapp.state_dir()).make(list_id, address)
+    return unsubscribe_url("", token)
+
+
+def suppressions() -> list[tuple[str, str, str, float]]:
+    """Every suppression in the state folder, read by a journal of our own."""
+    journal = Journal(kzapp.state_dir())
+    try:
+        return journal.suppressions()
+    finally:
+        journal.close()
