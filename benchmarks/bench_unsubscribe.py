@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from kzmail.services import unsubscribe as service_unsubscribe  # noqa: E402
-from kzmail.tokens import TokenSigner, load_signer  # noqa: E402
-from kzmail.web import pages as webbase  # noqa: E402
+from kzmail.state.secret import load_signer  # noqa: E402
+from kzmail.tokens import TokenSigner  # noqa: E402
+from kzmail.web import server as webserver  # noqa: E402
 
 LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 
@@ -52,8 +53,8 @@ def main() -> None:
         os.environ["KZMAIL_STATE_DIR"] = str(work / ".kzmail")
         application, _ = service_unsubscribe.build_app([])
         signer = load_signer(work / ".kzmail")
-        sock = webbase.bind("127.0.0.1", 0)
-        srv = webbase.make_server(application, sock)
+        sock = webserver.bind("127.0.0.1", 0)
+        srv = webserver.make_server(application, sock)
         thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         while not srv.started:

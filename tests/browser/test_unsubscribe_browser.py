@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page
 from kzmail.services import unsubscribe as service_unsubscribe
 from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
-from kzmail.tokens import load_signer
+from kzmail.state.secret import load_signer
 from tests.helpers.campaigns import edit_campaign, use_relay
 from tests.helpers.smtp import SmtpServer
 from tests.helpers.web import running

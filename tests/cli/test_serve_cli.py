@@ -18,7 +18,8 @@ from kzmail.cli.main import cli
 from kzmail.services import unsubscribe as service_unsubscribe
 from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
-from kzmail.tokens import load_signer, unsubscribe_url
+from kzmail.state.secret import load_signer
+from kzmail.tokens import unsubscribe_url
 
 LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 KZMAIL = Path(sys.executable).with_name("kzmail")

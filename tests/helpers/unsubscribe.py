@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
-from kzmail.tokens import load_signer, unsubscribe_url
+from kzmail.state.secret import load_signer
+from kzmail.tokens import unsubscribe_url
 
 LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 ADDRESS = "ayse.yilmaz@example.net"

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
-from kzmail.web.pages import bind, make_server
+from kzmail.web.server import bind, make_server
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from kzmail.services import unsubscribe as service_unsubscribe
 from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
-from kzmail.tokens import rotate_secret
+from kzmail.state.secret import rotate_secret
 from tests.helpers.campaigns import edit_campaign
 from tests.helpers.unsubscribe import ADDRESS, LIST, path_for, suppressions
 from tests.helpers.web import running

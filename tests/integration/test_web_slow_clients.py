@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from kzmail.services import unsubscribe as service_unsubscribe
-from kzmail.web.pages import raise_file_limit
+from kzmail.web.server import raise_file_limit
 from tests.helpers.campaigns import REPO
 from tests.helpers.unsubscribe import ADDRESS, LIST, path_for, suppressions
 from tests.helpers.web import running

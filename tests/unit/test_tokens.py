@@ -12,7 +12,8 @@ import pytest
 
 from kzmail import tokens as unsubscribe
 from kzmail.errors import StateError
-from kzmail.tokens import Refusal, TokenSigner, load_signer, rotate_secret
+from kzmail.state.secret import load_retired, load_signer, rotate_secret
+from kzmail.tokens import Refusal, TokenSigner
 
 SECRET = bytes(range(32))
 LIST_A = "a.news.example.org"
@@ -135,7 +136,7 @@ def test_rotating_twice_keeps_both_old_secrets_and_drops_expired(tmp_path: Path)
     assert signer.check(first) == signer.check(second) == (LIST_A, "a@example.org")
     clock.now += 60                         # the first secret's grace is over
     rotate_secret(tmp_path, 100, clock)     # and rotation prunes it from the file
-    assert len(unsubscribe.load_retired(tmp_path)) == 2
+    assert len(load_retired(tmp_path)) == 2
     assert load_signer(tmp_path, clock).check(first) is Refusal.FORGED
 
 

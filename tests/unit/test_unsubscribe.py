@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from kzmail.errors import StateError
-from kzmail.tokens import SECRET_FILE, TokenSigner, load_secret, unsubscribe_url
+from kzmail.state.secret import SECRET_FILE, load_secret
+from kzmail.tokens import TokenSigner, unsubscribe_url
 
 
 def test_secret_is_created_once_private_and_reused(tmp_path: Path) -> None:

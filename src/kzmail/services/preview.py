@@ -17,8 +17,8 @@ from kzmail.errors import KzmailError
 from kzmail.lists.checker import ListChecker
 from kzmail.models import Rendered, Subscriber
 from kzmail.services import workspace as app
-from kzmail.web.pages import bind, make_server
 from kzmail.web.preview import preview_app
+from kzmail.web.server import bind, make_server
 
 DEFAULT_PORT = 8026
 PICKER_LIMIT = 200     # the picker lists the first subscribers; any other works by address

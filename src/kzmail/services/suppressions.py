@@ -36,6 +36,7 @@ from kzmail.models import ListSource
 from kzmail.private import open_private
 from kzmail.services import workspace as app
 from kzmail.state.journal import ANY_LIST, Journal
+from kzmail.state.secret import load_signer
 
 CSV_COLUMNS = ("email", "list_id", "reason", "unsubscribed_at")
 _AUTO_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|bounces?)([+@-]|$)", re.I)
@@ -149,7 +150,7 @@ def _verified(message: Message, sender: str, trust: Trust,
 
 def _from_messages(messages: Iterator[tuple[str, Message]], trust: Trust
                    ) -> Iterator[str | Problem | Unverified]:
-    signer = unsubscribe.load_signer(app.state_dir())
+    signer = load_signer(app.state_dir())
     for where, message in messages:
         reason = _auto_reason(message)
         if reason is not None:

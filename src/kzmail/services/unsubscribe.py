@@ -17,15 +17,9 @@ from kzmail import campaign_file
 from kzmail.errors import CampaignError, KzmailError, NoCampaignFile, StateError
 from kzmail.services import workspace as app
 from kzmail.state.journal import Journal
-from kzmail.tokens import (
-    RETIRED_FILE,
-    SECRET_FILE,
-    RetiredSecret,
-    TokenSigner,
-    load_signer,
-    rotate_secret,
-)
-from kzmail.web.pages import bind, make_server
+from kzmail.state.secret import RETIRED_FILE, SECRET_FILE, load_signer, rotate_secret
+from kzmail.tokens import RetiredSecret, TokenSigner
+from kzmail.web.server import bind, make_server
 from kzmail.web.unsubscribe import ListInfo, UnsubscribeApp, unsubscribe_app
 
 DEFAULT_PORT = 8025

@@ -25,7 +25,8 @@ from kzmail.render.message import MessageFactory, Outgoing
 from kzmail.render.remote import host
 from kzmail.render.template import CompiledTemplate, compile_campaign
 from kzmail.state.journal import Journal
-from kzmail.tokens import TokenSigner, load_secret, unsubscribe_url
+from kzmail.state.secret import load_secret
+from kzmail.tokens import TokenSigner, unsubscribe_url
 
 DEFAULT_CAMPAIGNS = Path("campaigns")
 

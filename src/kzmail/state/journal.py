@@ -29,90 +29,21 @@ from pathlib import Path
 
 from kzmail.errors import StateError
 from kzmail.private import private_folder, private_umask
+from kzmail.state.schema import (
+    ADDED_COLUMNS,
+    APPEND,
+    MERGE,
+    ROW,
+    SCHEMA,
+    SELECT_DELIVERIES,
+)
 from kzmail.state.sqlerrors import mapped
 from kzmail.state.suppressed import HASHED, SuppressedCopy, hash_key, hashed
 from kzmail.state.walcheckpoint import Checkpointer
 
 DB_FILE = "state.db"
 ANY_LIST = "*"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    campaign   TEXT NOT NULL,
-    address    TEXT NOT NULL,
-    status     TEXT NOT NULL CHECK (status IN
-               ('pending', 'sending', 'sent', 'failed', 'uncertain')),
-    attempts   INTEGER NOT NULL DEFAULT 0,
-    code       INTEGER,
-    detail     TEXT,
-    message_id TEXT,
-    updated_at REAL NOT NULL,
-    name       TEXT,
-    retryable  INTEGER NOT NULL DEFAULT 0,
-    created_at REAL,
-    sent_at    REAL,
-    PRIMARY KEY (campaign, address)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS marks (
-    campaign   TEXT NOT NULL,
-    address    TEXT NOT NULL,
-    status     TEXT NOT NULL CHECK (status IN
-               ('pending', 'sending', 'sent', 'failed', 'uncertain')),
-    attempts   INTEGER NOT NULL,
-    code       INTEGER,
-    detail     TEXT,
-    message_id TEXT,
-    updated_at REAL NOT NULL,
-    name       TEXT,
-    retryable  INTEGER NOT NULL,
-    created_at REAL,
-    sent_at    REAL
-);
-CREATE TABLE IF NOT EXISTS rate_stamps (
-    scope TEXT NOT NULL,
-    at    REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rate_stamps_scope_at ON rate_stamps (scope, at);
-CREATE TABLE IF NOT EXISTS suppressions (
-    list_id    TEXT NOT NULL,
-    address    TEXT NOT NULL,
-    reason     TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (list_id, address)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS keys (
-    name  TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-) WITHOUT ROWID;
-"""
-
-_ADDED_COLUMNS = (("name", "TEXT"), ("retryable", "INTEGER NOT NULL DEFAULT 0"),
-                  ("created_at", "REAL"), ("sent_at", "REAL"))
-
-_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_UPSERT = """INSERT INTO deliveries (campaign, address, status, attempts, code, detail,
-                           message_id, updated_at, name, retryable, created_at, sent_at)
-   VALUES (?)
-   ON CONFLICT (campaign, address) DO UPDATE SET
-     status=excluded.status,
-     attempts=attempts + excluded.attempts,
-     code=COALESCE(excluded.code, code),
-     detail=COALESCE(excluded.detail, detail),
-     message_id=COALESCE(excluded.message_id, message_id),
-     updated_at=excluded.updated_at,
-     name=COALESCE(excluded.name, name),
-     retryable=excluded.retryable,
-     sent_at=COALESCE(excluded.sent_at, sent_at)"""
-_COLUMNS = """campaign, address, status, attempts, code, detail, message_id, updated_at,
-    name, retryable, created_at, sent_at"""
-_APPEND = f"INSERT INTO marks ({_COLUMNS}) VALUES "    # noqa: S608 - constants only
-# later marks of an address win (rowid order); sorted by key, neighbours share pages
-_MERGE = _UPSERT.replace("VALUES (?)", f"SELECT {_COLUMNS} FROM marks WHERE true "  # noqa: S608
-                         "ORDER BY campaign, address, rowid")
-MERGE_EVERY = 20_000
-_SELECT_DELIVERIES = """SELECT address, name, status, attempts, code, detail, message_id,
-    updated_at, retryable FROM deliveries WHERE campaign=? AND status IN (?)
-    ORDER BY created_at, address"""
+MERGE_EVERY = 20_000    # marks appended before the log is folded into `deliveries`
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +82,7 @@ class Journal:
                 # checkpoints (the only fsyncs in WAL mode) run in a thread of their own
                 # while we write; this is only the safety net if that thread falls behind
                 self._db.execute("PRAGMA wal_autocheckpoint=20000")
-                self._db.executescript(_SCHEMA)
+                self._db.executescript(SCHEMA)
                 self._migrate()
                 self._merge()             # marks left by a crash, or by another process
             private_folder(state_dir)
@@ -172,7 +103,7 @@ class Journal:
     def _migrate(self) -> None:
         """Add the columns a state database made by an older kzmail lacks."""
         have = {str(row[1]) for row in self._db.execute("PRAGMA table_info(deliveries)")}
-        for column, kind in _ADDED_COLUMNS:
+        for column, kind in ADDED_COLUMNS:
             if column not in have:
                 self._db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}")
 
@@ -257,7 +188,7 @@ class Journal:
             rows, self._lazy = self._lazy, []
             sql = self._appends.get(len(rows))
             if sql is None:
-                sql = self._appends[len(rows)] = _APPEND + ",".join([_ROW] * len(rows))
+                sql = self._appends[len(rows)] = APPEND + ",".join([ROW] * len(rows))
             try:
                 self._db.execute(sql, [value for row in rows for value in row])
             except BaseException as exc:
@@ -277,7 +208,7 @@ class Journal:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(_MERGE)
+                self._db.execute(MERGE)
                 self._db.execute("DELETE FROM marks")
                 self._db.execute("COMMIT")
             except BaseException:
@@ -330,7 +261,7 @@ class Journal:
         """Every delivery of the run in one of `statuses`, in the order they were first tried."""
         self._settle()
         marks = ",".join("?" * len(statuses))        # placeholders only, values are bound
-        query = _SELECT_DELIVERIES.replace("(?)", f"({marks})")
+        query = SELECT_DELIVERIES.replace("(?)", f"({marks})")
         rows = self._db.execute(query, (campaign, *statuses))
         for row in rows:
             yield Delivery(str(row[0]), row[1] or "", str(row[2]), int(row[3]), row[4],

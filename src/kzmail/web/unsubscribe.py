@@ -25,12 +25,7 @@ from starlette.routing import Route
 
 from kzmail.errors import BodyTooLarge, ClientGone, KzmailError
 from kzmail.tokens import Refusal, TokenSigner
-from kzmail.web.pages import (
-    SecurityHeaders,
-    page,
-    parse_form,
-    read_body,
-)
+from kzmail.web.pages import SecurityHeaders, page, parse_form, read_body
 
 BODY_LIMIT = 4096  # a one-click body is 26 bytes; a multipart one a few hundred
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
