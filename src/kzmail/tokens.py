@@ -52,7 +52,6 @@ class TokenSigner:
 
     def __init__(self, secret: bytes, previous: Sequence[RetiredSecret] = (),
                  clock: Callable[[], float] = time.time) -> None:
-        self._secret = secret
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)   # copied for each tag
         self._previous = tuple(previous)
         self._clock = clock

@@ -116,7 +116,6 @@ class Progress:
     """One finished subscriber, for progress bars."""
 
     address: str
-    outcome: str          # sent | failed
 
 
 class Sender:
@@ -211,7 +210,7 @@ class Sender:
                                durable=False)
                 self._consecutive = 0
                 self.report.sent += 1
-                self._on_progress(Progress(subscriber.email, "sent"))
+                self._on_progress(Progress(subscriber.email))
                 return
 
     async def _failed(self, subscriber: Subscriber, exc: DeliveryError, attempt: int) -> bool:
@@ -233,7 +232,7 @@ class Sender:
             if isinstance(exc, UnknownRecipientError):
                 self._log.suppress(ANY_LIST, email, f"bounced: {detail}")
                 self.report.suppressed += 1
-            self._on_progress(Progress(email, "failed"))
+            self._on_progress(Progress(email))
             self._check_pause(detail)
             return False
         self._log.mark(self._run_key, email, "pending", code=exc.code, detail=detail,

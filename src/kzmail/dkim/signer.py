@@ -39,8 +39,6 @@ SIGNED = ("from", "to", "subject", "date", "message-id", "reply-to", "list-id",
           "content-language")
 OVERSIGNED = frozenset(("from", "to", "subject", "date", "reply-to", "list-id",
                         "list-unsubscribe", "list-unsubscribe-post"))
-REQUIRED = ("from", "to", "subject", "date", "message-id", "list-id", "list-unsubscribe",
-            "list-unsubscribe-post")
 MIN_RSA_BITS = 2048
 
 _WSP = re.compile(rb"[ \t]+")
@@ -194,16 +192,12 @@ class DkimSigner:
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.key = key if key is not None else load_key(settings.key_file)
-        self._algorithm = ("ed25519-sha256" if isinstance(self.key, ed25519.Ed25519PrivateKey)
-                           else "rsa-sha256")
-        self._prefix = (f"v=1; a={self._algorithm}; c=relaxed/relaxed;\r\n"
+        algorithm = ("ed25519-sha256" if isinstance(self.key, ed25519.Ed25519PrivateKey)
+                     else "rsa-sha256")
+        self._prefix = (f"v=1; a={algorithm}; c=relaxed/relaxed;\r\n"
                         f" d={settings.domain}; s={settings.selector};")
         self._clock = clock
         self._names: dict[tuple[str, ...], tuple[list[str], str]] = {}
-
-    @property
-    def algorithm(self) -> str:
-        return self._algorithm
 
     def _h_tag(self, present: tuple[str, ...]) -> tuple[list[str], str]:
         """Which header names to sign for a message with these headers (cached per shape)."""

@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, uti
 Key = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 HELLO = b"KZSIGN1\n"
-DIGEST_SIZE = 32
 REQUEST = struct.Struct(">I32s")
 REPLY = struct.Struct(">IH")
 # replies to requests that arrived together go back in writes of up to this many: fewer

@@ -199,7 +199,7 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
             for subscriber in recipients:
                 prepared.build(subscriber)
                 built += 1
-                on_progress(Progress(subscriber.email, "built"))
+                on_progress(Progress(subscriber.email))
             return SendResult(plan, SendReport(), built, run_key=key)
         with run_lock(state_dir(), key):     # one send of a run at a time
             if to is not None or (local and mode == "send"):

@@ -18,7 +18,7 @@ from kzmail import campaign_file
 from kzmail.dkim.pool import SignPool
 from kzmail.dkim.signer import DkimSigner
 from kzmail.errors import CampaignError, DkimKeyError, InputError
-from kzmail.lists.checker import ListChecker, ListSummary
+from kzmail.lists.checker import ListChecker
 from kzmail.models import Campaign, Rendered, Subscriber
 from kzmail.private import open_private
 from kzmail.render.message import MessageFactory, Outgoing
@@ -143,11 +143,6 @@ def sendable(prepared: Prepared, journal: Journal) -> Iterator[Subscriber]:
     """Stream the valid, unsuppressed, first-seen subscribers of every list."""
     with list_checker(prepared, journal) as checker:
         yield from checker.subscribers()
-
-
-def check_list(prepared: Prepared, journal: Journal) -> ListSummary:
-    with list_checker(prepared, journal) as checker:
-        return checker.check()
 
 
 @dataclass(frozen=True)

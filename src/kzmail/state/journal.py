@@ -38,7 +38,7 @@ from kzmail.state.schema import (
     SELECT_DELIVERIES,
 )
 from kzmail.state.sqlerrors import mapped
-from kzmail.state.suppressed import HASHED, SuppressedCopy, hash_key, hashed
+from kzmail.state.suppressed import SuppressedCopy, hash_key, hashed
 from kzmail.state.walcheckpoint import Checkpointer
 
 DB_FILE = "state.db"
@@ -374,9 +374,3 @@ class Journal:
         except sqlite3.Error as exc:
             raise StateError(f"cannot rewrite {self._path}: {exc}") from exc
         return int(busy) == 0
-
-    def forgotten(self) -> int:
-        """How many suppressions are kept as keyed hashes only."""
-        (count,) = self._db.execute("SELECT COUNT(*) FROM suppressions WHERE address LIKE ?",
-                                    (HASHED + "%",)).fetchone()
-        return int(count)
