@@ -213,6 +213,10 @@ class Campaign(_Model):
         return [source.path for source in self.subscribers]
 
 
+# The list id of a suppression that holds for every list (a bounce: the address is gone).
+ANY_LIST = "*"
+
+
 @dataclass(frozen=True, slots=True)
 class Subscriber:
     """One recipient: a single clean address, a display name and extra template fields."""

@@ -17,6 +17,7 @@ from python_calamine import CalamineWorkbook
 from typer.testing import CliRunner
 
 from kzmail.cli.main import cli
+from kzmail.models import ANY_LIST
 from kzmail.services import lists as service_lists
 from kzmail.state.journal import Journal
 from tests.helpers.campaigns import edit_campaign, use_relay
@@ -67,7 +68,7 @@ def test_check_prints_each_problem_then_summary(project: Path) -> None:
 
 def test_check_json(project: Path) -> None:
     listing = write_text(project / "subscribers.example.csv", PROBLEMS)
-    Journal(project / ".kzmail").suppress("*", "gone@example.org", "bounced")
+    Journal(project / ".kzmail").suppress(ANY_LIST, "gone@example.org", "bounced")
     code, stdout, _ = _invoke("check", "--json")
     assert code == 0
     data = json.loads(stdout)

@@ -15,8 +15,8 @@ import pytest
 
 from kzmail.delivery.engine import Lane, Mode, RetryPolicy, Sender, SendReport
 from kzmail.delivery.smtp import RelayConfig, SmtpTransport
-from kzmail.models import Subscriber
-from kzmail.state.journal import ANY_LIST, Journal
+from kzmail.models import ANY_LIST, Subscriber
+from kzmail.state.journal import Journal
 from tests.helpers.servers import FaultHandler, FaultServer, build, fault_server
 
 RUN = "faults"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from kzmail.models import ANY_LIST
 from kzmail.state import suppressed
-from kzmail.state.journal import ANY_LIST, Journal
+from kzmail.state.journal import Journal
 from tests.helpers.journals import open_watched
 
 LIST = "news.example.org"

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from kzmail.errors import DeliveryError, PermanentDeliveryError, UnknownRecipientError
-from kzmail.models import Subscriber
+from kzmail.models import ANY_LIST, Subscriber
 from kzmail.render.message import Outgoing
 
-ANY_LIST = "*"
 Mode = Literal["send", "retry"]
 
 

@@ -26,7 +26,7 @@ from kzmail.lists.rows import (
     written_address,
 )
 from kzmail.lists.seen import SeenAddresses
-from kzmail.models import ListSource, Subscriber
+from kzmail.models import ANY_LIST, ListSource, Subscriber
 
 ADDRESS_NOTES = 100          # per list; the rest are counted in one more note
 _FORMULA_START = ("=", "+", "-", "@")
@@ -72,7 +72,7 @@ class Checked:
 class ListChecker:
     """Classify the rows of `sources`; `check()` for counts, `subscribers()` to send."""
 
-    def __init__(self, sources: Sequence[ListSource], *, list_id: str = "*",
+    def __init__(self, sources: Sequence[ListSource], *, list_id: str = ANY_LIST,
                  suppressions: Suppressions | None = None,
                  addresses: AddressChecker | None = None,
                  on_problem: Callable[[Problem], None] = lambda _: None,

@@ -21,7 +21,7 @@ from kzmail.errors import InputError, KzmailError, NoCampaignFile
 from kzmail.lists.checker import ListChecker, ListSummary
 from kzmail.lists.rows import AddressChecker, Problem
 from kzmail.lists.writer import XLSX_SUFFIXES, ListWriter
-from kzmail.models import Campaign, ListSource, Subscriber, without_controls
+from kzmail.models import ANY_LIST, Campaign, ListSource, Subscriber, without_controls
 from kzmail.services.workspace import (
     Prepared,
     prepare,
@@ -118,7 +118,7 @@ def check(path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = Fa
         resolver = dns_resolver()
     journal = Journal(state_dir())
     suppressions = journal if prepared else _AnyList(journal)
-    list_id = prepared.campaign.list_id if prepared else "*"
+    list_id = prepared.campaign.list_id if prepared else ANY_LIST
     first: dict[int, Subscriber] = {}
     try:
         with ListChecker(sources, list_id=list_id, suppressions=suppressions,
@@ -196,7 +196,7 @@ def clean(list_path: Path, out: Path, *, campaign: Path | None = None,
     loaded = campaign_file.load(campaign) if campaign is not None else None
     journal = Journal(state_dir())
     try:
-        with ListChecker([source], list_id=loaded.list_id if loaded else "*",
+        with ListChecker([source], list_id=loaded.list_id if loaded else ANY_LIST,
                          suppressions=journal if loaded else _AnyList(journal),
                          on_problem=on_problem, keep_problems=1000) as checker:
             summary = checker.check()               # first pass: marks, counts, errors

@@ -32,10 +32,10 @@ from kzmail.lists import rows as subscriber_list
 from kzmail.lists.checker import ListChecker
 from kzmail.lists.rows import Problem
 from kzmail.lists.writer import spreadsheet_text
-from kzmail.models import ListSource
+from kzmail.models import ANY_LIST, ListSource
 from kzmail.private import open_private
 from kzmail.services import workspace as app
-from kzmail.state.journal import ANY_LIST, Journal
+from kzmail.state.journal import Journal
 from kzmail.state.secret import load_signer
 
 CSV_COLUMNS = ("email", "list_id", "reason", "unsubscribed_at")

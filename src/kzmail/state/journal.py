@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kzmail.errors import StateError
+from kzmail.models import ANY_LIST
 from kzmail.private import private_folder, private_umask
 from kzmail.state.schema import (
     ADDED_COLUMNS,
@@ -42,7 +43,6 @@ from kzmail.state.suppressed import SuppressedCopy, hash_key, hashed
 from kzmail.state.walcheckpoint import Checkpointer
 
 DB_FILE = "state.db"
-ANY_LIST = "*"
 MERGE_EVERY = 20_000    # marks appended before the log is folded into `deliveries`
 
 
