@@ -15,27 +15,15 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Text that must stay one line and display as written: C0 and C1 controls (with tab, CR, LF,
-# NUL, U+0085), DEL, the Unicode line and paragraph separators and the bidi embeddings,
-# overrides and isolates (U+202A-E, U+2066-9) that can make a name or cell read backwards.
-CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
-
-
-def without_controls(value: str) -> str:
-    """`value` with each run of `CONTROL_CHARS` as one space, stripped."""
-    if value.isprintable() and value == value.strip():
-        return value                     # the common case, without a regex pass
-    return CONTROL_CHARS.sub(" ", value).strip()
-
+from kzmail.text import CONTROL_CHARS
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _ADDR = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 
 
 def _single_line(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must be a single line without control characters")
+    if CONTROL_CHARS.search(value):
+        raise ValueError("must be a single line without control or bidi characters")
     return value
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from kzmail.cli.common import out
 from kzmail.cli.main import cli
 
 OSC8 = "\x1b]8;;https://evil.example/\x1b\\"
@@ -32,3 +33,9 @@ def test_a_reply_from_a_markup_address_is_shown_as_written(project: Path) -> Non
     result = CliRunner().invoke(cli, ["unsubscribes", "import", "in.txt"])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert "[/red]" in result.output
+
+
+def test_printed_text_keeps_line_breaks_and_tabs_and_nothing_else_that_steers() -> None:
+    with out.capture() as captured:
+        out.print("a\tb\nc\rd\x1b[31me\u202ef\u2028g\x85h", soft_wrap=True)
+    assert captured.get() == "a\tb".expandtabs() + "\nc?d?[31me?f?g?h\n"   # Rich expands tabs

@@ -115,3 +115,14 @@ def test_unsubscribe_mailto_must_be_a_bare_address(project: Path) -> None:
     error = _error(path)
     assert error.key == "unsubscribe.mailto"
     assert "bare address" in str(error)
+
+
+@pytest.mark.parametrize("escape", ["\\u2028", "\\u0085", "\\u202e", "\\u2066", "\\x1b"])
+def test_a_subject_with_a_separator_or_bidi_control_is_refused(project: Path,
+                                                               escape: str) -> None:
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace('subject: "Solidarität',
+                                            f'subject: "Solidarität{escape}'))
+    error = _error(path)
+    assert error.key == "subject"
+    assert "control or bidi" in str(error)

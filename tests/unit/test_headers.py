@@ -59,6 +59,16 @@ def test_control_characters_never_reach_the_to_header(factory: MessageFactory,
 
 
 @pytest.mark.parametrize("char", HOSTILE)
+def test_an_address_cell_with_a_control_character_is_refused_as_such(char: str) -> None:
+    rows = iter([(1, ["email", "name"])])
+    columns = find_columns(rows, Path("list.csv"))
+    problem = parse_row(columns, "list.csv", 2, [f"an{char}na@example.org", "Anna"],
+                        AddressChecker())
+    assert not isinstance(problem, Subscriber)
+    assert problem is not None and "line break or control character" in problem.reason
+
+
+@pytest.mark.parametrize("char", HOSTILE)
 def test_control_characters_are_removed_from_names_in_a_list(char: str) -> None:
     rows = iter([(1, ["email", "name", "first", "last", "city"])])
     columns = find_columns(rows, Path("list.csv"))

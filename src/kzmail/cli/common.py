@@ -19,10 +19,11 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from kzmail.errors import KzmailError
+from kzmail.text import CONTROL_SET
 
 # Terminal control: ESC starts OSC 8 hyperlinks and colour changes, CR overwrites a line,
 # bidi overrides reorder it. Printed text keeps only line breaks and tabs.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE = re.compile(rf"(?![\t\n]){CONTROL_SET}")
 
 
 class _PlainConsole(Console):

@@ -20,7 +20,8 @@ from email_validator import EmailNotValidError, validate_email
 from email_validator.deliverability import validate_email_deliverability
 
 from kzmail.errors import SubscriberListError
-from kzmail.models import CONTROL_CHARS, ListColumns, Subscriber
+from kzmail.models import ListColumns, Subscriber
+from kzmail.text import CONTROL_CHARS
 
 HEADER_SEARCH_ROWS = 20
 MAX_NAME = 200
@@ -32,7 +33,6 @@ _LAST = {"lastname", "nachname", "surname", "familyname", "familienname", "last"
 _UNSUBSCRIBED = {"unsubscribed", "unsubscribe", "abgemeldet", "abmeldung", "optout",
                  "abbestellt", "ausgetragen", "unsubscribedat", "abgemeldetam"}
 _FALSY = {"", "0", "no", "n", "nein", "false", "falsch", "f", "-", "none", "off"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _SPACES = re.compile(r"\s+")
 _DISPLAY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>\s*$")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -160,7 +160,7 @@ def clean_text(value: str) -> str:
 def written_address(raw: str) -> tuple[str, str]:
     """(the address as written in the cell, display name): `mailto:` and `Name <...>` off."""
     value = raw.strip()
-    if _CONTROL.search(value):
+    if CONTROL_CHARS.search(value):
         raise ValueError("the address cell holds a line break or control character")
     display = ""
     match = _DISPLAY.match(value)

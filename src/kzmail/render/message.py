@@ -27,7 +27,8 @@ from email.utils import format_datetime, formataddr, parseaddr
 
 from kzmail.dkim.signer import DkimSigner, Unsigned, bh_value, relaxed_piece
 from kzmail.errors import UnsafeAddressError
-from kzmail.models import Campaign, Rendered, Subscriber, without_controls
+from kzmail.models import Campaign, Rendered, Subscriber
+from kzmail.text import without_controls
 
 _MAX_ENCODED_WORD = 75
 _SAFE_ADDR = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")

@@ -21,7 +21,7 @@ from kzmail.errors import InputError, KzmailError, NoCampaignFile
 from kzmail.lists.checker import ListChecker, ListSummary
 from kzmail.lists.rows import AddressChecker, Problem
 from kzmail.lists.writer import XLSX_SUFFIXES, ListWriter
-from kzmail.models import ANY_LIST, Campaign, ListSource, Subscriber, without_controls
+from kzmail.models import ANY_LIST, Campaign, ListSource, Subscriber
 from kzmail.services.workspace import (
     Prepared,
     prepare,
@@ -30,6 +30,7 @@ from kzmail.services.workspace import (
     state_dir,
 )
 from kzmail.state.journal import Journal
+from kzmail.text import without_controls
 
 DNS_SERVER_ENV = "KZMAIL_DNS_SERVER"
 

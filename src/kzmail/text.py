@@ -1,0 +1,22 @@
+"""Text rules shared by every stage: control characters, plain addresses, DNS labels.
+
+Standard library only: the CLI loads this at start, before pydantic (`kzmail.models`,
+which uses these rules for the campaign file) would be worth its import time.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Text that must stay one line and display as written: C0 and C1 controls (with tab, CR, LF,
+# NUL, U+0085), DEL, the Unicode line and paragraph separators and the bidi embeddings,
+# overrides and isolates (U+202A-E, U+2066-9) that can make a name or cell read backwards.
+CONTROL_SET = "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+CONTROL_CHARS = re.compile(CONTROL_SET + "+")
+
+
+def without_controls(value: str) -> str:
+    """`value` with each run of `CONTROL_CHARS` as one space, stripped."""
+    if value.isprintable() and value == value.strip():
+        return value                     # the common case, without a regex pass
+    return CONTROL_CHARS.sub(" ", value).strip()
