@@ -7,7 +7,6 @@ everything downstream trusts them. Nothing here does I/O.
 from __future__ import annotations
 
 import codecs
-import re
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
@@ -15,10 +14,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kzmail.text import CONTROL_CHARS
-
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_ADDR = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+from kzmail.text import CONTROL_CHARS, DNS_LABEL, PLAIN_ADDRESS
 
 
 def _single_line(value: str) -> str:
@@ -28,11 +24,12 @@ def _single_line(value: str) -> str:
 
 
 def _mailbox(value: str) -> str:
-    """Accept `addr` or `Name <addr>` holding exactly one address."""
+    """Accept `addr` or `Name <addr>` holding exactly one plain ASCII address."""
     _single_line(value)
     _, addr = parseaddr(value)
-    if not addr or not _ADDR.match(addr) or value.count("@") != 1:
-        raise ValueError(f"{value!r} is not one e-mail address (use 'Name <addr@example.org>')")
+    if not PLAIN_ADDRESS.fullmatch(addr) or value.count("@") != 1:
+        raise ValueError(f"{value!r} is not one plain e-mail address (use 'Name "
+                         "<addr@example.org>', an IDN domain in its xn-- form)")
     return value
 
 
@@ -112,8 +109,8 @@ class UnsubscribeSettings(_Model):
 class DkimSettings(_Model):
     """DKIM signing: `d=` domain, `s=` selector and the PEM private key (RSA or Ed25519)."""
 
-    domain: str = Field(pattern=rf"^{_LABEL}(\.{_LABEL})+$")
-    selector: str = Field(pattern=rf"^{_LABEL}(\.{_LABEL})*$")
+    domain: str = Field(pattern=rf"^{DNS_LABEL}(\.{DNS_LABEL})+$")
+    selector: str = Field(pattern=rf"^{DNS_LABEL}(\.{DNS_LABEL})*$")
     key_file: Path
 
 

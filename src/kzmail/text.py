@@ -20,3 +20,12 @@ def without_controls(value: str) -> str:
     if value.isprintable() and value == value.strip():
         return value                     # the common case, without a regex pass
     return CONTROL_CHARS.sub(" ", value).strip()
+
+
+# One DNS label: letters, digits and inner hyphens, at most 63 characters (RFC 1035).
+DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# A plain ASCII address, as it may go into a header or an SMTP envelope without quoting:
+# a dot-atom local part (group 1), "@", a domain of two or more DNS labels (group 2).
+# Use `fullmatch`: a pattern ending in `$` would let a final line break through.
+PLAIN_ADDRESS = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@({DNS_LABEL}(?:\.{DNS_LABEL})+)")

@@ -126,3 +126,15 @@ def test_a_subject_with_a_separator_or_bidi_control_is_refused(project: Path,
     error = _error(path)
     assert error.key == "subject"
     assert "control or bidi" in str(error)
+
+
+@pytest.mark.parametrize("sender", ["jürgen@example.org", "a..b@example.org",
+                                    "a@-news.example.org", "news@müller.example"])
+def test_from_must_be_a_plain_ascii_address(project: Path, sender: str) -> None:
+    """The From becomes the SMTP envelope sender, which takes no quoting and no UTF-8."""
+    path = project / "campaigns/kasachstan.yaml"
+    edit_campaign(path, lambda t: t.replace(
+        "<newsletter@arbeiterinnenmacht.example.org>", f"<{sender}>"))
+    error = _error(path)
+    assert error.key == "from"
+    assert "plain e-mail address" in str(error)

@@ -94,10 +94,20 @@ def test_crlf_in_name_cannot_inject_a_header(factory: MessageFactory) -> None:
     "a@example.org\r\nBcc: b@example.net",
     "Eve <a@example.org>",
     "a@example.org>,<b@example.net",
+    "a..b@example.org",
+    ".a@example.org",
+    "a@localhost",
+    "a@-x.example.org",
+    "a@example..org",
 ])
 def test_unsafe_addresses_are_refused(address: str) -> None:
     with pytest.raises(UnsafeAddressError):
         mailbox_header("Eve", address)
+
+
+def test_plain_addresses_pass_as_they_are() -> None:
+    for address in ("a+news@xn--mller-kva.example", "o'neil.x@sub-1.example.org"):
+        assert mailbox_header("", address) == address
 
 
 def test_ascii_name_with_specials_is_quoted() -> None:

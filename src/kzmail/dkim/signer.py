@@ -46,7 +46,6 @@ _SPACES = re.compile(rb" +")
 _SPACE_CRLF = re.compile(rb" \r\n")
 _FOLD = re.compile(rb"\r\n(?=[ \t])")
 _FIELD = re.compile(rb"\r\n(?![ \t])")
-_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 def load_key(path: Path) -> Key:
@@ -268,10 +267,7 @@ def check_key(settings: DkimSettings, from_address: str,
     `published` is the TXT record found at `<selector>._domainkey.<domain>` (if the caller
     looked it up); it must carry the public half of the configured key.
     """
-    problems: list[str] = []
-    for label in (settings.selector, *settings.domain.split(".")):
-        if not _LABEL.match(label):
-            problems.append(f"dkim: {label!r} is not a valid DNS label")
+    problems: list[str] = []    # `DkimSettings` made sure domain and selector are DNS names
     try:
         key = load_key(settings.key_file)
     except DkimKeyError as exc:

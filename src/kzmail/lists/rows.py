@@ -21,7 +21,7 @@ from email_validator.deliverability import validate_email_deliverability
 
 from kzmail.errors import SubscriberListError
 from kzmail.models import ListColumns, Subscriber
-from kzmail.text import CONTROL_CHARS
+from kzmail.text import CONTROL_CHARS, PLAIN_ADDRESS
 
 HEADER_SEARCH_ROWS = 20
 MAX_NAME = 200
@@ -35,10 +35,6 @@ _UNSUBSCRIBED = {"unsubscribed", "unsubscribe", "abgemeldet", "abmeldung", "opto
 _FALSY = {"", "0", "no", "n", "nein", "false", "falsch", "f", "-", "none", "off"}
 _SPACES = re.compile(r"\s+")
 _DISPLAY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>\s*$")
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-# A plain ASCII dot-atom local part: email-validator accepts exactly these (length aside),
-# so only the domain needs its full check, and that is done once per domain.
-_PLAIN = re.compile(rf"^({_ATOM}(?:\.{_ATOM})*)@([A-Za-z0-9.-]+)$")
 _DOMAIN_CACHE = 50_000
 _FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe",
                        "Ü": "ue"})
@@ -192,7 +188,9 @@ class AddressChecker:
             raise ValueError(f"more than one address in one cell: {raw.strip()[:80]!r}")
         if not value:
             raise ValueError("no address")
-        plain = _PLAIN.match(value)
+        # a plain ASCII dot-atom local part: email-validator accepts exactly these (length
+        # aside), so only the domain needs its full check, and that is done once per domain
+        plain = PLAIN_ADDRESS.fullmatch(value)
         if plain and len(plain.group(1)) <= 64 and len(value) <= 254:
             ok, domain = self._domain(plain.group(2))
             if not ok:
