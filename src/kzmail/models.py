@@ -7,6 +7,7 @@ everything downstream trusts them. Nothing here does I/O.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
@@ -210,6 +211,16 @@ class Subscriber:
     name: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     line: int = 0
+
+
+def pick_subscriber(subscribers: Iterable[Subscriber], address: str | None) -> Subscriber | None:
+    """The first of `subscribers` with `address` (case and surrounding spaces ignored), the
+    first of all when `address` is None, or None; stops reading at the one it returns."""
+    wanted = None if address is None else address.strip().lower()
+    for subscriber in subscribers:
+        if wanted is None or subscriber.email.lower() == wanted:
+            return subscriber
+    return None
 
 
 @dataclass(frozen=True, slots=True)

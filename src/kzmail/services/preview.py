@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from kzmail.errors import KzmailError
 from kzmail.lists.checker import ListChecker
-from kzmail.models import Rendered, Subscriber
+from kzmail.models import Rendered, Subscriber, pick_subscriber
 from kzmail.services import workspace as app
 from kzmail.web.preview import preview_app
 from kzmail.web.server import bind, make_server
@@ -95,15 +95,13 @@ class LivePreview:
         return [s.email for s in self._subscribers]
 
     def _subscriber(self, address: str | None) -> Subscriber:
-        wanted = (address or "").strip().lower()
-        for subscriber in self._subscribers:
-            if not wanted or subscriber.email.lower() == wanted:
-                return subscriber
-        if wanted and self._prepared is not None:
+        wanted = (address or "").strip() or None        # none given: the first
+        found = pick_subscriber(self._subscribers, wanted)
+        if found is None and wanted and self._prepared is not None:
             with ListChecker(self._prepared.campaign.subscribers) as checker:
-                for item in checker.subscribers():
-                    if item.email.lower() == wanted:
-                        return item
+                found = pick_subscriber(checker.subscribers(), wanted)
+        if found is not None:
+            return found
         return self._subscribers[0] if self._subscribers else PLACEHOLDER
 
     def render(self, address: str | None) -> tuple[str, Rendered] | None:

@@ -19,7 +19,7 @@ from kzmail.dkim.pool import SignPool
 from kzmail.dkim.signer import DkimSigner
 from kzmail.errors import CampaignError, DkimKeyError, InputError
 from kzmail.lists.checker import ListChecker
-from kzmail.models import Campaign, Rendered, Subscriber
+from kzmail.models import Campaign, Rendered, Subscriber, pick_subscriber
 from kzmail.private import open_private
 from kzmail.render.message import MessageFactory, Outgoing
 from kzmail.render.remote import host
@@ -154,9 +154,9 @@ class PreviewFiles:
 
 
 def find_subscriber(prepared: Prepared, journal: Journal, address: str | None) -> Subscriber:
-    for subscriber in sendable(prepared, journal):
-        if address is None or subscriber.email.lower() == address.strip().lower():
-            return subscriber
+    found = pick_subscriber(sendable(prepared, journal), address)
+    if found is not None:
+        return found
     where = prepared.campaign.list_paths[0]
     if address is None:
         raise InputError("no valid subscriber in the list", path=where)
