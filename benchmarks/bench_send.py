@@ -127,7 +127,8 @@ def child_kzmail(campaign: Path, journal_on: bool) -> dict[str, Any]:
     journal = Journal(app.state_dir())
     size = len(prepared.build(next(app.sendable(prepared, journal))).data)
     log: Any = journal if journal_on else NullLog()
-    lanes = service_send._lanes(prepared.campaign, journal, None)
+    lanes = service_send._lanes(prepared.campaign, journal, None,
+                                service_send._relays(prepared.campaign))
     pool = prepared.sign_pool()       # DKIM: signatures made in a process of their own
     sender = Sender(run_key="bench", envelope_from=prepared.factory.envelope_from,
                     build=prepared.build if pool is None else prepared.build_unsealed,
@@ -183,7 +184,8 @@ def child_ceiling(campaign: Path, count: int) -> dict[str, Any]:
     prepared = app.prepare(campaign)
     journal = Journal(app.state_dir())
     message = prepared.build(next(app.sendable(prepared, journal)))
-    lanes = service_send._lanes(prepared.campaign, journal, None)
+    lanes = service_send._lanes(prepared.campaign, journal, None,
+                                service_send._relays(prepared.campaign))
 
     async def lane(transport: Any, share: int) -> None:
         for _ in range(share):

@@ -92,6 +92,16 @@ def _relay_config(campaign: Campaign, smtp: SmtpSettings, rate: RateSettings) ->
                        messages_per_connection=rate.messages_per_connection)
 
 
+Relays = list[tuple[RelayConfig, RateSettings]]
+
+
+def _relays(campaign: Campaign) -> Relays:
+    """Each relay's connection settings (password read from its variable) and limits."""
+    if not campaign.relays:
+        return [(_relay_config(campaign, campaign.smtp, campaign.rate), campaign.rate)]
+    return [(_relay_config(campaign, relay, relay.rate), relay.rate) for relay in campaign.relays]
+
+
 def _limiter(journal: Journal | None, scope: str, rate: RateSettings) -> RateLimiter:
     windows = windows_for(rate)
     if journal is None or not windows:
@@ -101,23 +111,23 @@ def _limiter(journal: Journal | None, scope: str, rate: RateSettings) -> RateLim
                        on_stamp=lambda at: journal.add_rate_stamp(scope, at))
 
 
-def _lanes(campaign: Campaign, journal: Journal, sink: RelayConfig | None) -> list[Lane]:
+def _lanes(campaign: Campaign, journal: Journal, sink: RelayConfig | None,
+           relays: Relays) -> list[Lane]:
     """Connections per relay, each behind its relay's gate (which includes the campaign's)."""
     if sink is not None:
         gate = Gate([_limiter(None, "sink", campaign.rate)])
         return [Lane(SmtpTransport(sink), gate) for _ in range(campaign.rate.connections)]
     if not campaign.relays:
-        config = _relay_config(campaign, campaign.smtp, campaign.rate)
+        ((config, rate),) = relays
         scope = f"relay {config.describe()} {config.username}"
-        gate = Gate([_limiter(journal, scope, campaign.rate)])
-        return [Lane(SmtpTransport(config), gate) for _ in range(campaign.rate.connections)]
+        gate = Gate([_limiter(journal, scope, rate)])
+        return [Lane(SmtpTransport(config), gate) for _ in range(rate.connections)]
     shared = _limiter(journal, f"campaign {campaign.name}", campaign.rate)
     lanes: list[Lane] = []
-    for relay in campaign.relays:
-        config = _relay_config(campaign, relay, relay.rate)
-        own = _limiter(journal, f"relay {config.describe()} {config.username}", relay.rate)
+    for config, rate in relays:
+        own = _limiter(journal, f"relay {config.describe()} {config.username}", rate)
         gate = Gate([own, shared])
-        lanes += [Lane(SmtpTransport(config), gate) for _ in range(relay.rate.connections)]
+        lanes += [Lane(SmtpTransport(config), gate) for _ in range(rate.connections)]
     return lanes
 
 
@@ -187,9 +197,8 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
             recipients = _limited(checker.subscribers(), limit)
         if summary.sendable == 0 and to is None:
             raise InputError("no sendable subscriber in the list", path=campaign.list_paths[0])
-        if not dry_run and not local:
-            for smtp in relays:           # a missing password shows before the question
-                _relay_config(campaign, smtp, campaign.rate)
+        # a missing password shows before the question
+        configs = [] if dry_run or local else _relays(campaign)
         if not confirm(plan):
             return SendResult(plan, SendReport())
         key = run_key(campaign, test_only=to is not None)
@@ -211,7 +220,8 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
             on_start(min(total, limit) if limit else total)
             try:
                 report = asyncio.run(_deliver(prepared, journal, recipients, key, outbox,
-                                              mode=mode, resend_uncertain=resend_uncertain,
+                                              configs, mode=mode,
+                                              resend_uncertain=resend_uncertain,
                                               on_progress=on_progress))
             except asyncio.CancelledError:
                 raise KzmailError("stopped at once (Ctrl-C twice): messages that were in "
@@ -233,7 +243,8 @@ def interrupt(sender: Sender, task: asyncio.Task[SendReport] | None) -> None:
 
 
 async def _deliver(prepared: Prepared, journal: Journal, recipients: Iterator[Subscriber],
-                   key: str, outbox: Path | None, *, mode: Mode, resend_uncertain: bool,
+                   key: str, outbox: Path | None, relays: Relays, *, mode: Mode,
+                   resend_uncertain: bool,
                    on_progress: Callable[[Progress], None]) -> SendReport:
     campaign = prepared.campaign
     retry = campaign.retry
@@ -245,7 +256,7 @@ async def _deliver(prepared: Prepared, journal: Journal, recipients: Iterator[Su
         pool = prepared.sign_pool()
         sender = Sender(run_key=key, envelope_from=prepared.factory.envelope_from,
                         build=prepared.build if pool is None else prepared.build_unsealed,
-                        lanes=_lanes(campaign, journal, sink), log=journal,
+                        lanes=_lanes(campaign, journal, sink, relays), log=journal,
                         policy=policy, mode=mode, resend_uncertain=resend_uncertain,
                         on_progress=on_progress,
                         seal=None if pool is None else prepared.sealer(pool))
