@@ -26,10 +26,10 @@ from kzmail.lists.rows import (
     written_address,
 )
 from kzmail.lists.seen import SeenAddresses
+from kzmail.lists.writer import runs_as_formula
 from kzmail.models import ANY_LIST, ListSource, Subscriber
 
 ADDRESS_NOTES = 100          # per list; the rest are counted in one more note
-_FORMULA_START = ("=", "+", "-", "@")
 
 
 class Suppressions(Protocol):
@@ -218,7 +218,7 @@ def _address_note(cell: str, address: str) -> str | None:
         if not written.isascii():
             return (f"address {written!r} was normalised (IDNA/NFKC) to {address!r}: "
                     "make sure it is the one meant")
-    if address.startswith(_FORMULA_START):
+    if runs_as_formula(address):
         return (f"address {address!r} starts with {address[0]!r}: a spreadsheet may run it "
                 "as a formula when it opens a CSV of this list")
     return None

@@ -30,9 +30,14 @@ _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _FORMULA = re.compile(r"\s*[=+\-@\uff1d\uff0b\uff0d\uff20]")
 
 
+def runs_as_formula(value: str) -> bool:
+    """True if a spreadsheet opening `value` as a CSV cell would run it as a formula."""
+    return _FORMULA.match(value) is not None
+
+
 def spreadsheet_text(value: str) -> str:
     """`value` as a CSV cell a spreadsheet shows as text: `'` before a formula start."""
-    return "'" + value if _FORMULA.match(value) else value
+    return "'" + value if runs_as_formula(value) else value
 
 
 def spreadsheet_row(cells: list[str], verbatim: Collection[int] = ()) -> list[str]:
