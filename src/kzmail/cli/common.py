@@ -19,6 +19,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from kzmail.errors import KzmailError
+from kzmail.models import Workspace
 
 # Terminal control: ESC starts OSC 8 hyperlinks and colour changes, CR overwrites a line,
 # bidi overrides reorder it. Printed text keeps only line breaks and tabs.
@@ -46,6 +47,17 @@ out = _PlainConsole(highlight=False, markup=False)
 err = _PlainConsole(stderr=True, highlight=False, markup=False)
 
 DEBUG_ENV = "KZMAIL_DEBUG"
+STATE_ENV = "KZMAIL_STATE_DIR"
+
+
+def current_workspace() -> Workspace:
+    """The workspace of this command: `$KZMAIL_STATE_DIR` (else `.kzmail/`), `campaigns/` and
+    `outbox/` in the current directory, this process's environment and the real clock.
+
+    The only place that decides these; every service is handed the result.
+    """
+    return Workspace(state=Path(os.environ.get(STATE_ENV) or ".kzmail"), root=Path("."),
+                     environ=dict(os.environ))
 
 
 class KzmailGroup(TyperGroup):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kzmail.cli.common import err, out
+from kzmail.cli.common import current_workspace, err, out
 from kzmail.errors import KzmailError
 
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ def check(
     from kzmail.services import lists as service_lists
 
     try:
-        result = service_lists.check(campaign, lists=subscribers or [], check_dns=check_dns,
+        result = service_lists.check(current_workspace(), campaign, lists=subscribers or [],
+                                     check_dns=check_dns,
                                      on_problem=(lambda _: None) if as_json else _print_problem,
                                      keep_problems=10_000 if as_json else 0)
     except KzmailError as exc:
@@ -104,7 +105,7 @@ def clean(
     """Write the list back without invalid, duplicate and suppressed rows, every column kept."""
     from kzmail.services import lists as service_lists
 
-    result = service_lists.clean(subscriber_list, out_file, campaign=campaign,
+    result = service_lists.clean(current_workspace(), subscriber_list, out_file, campaign=campaign,
                                  encoding=encoding, delimiter=delimiter,
                                  on_problem=_print_problem)
     for note in result.summary.notes:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kzmail.cli.common import CampaignArg, err, out, untrusted
+from kzmail.cli.common import CampaignArg, current_workspace, err, out, untrusted
 from kzmail.cli.lists import list_summary
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def preview(
         return
     from kzmail.services import workspace
 
-    files = workspace.preview(campaign, address=subscriber, out_dir=out_dir)
+    files = workspace.preview(current_workspace(), campaign, address=subscriber, out_dir=out_dir)
     out.print(f"Preview for {files.subscriber}:")
     for path in (files.html, files.text, files.eml):
         out.print(f"  {path}")
@@ -107,8 +107,8 @@ def _run_send(campaign: Path, *, dry_run: bool = False, to: str | None = None,
     from kzmail.services import send as service_send
 
     try:
-        result = service_send.send(campaign, dry_run=dry_run, to=to, limit=limit,
-                                   resend_uncertain=resend_uncertain, mode=mode,
+        result = service_send.send(current_workspace(), campaign, dry_run=dry_run, to=to,
+                                   limit=limit, resend_uncertain=resend_uncertain, mode=mode,
                                    confirm=confirm, on_start=start,
                                    on_progress=lambda _: progress.advance(task))
     except typer.Abort:
@@ -194,7 +194,7 @@ def status(
     """How many subscribers of the list are sent, failed, uncertain and still pending."""
     from kzmail.services import send as service_send
 
-    result = service_send.status(campaign)
+    result = service_send.status(current_workspace(), campaign)
     c = result.counts
     if as_json:
         print(json.dumps(c))
@@ -217,7 +217,7 @@ def report(
     """Write who failed (or is uncertain) and why, with the relay's reply, to a CSV file."""
     from kzmail.services import send as service_send
 
-    count = service_send.report(campaign, out_file)
+    count = service_send.report(current_workspace(), campaign, out_file)
     out.print(f"Wrote {count} rows to {out_file}.")
 
 
@@ -230,5 +230,5 @@ def _serve_preview(campaign: Path | None, subscriber: str | None, port: int, *,
         out.print(f"Live preview on {url} (reloads when campaign, article or template "
                   "change). Ctrl-C stops it.", soft_wrap=True)
 
-    service_preview.serve_preview(campaign, port=port, address=subscriber,
+    service_preview.serve_preview(current_workspace(), campaign, port=port, address=subscriber,
                                   open_browser=open_browser, on_ready=ready)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from kzmail.cli.common import err, out, untrusted
+from kzmail.cli.common import current_workspace, err, out, untrusted
 
 app = typer.Typer()
 secret_cli = typer.Typer(no_args_is_help=True, help="The secret that signs unsubscribe links.")
@@ -31,7 +31,7 @@ def serve(
         out.print(f"Unsubscribe service on {serving.url} for {names}", soft_wrap=True)
         out.print("Put it behind your HTTPS reverse proxy (see README). Ctrl-C stops it.")
 
-    service_unsubscribe.serve(campaigns or [], host, port, on_ready=ready)
+    service_unsubscribe.serve(current_workspace(), campaigns or [], host, port, on_ready=ready)
 
 
 @secret_cli.command("rotate")
@@ -43,7 +43,7 @@ def secret_rotate(
     from datetime import datetime
 
     from kzmail.services import unsubscribe as service_unsubscribe
-    old = service_unsubscribe.rotate(grace_days)
+    old = service_unsubscribe.rotate(current_workspace(), grace_days)
     if grace_days:
         until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
         out.print(f"New secret made. Links signed with the old one work until {until}.")
@@ -77,7 +77,8 @@ def unsubscribes_import(
     """Suppress the proven senders of unsubscribe replies (or the addresses in a list)."""
     from kzmail.services import suppressions
     trust = suppressions.Trust(tuple(authserv_id or ()), trust_from)
-    report = suppressions.import_file(file, suppressions.target_list(list_id, campaign),
+    ws = current_workspace()
+    report = suppressions.import_file(ws, file, suppressions.target_list(ws, list_id, campaign),
                                       trust)
     for line in report.skipped:
         err.print(f"[yellow]skipped[/] {untrusted(line)}", markup=True, soft_wrap=True)
@@ -95,7 +96,7 @@ def unsubscribes_import(
 def unsubscribes_list(list_id: FilterOption = None) -> None:
     """Show who unsubscribed, when, from which list and how."""
     from kzmail.services import suppressions
-    records = suppressions.rows(list_id)
+    records = suppressions.rows(current_workspace(), list_id)
     for row in records:
         out.print(f"{row['unsubscribed_at']}  {row['email']}  {row['list_id']}  "
                   f"({row['reason']})", soft_wrap=True)
@@ -113,9 +114,9 @@ def unsubscribes_export(
 
     from kzmail.services import suppressions
     if out_file is None:
-        suppressions.write_csv(suppressions.rows(list_id), sys.stdout)
+        suppressions.write_csv(suppressions.rows(current_workspace(), list_id), sys.stdout)
         return
-    count = suppressions.export(out_file, list_id)
+    count = suppressions.export(current_workspace(), out_file, list_id)
     err.print(f"{count} rows written to {out_file}")
 
 
@@ -131,7 +132,7 @@ def forget(
         return yes or typer.confirm(f"Erase {clean} from the state? This cannot be undone.",
                                     default=False)
 
-    done = service_forget.forget(address, confirm)
+    done = service_forget.forget(current_workspace(), address, confirm)
     if done is None:
         err.print("Nothing erased.")
         raise typer.Exit(1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from kzmail.errors import InputError, StateError
 from kzmail.lists import rows as subscriber_list
-from kzmail.services import workspace as app
+from kzmail.models import Workspace
 from kzmail.state.journal import Journal
 
 
@@ -26,7 +26,8 @@ class Forgotten:
     lists: list[str]        # where they stay suppressed, by hash only
 
 
-def forget(address: str, confirm: Callable[[str], bool] = lambda _: True) -> Forgotten | None:
+def forget(ws: Workspace, address: str,
+           confirm: Callable[[str], bool] = lambda _: True) -> Forgotten | None:
     """Erase `address` from the state after `confirm(address)`; None if not confirmed."""
     try:
         clean = subscriber_list.clean_address(address).lower()
@@ -34,7 +35,7 @@ def forget(address: str, confirm: Callable[[str], bool] = lambda _: True) -> For
         raise InputError(f"not an address: {exc}", key="ADDRESS") from exc
     if not confirm(clean):
         return None
-    journal = Journal(app.state_dir())
+    journal = Journal(ws.state, ws.clock)
     try:
         deliveries, lists = journal.forget_address(clean)
         if not journal.scrub():
