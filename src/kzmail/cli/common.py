@@ -11,7 +11,7 @@ import os
 import re
 import traceback
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,7 +19,9 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from kzmail.errors import KzmailError
-from kzmail.models import Workspace
+
+if TYPE_CHECKING:
+    from kzmail.models import Workspace
 
 # Terminal control: ESC starts OSC 8 hyperlinks and colour changes, CR overwrites a line,
 # bidi overrides reorder it. Printed text keeps only line breaks and tabs.
@@ -56,6 +58,8 @@ def current_workspace() -> Workspace:
 
     The only place that decides these; every service is handed the result.
     """
+    from kzmail.models import Workspace  # pydantic loads only when a command runs
+
     return Workspace(state=Path(os.environ.get(STATE_ENV) or ".kzmail"), root=Path("."),
                      environ=dict(os.environ))
 

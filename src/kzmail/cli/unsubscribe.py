@@ -24,14 +24,15 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8025,
 ) -> None:
     """Run the unsubscribe pages (GET shows, POST unsubscribes) behind your HTTPS proxy."""
-    from kzmail.services import unsubscribe as service_unsubscribe
+    import kzmail.services.unsubscribe
 
-    def ready(serving: service_unsubscribe.Serving) -> None:
+    def ready(serving: kzmail.services.unsubscribe.Serving) -> None:
         names = ", ".join(sorted(serving.lists))
         out.print(f"Unsubscribe service on {serving.url} for {names}", soft_wrap=True)
         out.print("Put it behind your HTTPS reverse proxy (see README). Ctrl-C stops it.")
 
-    service_unsubscribe.serve(current_workspace(), campaigns or [], host, port, on_ready=ready)
+    kzmail.services.unsubscribe.serve(current_workspace(), campaigns or [], host, port,
+                                      on_ready=ready)
 
 
 @secret_cli.command("rotate")
@@ -42,8 +43,8 @@ def secret_rotate(
     """Make a new unsubscribe secret; links already sent keep working for the grace period."""
     from datetime import datetime
 
-    from kzmail.services import unsubscribe as service_unsubscribe
-    old = service_unsubscribe.rotate(current_workspace(), grace_days)
+    import kzmail.services.unsubscribe
+    old = kzmail.services.unsubscribe.rotate(current_workspace(), grace_days)
     if grace_days:
         until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
         out.print(f"New secret made. Links signed with the old one work until {until}.")
@@ -126,13 +127,13 @@ def forget(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Erase a person from the state (DSGVO Art. 17); if they unsubscribed, still skip them."""
-    from kzmail.services import forget as service_forget
+    import kzmail.services.forget
 
     def confirm(clean: str) -> bool:
         return yes or typer.confirm(f"Erase {clean} from the state? This cannot be undone.",
                                     default=False)
 
-    done = service_forget.forget(current_workspace(), address, confirm)
+    done = kzmail.services.forget.forget(current_workspace(), address, confirm)
     if done is None:
         err.print("Nothing erased.")
         raise typer.Exit(1)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kzmail.errors import InputError, StateError
-from kzmail.lists import rows as subscriber_list
+from kzmail.lists.rows import clean_address
 from kzmail.models import Workspace
 from kzmail.state.journal import Journal
 
@@ -30,7 +30,7 @@ def forget(ws: Workspace, address: str,
            confirm: Callable[[str], bool] = lambda _: True) -> Forgotten | None:
     """Erase `address` from the state after `confirm(address)`; None if not confirmed."""
     try:
-        clean = subscriber_list.clean_address(address).lower()
+        clean = clean_address(address).lower()
     except ValueError as exc:
         raise InputError(f"not an address: {exc}", key="ADDRESS") from exc
     if not confirm(clean):

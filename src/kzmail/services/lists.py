@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kzmail import campaign_file
-from kzmail.dkim import signer as dkim
+from kzmail.dkim.signer import check_key
 from kzmail.errors import InputError, KzmailError, NoCampaignFile
 from kzmail.lists.checker import ListChecker, ListSummary
 from kzmail.lists.rows import AddressChecker, Problem
@@ -164,9 +164,9 @@ def _dkim_warnings(campaign: Campaign, resolver: Any) -> list[str]:
             published = "".join(b.decode("ascii", "replace")
                                 for record in answer for b in record.strings)
         except Exception as exc:  # noqa: BLE001 - any DNS failure is one warning, not a crash
-            return [*dkim.check_key(campaign.dkim, campaign.from_),
+            return [*check_key(campaign.dkim, campaign.from_),
                     f"dkim: no DKIM record found at {name} ({type(exc).__name__})"]
-    return dkim.check_key(campaign.dkim, campaign.from_, published)
+    return check_key(campaign.dkim, campaign.from_, published)
 
 
 @dataclass

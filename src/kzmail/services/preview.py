@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from kzmail.errors import KzmailError
 from kzmail.lists.checker import ListChecker
 from kzmail.models import Rendered, Subscriber, Workspace
-from kzmail.services import workspace as app
+from kzmail.services import workspace
 from kzmail.web.preview import preview_app
 from kzmail.web.server import bind, make_server
 
@@ -45,7 +45,7 @@ class LivePreview:
         self._version = 0
         self._watched: list[Path] = [path]
         self._signature: Signature = ()
-        self._prepared: app.Prepared | None = None
+        self._prepared: workspace.Prepared | None = None
         self._subscribers: list[Subscriber] = []
         self._failure: KzmailError | None = None
         self._cache: dict[str, tuple[str, Rendered]] = {}
@@ -72,7 +72,7 @@ class LivePreview:
     def _load(self) -> None:
         self._cache.clear()
         try:
-            prepared = app.prepare(self.workspace, self.path)
+            prepared = workspace.prepare(self.workspace, self.path)
             campaign = prepared.campaign
             self._watched = [self.path, campaign.template, campaign.article.file,
                              *campaign.list_paths]
@@ -128,7 +128,7 @@ def serve_preview(ws: Workspace, path: Path | None, *, port: int = DEFAULT_PORT,
                   open_browser: bool = True,
                   on_ready: Callable[[str], None] = lambda _: None) -> None:
     """Serve the live preview on localhost until interrupted; open it in the browser."""
-    preview = LivePreview(ws, app.resolve_campaign(ws, path))
+    preview = LivePreview(ws, workspace.resolve_campaign(ws, path))
     preview.refresh()
     preview.raise_failure()
     sock = bind("127.0.0.1", port)

@@ -24,8 +24,8 @@ from kzmail.delivery.ratelimit import Gate, RateLimiter, windows_for
 from kzmail.delivery.sink import EmbeddedSink
 from kzmail.delivery.smtp import RelayConfig, SmtpTransport
 from kzmail.errors import CampaignError, InputError, KzmailError, StateError, SubscriberListError
-from kzmail.lists import rows as subscriber_list
 from kzmail.lists.checker import ListChecker, ListSummary
+from kzmail.lists.rows import clean_address
 from kzmail.lists.writer import spreadsheet_row
 from kzmail.models import Campaign, RateSettings, SmtpSettings, Subscriber, Workspace
 from kzmail.private import open_private
@@ -142,7 +142,7 @@ def _test_recipient(prepared: Prepared, journal: Journal, address: str) -> Subsc
     except InputError:
         pass
     try:
-        return Subscriber(email=subscriber_list.clean_address(address))
+        return Subscriber(email=clean_address(address))
     except ValueError as exc:
         raise InputError(str(exc), key="--to") from exc
 

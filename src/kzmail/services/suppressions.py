@@ -27,13 +27,12 @@ from typing import TextIO, cast
 from kzmail import campaign_file
 from kzmail.errors import InputError
 from kzmail.inbox import authresults
-from kzmail.lists import rows as subscriber_list
 from kzmail.lists.checker import ListChecker
-from kzmail.lists.rows import Problem
+from kzmail.lists.rows import Problem, clean_address
 from kzmail.lists.writer import spreadsheet_text
 from kzmail.models import ListSource, Workspace
 from kzmail.private import open_private
-from kzmail.services import workspace as app
+from kzmail.services import workspace
 from kzmail.state.journal import ANY_LIST, Journal
 from kzmail.state.secret import load_signer
 from kzmail.tokens import TokenSigner
@@ -79,7 +78,7 @@ def target_list(ws: Workspace, list_id: str | None, campaign: Path | None) -> st
     """The list to suppress on: `--list` (`*` = every list), else the campaign's list."""
     if list_id:
         return list_id.strip()
-    return campaign_file.load(app.resolve_campaign(ws, campaign)).list_id
+    return campaign_file.load(workspace.resolve_campaign(ws, campaign)).list_id
 
 
 def _auto_reason(message: Message) -> str | None:
@@ -105,7 +104,7 @@ def _sender(message: Message) -> str:
              if addr]
     if len(found) != 1:
         raise ValueError("no single From address")
-    address = subscriber_list.clean_address(found[0])
+    address = clean_address(found[0])
     if _AUTO_SENDERS.match(address):
         raise ValueError(f"automatic sender {address}")
     return address
@@ -142,7 +141,7 @@ def _verified(message: Message, sender: str, trust: Trust,
     """The address this reply proves it may unsubscribe, or None."""
     token_address = _token_address(message, signer)
     if token_address is not None:
-        return subscriber_list.clean_address(token_address)
+        return clean_address(token_address)
     if trust.trust_from or authresults.proven(message, sender, trust.authserv_ids):
         return sender
     return None
@@ -187,7 +186,7 @@ def _plain(path: Path, handle: TextIO) -> Iterator[str | Problem]:
         if "<" in text:                      # "Name <addr>", as copied from a mail client
             text = parseaddr(text)[1] or text
         try:
-            yield subscriber_list.clean_address(text)
+            yield clean_address(text)
         except ValueError as exc:
             yield Problem(str(path), number, str(exc))
 
