@@ -1,6 +1,6 @@
 """DKIM signing cost: messages built per second with and without a signature.
 
-Builds the example campaign's messages through `app.prepare(...).build` (what the engine
+Builds the example campaign's messages through `app.prepare(ws, path).build` (what the engine
 calls per subscriber) three ways: unsigned (the baseline, measured in the same run), signed
 with RSA-2048 and signed with Ed25519, and prints each rate as a ratio of the baseline, plus
 the time of `DkimSigner.sign` alone. The build-only ratio is the worst case: a real send
@@ -23,6 +23,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from kzmail.cli.common import current_workspace
 from kzmail.models import Subscriber
 from kzmail.services import workspace as app
 
@@ -59,13 +60,13 @@ def main() -> None:
             "rsa-2048": rsa.generate_private_key(public_exponent=65537, key_size=2048),
             "ed25519": ed25519.Ed25519PrivateKey.generate(),
         }
-        prepared = {"unsigned": app.prepare(_project(root / "unsigned", None))}
+        prepared = {"unsigned": app.prepare(current_workspace(), _project(root / "unsigned", None))}
         for label, key in keys.items():
             path = root / f"{label}.pem"
             path.write_bytes(key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption()))
-            prepared[label] = app.prepare(_project(root / label, path))
+            prepared[label] = app.prepare(current_workspace(), _project(root / label, path))
     people = [Subscriber(f"reader{i}@example.org", f"Leserin Nr. {i}") for i in range(batch)]
     # Interleaved rounds, best of each: the machine is shared, so a slow moment must not
     # land on one variant only.

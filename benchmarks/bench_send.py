@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kzmail.cli.common import current_workspace
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 FROM = "newsletter@arbeiterinnenmacht.example.org"
@@ -123,12 +125,12 @@ def child_kzmail(campaign: Path, journal_on: bool) -> dict[str, Any]:
         async def committed(self) -> None:
             return None
 
-    prepared = app.prepare(campaign)
-    journal = Journal(app.state_dir())
+    prepared = app.prepare(current_workspace(), campaign)
+    journal = Journal(current_workspace().state)
     size = len(prepared.build(next(app.sendable(prepared, journal))).data)
     log: Any = journal if journal_on else NullLog()
     lanes = service_send._lanes(prepared.campaign, journal, None,
-                                service_send._relays(prepared.campaign))
+                                service_send._relay_configs(current_workspace(), prepared.campaign))
     pool = prepared.sign_pool()       # DKIM: signatures made in a process of their own
     sender = Sender(run_key="bench", envelope_from=prepared.factory.envelope_from,
                     build=prepared.build if pool is None else prepared.build_unsealed,
@@ -181,11 +183,11 @@ def child_ceiling(campaign: Path, count: int) -> dict[str, Any]:
     from kzmail.services import workspace as app
     from kzmail.state.journal import Journal
 
-    prepared = app.prepare(campaign)
-    journal = Journal(app.state_dir())
+    prepared = app.prepare(current_workspace(), campaign)
+    journal = Journal(current_workspace().state)
     message = prepared.build(next(app.sendable(prepared, journal)))
     lanes = service_send._lanes(prepared.campaign, journal, None,
-                                service_send._relays(prepared.campaign))
+                                service_send._relay_configs(current_workspace(), prepared.campaign))
 
     async def lane(transport: Any, share: int) -> None:
         for _ in range(share):
@@ -353,7 +355,7 @@ def measure(root: Path, sink: Sink, count: int, scale: int, merge_rows: int,
     sys.path.insert(0, str(REPO / "src"))
     os.environ["KZMAIL_STATE_DIR"] = str(big / "state-sample")
     from kzmail.services import workspace as app
-    prepared = app.prepare(campaign)
+    prepared = app.prepare(current_workspace(), campaign)
     sample = prepared.render(next(app.sendable(prepared, _null_journal(big))))
     message = big / "message.eml"
     message.write_bytes(sample[1].data)

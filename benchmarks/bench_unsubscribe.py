@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from kzmail.cli.common import current_workspace
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
@@ -51,7 +53,7 @@ def main() -> None:
         shutil.copy(REPO / "subscribers.example.csv", work)
         os.chdir(work)
         os.environ["KZMAIL_STATE_DIR"] = str(work / ".kzmail")
-        application, _ = service_unsubscribe.build_app([])
+        application, _ = service_unsubscribe.build_app(current_workspace(), [])
         signer = load_signer(work / ".kzmail")
         sock = webserver.bind("127.0.0.1", 0)
         srv = webserver.make_server(application, sock)

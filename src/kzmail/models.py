@@ -7,7 +7,8 @@ everything downstream trusts them. Nothing here does I/O.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
@@ -253,3 +254,26 @@ class Reply(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.code} {self.text}"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What a command works with, decided once by the CLI and handed to every service.
+
+    Nothing below the CLI reads the environment, the current directory or the clock on its
+    own: tests (and a future server) pass their own.
+    """
+
+    state: Path                                   # the state folder (journal, secret)
+    root: Path = Path(".")                        # where `campaigns/` and `outbox/` are
+    environ: Mapping[str, str] = field(default_factory=dict)   # smtp.password_env, DNS
+    clock: Callable[[], float] = time.time
+
+    @property
+    def campaigns(self) -> Path:
+        """Where a campaign is looked for when none is named."""
+        return self.root / "campaigns"
+
+    def outbox(self, campaign: str) -> Path:
+        """The embedded sink's Maildir for a campaign that does not name one."""
+        return self.root / "outbox" / campaign

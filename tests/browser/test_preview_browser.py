@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Frame, Page
 from playwright.sync_api import Error as PlaywrightError
 
+from kzmail.cli.common import current_workspace
 from kzmail.services.preview import LivePreview
 from kzmail.web.preview import preview_app
 from tests.helpers.campaigns import edit_campaign
@@ -19,7 +20,7 @@ from tests.helpers.web import running
 
 @pytest.fixture
 def preview_page(project: Path, browser: Browser) -> Iterator[tuple[Page, list[str]]]:
-    source = LivePreview(project / "campaigns/kasachstan.yaml")
+    source = LivePreview(current_workspace(), project / "campaigns/kasachstan.yaml")
     with running(preview_app(source)) as base:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()

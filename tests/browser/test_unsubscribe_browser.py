@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, Page
 
+from kzmail.cli.common import current_workspace
 from kzmail.services import unsubscribe as service_unsubscribe
-from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
 from kzmail.state.secret import load_signer
 from tests.helpers.campaigns import edit_campaign, use_relay
@@ -58,7 +58,7 @@ def test_unsubscribe_link_from_a_sent_message_works_in_chromium_without_javascri
     assert url.scheme == "https"
     assert url.path.startswith("/u/")
 
-    application, _ = service_unsubscribe.build_app([])
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     with running(application) as base:
         # the HTTPS proxy is not part of the test: keep the /u/<token> path, use our server
         context = browser.new_context(java_script_enabled=False)
@@ -109,8 +109,8 @@ def contrast(page: Page, selector: str) -> float:
 
 def test_unsubscribe_page_works_by_keyboard_alone(project: Path, browser: Browser) -> None:
     list_id = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
-    token = load_signer(kzapp.state_dir()).make(list_id, "jane@example.org")
-    application, _ = service_unsubscribe.build_app([])
+    token = load_signer(current_workspace().state).make(list_id, "jane@example.org")
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     with running(application) as base:
         page = browser.new_page()
         page.goto(f"{base}/u/{token}")
@@ -126,6 +126,6 @@ def test_unsubscribe_page_works_by_keyboard_alone(project: Path, browser: Browse
         page.wait_for_load_state()
         assert page.locator("h1").inner_text() == "Abgemeldet"
         page.close()
-    journal = Journal(kzapp.state_dir())
+    journal = Journal(current_workspace().state)
     assert journal.is_suppressed(list_id, "jane@example.org")
     journal.close()

@@ -4,6 +4,7 @@ same summary; suppressions come from the real state database."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 from python_calamine import CalamineWorkbook
 from typer.testing import CliRunner
 
+from kzmail.cli.common import current_workspace
 from kzmail.cli.main import cli
 from kzmail.models import ANY_LIST
 from kzmail.services import lists as service_lists
@@ -273,10 +275,10 @@ def nxdomain() -> Iterator[NxdomainServer]:
 def test_dns_is_only_asked_with_check_dns(project: Path, nxdomain: NxdomainServer,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(service_lists.DNS_SERVER_ENV, f"127.0.0.1:{nxdomain.port}")
-    resolver = service_lists.dns_resolver()
+    resolver = service_lists.dns_resolver(os.environ)
     assert isinstance(resolver, dns.resolver.Resolver)
     assert resolver.port == nxdomain.port
-    result = service_lists.check(None, resolver=resolver)
+    result = service_lists.check(current_workspace(), None, resolver=resolver)
     assert result.ok
     assert nxdomain.queries == []
     code, _, _ = _invoke("check")

@@ -49,7 +49,8 @@ def test_a_mistake_in_a_file_exits_2_from_every_command(project: Path) -> None:
 
 
 HEAVY = ("mjml", "premailer", "lxml", "cryptography", "starlette", "uvicorn", "aiosmtplib",
-         "aiosmtpd", "python_calamine", "openpyxl", "xlrd", "jinja2", "sqlite3", "yaml")
+         "aiosmtpd", "python_calamine", "openpyxl", "xlrd", "jinja2", "sqlite3", "yaml",
+         "pydantic", "email_validator", "dns", "h11")
 
 
 def test_help_and_version_load_none_of_the_heavy_libraries(project: Path) -> None:

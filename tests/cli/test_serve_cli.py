@@ -14,9 +14,9 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
+from kzmail.cli.common import current_workspace
 from kzmail.cli.main import cli
 from kzmail.services import unsubscribe as service_unsubscribe
-from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
 from kzmail.state.secret import load_signer
 from kzmail.tokens import unsubscribe_url
@@ -26,7 +26,7 @@ KZMAIL = Path(sys.executable).with_name("kzmail")
 
 
 def test_serve_runs_until_stopped_and_records_one_click(project: Path) -> None:
-    token = load_signer(kzapp.state_dir()).make(LIST, "jane@example.org")
+    token = load_signer(current_workspace().state).make(LIST, "jane@example.org")
     process = subprocess.Popen([str(KZMAIL), "serve", "--port", "0"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
@@ -43,7 +43,7 @@ def test_serve_runs_until_stopped_and_records_one_click(project: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
-    journal = Journal(kzapp.state_dir())
+    journal = Journal(current_workspace().state)
     assert journal.is_suppressed(LIST, "jane@example.org")
     journal.close()
 
@@ -70,36 +70,36 @@ def test_serve_on_a_taken_port_is_one_line_error(project: Path) -> None:
 
 
 def test_secret_rotate_keeps_old_links_for_the_grace_period(project: Path) -> None:
-    old = load_signer(kzapp.state_dir()).make(LIST, "jane@example.org")
+    old = load_signer(current_workspace().state).make(LIST, "jane@example.org")
     result = CliRunner().invoke(cli, ["secret", "rotate", "--grace-days", "30"])
     assert result.exit_code == 0, result.output
     assert "work until" in result.output
-    signer = load_signer(kzapp.state_dir())
+    signer = load_signer(current_workspace().state)
     assert signer.verify(old) == (LIST, "jane@example.org")
     assert signer.make(LIST, "jane@example.org") != old
 
 
 def test_secret_rotate_zero_retires_every_older_secret(project: Path) -> None:
     """`--grace-days 0` means "stop old links at once": also those of earlier rotations."""
-    first = load_signer(kzapp.state_dir()).make(LIST, "jane@example.org")
+    first = load_signer(current_workspace().state).make(LIST, "jane@example.org")
     assert CliRunner().invoke(cli, ["secret", "rotate", "--grace-days", "90"]).exit_code == 0
-    second = load_signer(kzapp.state_dir()).make(LIST, "jane@example.org")
+    second = load_signer(current_workspace().state).make(LIST, "jane@example.org")
     result = CliRunner().invoke(cli, ["secret", "rotate", "--grace-days", "0"])
     assert result.exit_code == 0, result.output
     assert "no longer work" in result.output
-    application, _ = service_unsubscribe.build_app([])
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     with TestClient(application, base_url="https://news.example.org") as client:
         for token in (first, second):
             answer = client.post(unsubscribe_url("", token),
                                  data={"List-Unsubscribe": "One-Click"})
             assert answer.status_code >= 400, answer.text
-    journal = Journal(kzapp.state_dir())
+    journal = Journal(current_workspace().state)
     try:
         assert journal.suppressions() == []
     finally:
         journal.close()
-    fresh = load_signer(kzapp.state_dir()).make(LIST, "jane@example.org")
-    assert load_signer(kzapp.state_dir()).verify(fresh) == (LIST, "jane@example.org")
+    fresh = load_signer(current_workspace().state).make(LIST, "jane@example.org")
+    assert load_signer(current_workspace().state).verify(fresh) == (LIST, "jane@example.org")
 
 
 def test_preview_serve_runs_on_localhost_and_preselects_the_subscriber(project: Path) -> None:

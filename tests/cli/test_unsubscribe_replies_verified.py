@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 from typer.testing import CliRunner
 
 from kzmail import tokens as unsubscribe
+from kzmail.cli.common import current_workspace
 from kzmail.cli.main import cli
-from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
 from kzmail.state.secret import load_signer
 
@@ -51,7 +51,7 @@ def _import(project: Path, data: bytes, *args: str, maildir: bool = False) -> st
 
 
 def _suppressed() -> set[str]:
-    journal = Journal(kzapp.state_dir())
+    journal = Journal(current_workspace().state)
     try:
         return {address for _, address, _, _ in journal.suppressions()}
     finally:
@@ -114,13 +114,13 @@ def test_a_forged_header_below_the_receivers_one_does_not_count(project: Path) -
 
 
 def test_the_unsubscribe_token_in_the_reply_is_acted_on(project: Path) -> None:
-    token = load_signer(kzapp.state_dir()).make(LIST, VICTIM)
+    token = load_signer(current_workspace().state).make(LIST, VICTIM)
     _import(project, _reply(subject=f"Re: unsubscribe {token}"))
     assert _suppressed() == {VICTIM}
 
 
 def test_the_unsubscribe_link_quoted_in_the_body_is_acted_on(project: Path) -> None:
-    token = load_signer(kzapp.state_dir()).make(LIST, VICTIM)
+    token = load_signer(current_workspace().state).make(LIST, VICTIM)
     body = f"Bitte abmelden.\r\n\r\n> Abmelden: https://news.example.org/u/{token}\r\n"
     _import(project, _reply(body=body, subject="Re: Solidaritaet"), maildir=True)
     assert _suppressed() == {VICTIM}

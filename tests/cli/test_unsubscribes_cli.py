@@ -10,8 +10,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from kzmail.cli.common import current_workspace
 from kzmail.cli.main import cli
-from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
 
 LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
@@ -41,7 +41,7 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def suppressed() -> dict[str, str]:
-    journal = Journal(kzapp.state_dir())
+    journal = Journal(current_workspace().state)
     try:
         return {address: list_id for list_id, address, _, _ in journal.suppressions()}
     finally:

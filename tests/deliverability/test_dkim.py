@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
 from kzmail import campaign_file
+from kzmail.cli.common import current_workspace
 from kzmail.cli.main import cli
 from kzmail.dkim.signer import (
     DkimSigner,
@@ -230,7 +231,7 @@ def test_signed_messages_survive_a_real_smtp_send(keys: Keys, project: Path,
     use_relay(campaign, smtp_server)
     with campaign.open("a", encoding="utf-8") as out:
         out.write(f"\ndkim:\n  domain: {DOMAIN}\n  selector: news\n  key_file: {keys.rsa}\n")
-    result = service_send.send(campaign, confirm=lambda _: True)
+    result = service_send.send(current_workspace(), campaign, confirm=lambda _: True)
     received = smtp_server.handler.messages
     assert result.report.sent == len(received) >= 10
     for item in received:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from kzmail.cli.common import current_workspace
 from kzmail.services import send as service_send
 from kzmail.tokens import unsubscribe_url
 from tests.helpers.broken import parse, rebuilt
@@ -92,7 +93,7 @@ def test_each_recipient_gets_a_message_of_their_own(project: Path,
                                                     smtp_server: SmtpServer) -> None:
     campaign = project / "campaigns" / "kasachstan.yaml"
     use_relay(campaign, smtp_server)
-    result = service_send.send(campaign, confirm=lambda _: True)
+    result = service_send.send(current_workspace(), campaign, confirm=lambda _: True)
     received = smtp_server.handler.messages
     addresses = {r for item in received for r in item.rcpt_tos}
     assert result.report.sent == len(received) == len(addresses) >= 10

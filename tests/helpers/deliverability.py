@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kzmail.cli.common import current_workspace
 from kzmail.lists.checker import ListChecker
 from kzmail.models import Rendered, Subscriber
 from kzmail.render.message import Outgoing
@@ -52,7 +53,7 @@ def build_all(campaign: Path, state: Path) -> Example:
     """Prepare `campaign` with its state in `state` and build it for every subscriber."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KZMAIL_STATE_DIR", str(state))
-        prepared = app.prepare(campaign)
+        prepared = app.prepare(current_workspace(), campaign)
     built = []
     with ListChecker(prepared.campaign.subscribers) as checker:
         for item in checker.subscribers():

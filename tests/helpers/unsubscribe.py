@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kzmail.services import workspace as kzapp
+from kzmail.cli.common import current_workspace
 from kzmail.state.journal import Journal
 from kzmail.state.secret import load_signer
 from kzmail.tokens import unsubscribe_url
@@ -13,13 +13,13 @@ ADDRESS = "ayse.yilmaz@example.net"
 
 def path_for(list_id: str = LIST, address: str = ADDRESS) -> str:
     """The unsubscribe path (no host) of a fresh token for `address` on `list_id`."""
-    token = load_signer(kzapp.state_dir()).make(list_id, address)
+    token = load_signer(current_workspace().state).make(list_id, address)
     return unsubscribe_url("", token)
 
 
 def suppressions() -> list[tuple[str, str, str, float]]:
     """Every suppression in the state folder, read by a journal of our own."""
-    journal = Journal(kzapp.state_dir())
+    journal = Journal(current_workspace().state)
     try:
         return journal.suppressions()
     finally:

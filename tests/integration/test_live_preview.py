@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from kzmail.cli.common import current_workspace
+from kzmail.models import Workspace
 from kzmail.services import workspace
 from kzmail.services.preview import LivePreview
 from kzmail.web.preview import preview_app
@@ -18,12 +20,12 @@ def test_recompiles_once_per_change_not_per_request(project: Path,
     compiled: list[Path] = []
     real_prepare = workspace.prepare
 
-    def counting_prepare(path: Path) -> workspace.Prepared:
+    def counting_prepare(ws: Workspace, path: Path) -> workspace.Prepared:
         compiled.append(path)
-        return real_prepare(path)
+        return real_prepare(ws, path)
 
     monkeypatch.setattr(workspace, "prepare", counting_prepare)
-    source = LivePreview(project / "campaigns/kasachstan.yaml")
+    source = LivePreview(current_workspace(), project / "campaigns/kasachstan.yaml")
     assert source.refresh() == 1
     first = source.render(None)
     assert first is not None
@@ -44,7 +46,7 @@ def test_recompiles_once_per_change_not_per_request(project: Path,
 
 
 def test_unknown_or_missing_subscriber_falls_back_to_the_first(project: Path) -> None:
-    source = LivePreview(project / "campaigns/kasachstan.yaml", picker_limit=2)
+    source = LivePreview(current_workspace(), project / "campaigns/kasachstan.yaml", picker_limit=2)
     source.refresh()
     assert len(source.addresses()) == 2
     last = source.render("aigerim.nurpeisova@example.org")     # beyond the picker: still found
@@ -56,7 +58,7 @@ def test_unknown_or_missing_subscriber_falls_back_to_the_first(project: Path) ->
 
 
 def test_pages_headers_and_error_display(project: Path) -> None:
-    source = LivePreview(project / "campaigns/kasachstan.yaml")
+    source = LivePreview(current_workspace(), project / "campaigns/kasachstan.yaml")
     with TestClient(preview_app(source), base_url="http://127.0.0.1:8026") as client:
         page = client.get("/")
         assert page.status_code == 200
@@ -84,7 +86,7 @@ def test_pages_headers_and_error_display(project: Path) -> None:
 
 def test_other_host_names_are_refused(project: Path) -> None:
     # DNS rebinding: evil.example resolving to 127.0.0.1 must not read the preview
-    source = LivePreview(project / "campaigns/kasachstan.yaml")
+    source = LivePreview(current_workspace(), project / "campaigns/kasachstan.yaml")
     with TestClient(preview_app(source), base_url="http://evil.example:8026") as client:
         response = client.get("/")
         assert response.status_code == 400

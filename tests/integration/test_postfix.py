@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from kzmail.cli.common import current_workspace
 from kzmail.models import ANY_LIST
 from kzmail.services import send as service_send
 from kzmail.state.journal import Journal
@@ -116,7 +117,7 @@ def test_a_campaign_through_postfix_arrives_once_each(project: Path,
                   .replace("tls: starttls", "tls: none").replace("per_second: 10", "per_second: 0")
                   + "\nretry:\n  attempts: 2\n  backoff: 0.05\n")
 
-    result = service_send.send(campaign)
+    result = service_send.send(current_workspace(), campaign)
 
     assert (result.report.sent, result.report.failed) == (len(valid), 2)
     handler = postfix_relay.sink.handler

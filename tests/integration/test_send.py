@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from kzmail.cli.common import current_workspace
 from kzmail.delivery.engine import Progress
 from kzmail.services import send as service_send
 from kzmail.state import suppressed
@@ -38,7 +39,7 @@ def _parts(message: EmailMessage) -> tuple[str, str]:
 def test_one_message_per_subscriber_through_a_real_server(
         project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
-    result = service_send.send(project / CAMPAIGN)
+    result = service_send.send(current_workspace(), project / CAMPAIGN)
     received = smtp_server.handler.messages
     assert result.report.sent == EXAMPLE_ADDRESSES
     assert result.report.failed == 0
@@ -65,9 +66,9 @@ def test_one_message_per_subscriber_through_a_real_server(
 
 def test_a_second_send_mails_nobody_twice(project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
-    service_send.send(project / CAMPAIGN, limit=5)
+    service_send.send(current_workspace(), project / CAMPAIGN, limit=5)
     assert len(smtp_server.handler.messages) == 5
-    result = service_send.send(project / CAMPAIGN)
+    result = service_send.send(current_workspace(), project / CAMPAIGN)
     assert result.report.sent == EXAMPLE_ADDRESSES - 5
     assert result.report.skipped == 5
     addresses = [r.rcpt_tos[0] for r in smtp_server.handler.messages]
@@ -79,7 +80,7 @@ def test_refused_recipient_is_recorded_and_others_still_sent(
         project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     smtp_server.handler.refuse_rcpt["olga.petrova@example.com"] = "550 5.1.1 no such user"
-    result = service_send.send(project / CAMPAIGN)
+    result = service_send.send(current_workspace(), project / CAMPAIGN)
     assert result.report.sent == EXAMPLE_ADDRESSES - 1
     assert result.report.failed == 1
     assert result.report.failures[0][0] == "olga.petrova@example.com"
@@ -95,7 +96,7 @@ def test_suppressed_address_is_never_mailed(project: Path, smtp_server: SmtpServ
     journal.suppress("kasachstan.newsletter.arbeiterinnenmacht.example.org",
                      "Sophie.Weiss@example.org", "unsubscribed")
     journal.close()
-    result = service_send.send(project / CAMPAIGN)
+    result = service_send.send(current_workspace(), project / CAMPAIGN)
     assert result.plan.summary.suppressed == 1
     assert "sophie.weiss@example.org" not in [r.rcpt_tos[0] for r in smtp_server.handler.messages]
     assert result.report.sent == EXAMPLE_ADDRESSES - 1
@@ -103,24 +104,24 @@ def test_suppressed_address_is_never_mailed(project: Path, smtp_server: SmtpServ
 
 def test_dry_run_builds_all_and_sends_none(project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
-    result = service_send.send(project / CAMPAIGN, dry_run=True)
+    result = service_send.send(current_workspace(), project / CAMPAIGN, dry_run=True)
     assert result.built == EXAMPLE_ADDRESSES
     assert smtp_server.handler.messages == []
 
 
 def test_to_sends_exactly_one_real_looking_message(project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
-    service_send.send(project / CAMPAIGN, to="me@example.net")
+    service_send.send(current_workspace(), project / CAMPAIGN, to="me@example.net")
     assert [m.rcpt_tos for m in smtp_server.handler.messages] == [["me@example.net"]]
     message = _parse(smtp_server.handler.messages[0].data)
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "me@example.net" in _parts(message)[0]
     # a test message does not count as the campaign's delivery to anyone
-    assert service_send.send(project / CAMPAIGN).report.sent == EXAMPLE_ADDRESSES
+    assert service_send.send(current_workspace(), project / CAMPAIGN).report.sent == EXAMPLE_ADDRESSES
 
 
 def test_embedded_sink_writes_one_maildir_file_per_subscriber(project: Path) -> None:
-    result = service_send.send(project / CAMPAIGN)
+    result = service_send.send(current_workspace(), project / CAMPAIGN)
     assert result.report.sent == EXAMPLE_ADDRESSES
     box = mailbox.Maildir(project / "outbox/kasachstan", create=False)
     messages = [_parse(box.get_bytes(key)) for key in box.iterkeys()]
@@ -137,7 +138,7 @@ def test_embedded_sink_writes_one_maildir_file_per_subscriber(project: Path) -> 
         assert "/u/" in message["List-Unsubscribe"]
         assert message["Delivered-To"] == message["To"].addresses[0].addr_spec
     # running it again is a fresh rehearsal, not an accumulation
-    service_send.send(project / CAMPAIGN)
+    service_send.send(current_workspace(), project / CAMPAIGN)
     assert len(mailbox.Maildir(project / "outbox/kasachstan", create=False).keys()) == 12
 
 
@@ -145,7 +146,7 @@ def test_rate_limit_spaces_the_sends(project: Path, smtp_server: SmtpServer) -> 
     use_relay(project / CAMPAIGN, smtp_server)
     edit_campaign(project / CAMPAIGN, lambda t: t.replace("per_second: 10", "per_second: 4"))
     start = time.monotonic()
-    service_send.send(project / CAMPAIGN, limit=9)
+    service_send.send(current_workspace(), project / CAMPAIGN, limit=9)
     # 9 sends at 4/s: the first 4 at once, then 4 more after 1 s, the 9th after 2 s
     assert time.monotonic() - start >= 2.0
     assert len(smtp_server.handler.messages) == 9
@@ -166,7 +167,7 @@ def test_an_unsubscribe_arriving_mid_send_is_honoured(
             unsubscribed.append(progress.address)
             time.sleep(suppressed.FRESH * 1.5)
 
-    result = service_send.send(project / CAMPAIGN, on_progress=on_progress)
+    result = service_send.send(current_workspace(), project / CAMPAIGN, on_progress=on_progress)
     addresses = [r.rcpt_tos[0] for r in smtp_server.handler.messages]
     assert unsubscribed and "leser38@example.org" in addresses
     assert "leser39@example.org" not in addresses
@@ -195,6 +196,6 @@ def test_sending_is_on_disk_before_any_message_reaches_the_relay(
     use_long_list(project / CAMPAIGN, 40)
     with smtp_in_thread(factory) as port:
         use_relay(project / CAMPAIGN, SmtpServer("127.0.0.1", port, handler))
-        result = service_send.send(project / CAMPAIGN)
+        result = service_send.send(current_workspace(), project / CAMPAIGN)
     assert result.report.sent == 40
     assert handler.on_arrival == ["sending"] * 40

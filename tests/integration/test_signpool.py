@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
+from kzmail.cli.common import current_workspace
 from kzmail.cli.main import cli
 from kzmail.dkim import pool as signpool
 from kzmail.dkim.pool import SignPool
@@ -189,7 +190,7 @@ def test_every_message_sent_through_the_pool_verifies(project: Path, smtp_server
                                                       key_file: KeyFile) -> None:
     campaign = with_dkim(project, key_file)
     use_relay(campaign, smtp_server)
-    result = service_send.send(campaign)
+    result = service_send.send(current_workspace(), campaign)
     received = smtp_server.handler.messages
     assert result.report.sent == len(received) == 12
     for item in received:
@@ -218,7 +219,7 @@ def test_signatures_are_made_ahead_while_earlier_messages_go_out(
         return seal
 
     monkeypatch.setattr(app.Prepared, "sealer", counting_sealer)
-    result = service_send.send(campaign)
+    result = service_send.send(current_workspace(), campaign)
     assert result.report.sent == len(smtp_server.handler.messages) == 12
     assert arrived_at_seal.count(0) > 1          # sealed before the first one was sent
     for item in smtp_server.handler.messages:

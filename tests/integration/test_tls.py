@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP
 
+from kzmail.cli.common import current_workspace
 from kzmail.services import send as service_send
 from tests.helpers.campaigns import edit_campaign
 from tests.helpers.smtp import RecordingHandler, smtp_in_thread
@@ -58,13 +59,13 @@ def test_tls_verifies_the_certificate_and_delivers_with_the_right_ca(
                       .replace("port: 587", f"port: {port}")
                       .replace("tls: starttls", f"tls: {mode}"))
         # an unknown certificate is refused at once, nothing is sent
-        refused = service_send.send(project / CAMPAIGN)
+        refused = service_send.send(current_workspace(), project / CAMPAIGN)
         assert refused.report.paused is not None
         assert "certificate verify failed" in refused.report.paused
         assert handler.messages == []
         edit_campaign(project / CAMPAIGN, lambda t: t.replace(
             "  username:", f"  ca_file: {cert}\n  username:"))
-        result = service_send.send(project / CAMPAIGN)
+        result = service_send.send(current_workspace(), project / CAMPAIGN)
         assert result.report.sent == 12
         assert len(handler.messages) == 12
 
@@ -98,12 +99,12 @@ def test_auth_uses_the_password_from_the_environment_and_a_refusal_pauses(
                       .replace("port: 587", f"port: {port}")
                       .replace('username: ""', f'username: "news"\n  ca_file: {cert}'))
         monkeypatch.setenv("KZMAIL_SMTP_PASSWORD", "wrong")
-        refused = service_send.send(project / CAMPAIGN)
+        refused = service_send.send(current_workspace(), project / CAMPAIGN)
         assert refused.report.paused is not None
         assert "535" in refused.report.paused
         assert handler.messages == []
         monkeypatch.setenv("KZMAIL_SMTP_PASSWORD", "s3cret")
-        result = service_send.send(project / CAMPAIGN)
+        result = service_send.send(current_workspace(), project / CAMPAIGN)
         assert result.report.sent == 12
         assert len(handler.messages) == 12
         assert ("news", "wrong") in logins

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from kzmail.cli.common import current_workspace
 from kzmail.services import unsubscribe as service_unsubscribe
-from kzmail.services import workspace as kzapp
 from kzmail.state.journal import Journal
 from kzmail.state.secret import rotate_secret
 from tests.helpers.campaigns import edit_campaign
@@ -40,7 +40,7 @@ def two_lists(project: Path) -> Path:
 
 @pytest.fixture
 def client(two_lists: Path) -> Iterator[TestClient]:
-    application, _ = service_unsubscribe.build_app([])
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     with TestClient(application, base_url="https://news.example.org") as test_client:
         yield test_client
 
@@ -76,7 +76,7 @@ def test_one_click_post_urlencoded_unsubscribes_at_once(client: TestClient) -> N
     rows = suppressions()
     assert [(r[0], r[1], r[2]) for r in rows] == [(LIST, ADDRESS, "unsubscribe: one-click")]
     assert abs(rows[0][3] - time.time()) < 60
-    journal = Journal(kzapp.state_dir())
+    journal = Journal(current_workspace().state)
     assert journal.is_suppressed(LIST, ADDRESS)
     assert not journal.is_suppressed(OTHER, ADDRESS)
     journal.close()
@@ -110,7 +110,7 @@ def test_replay_is_idempotent(client: TestClient) -> None:
 def test_token_for_another_list_unsubscribes_only_from_that_list(client: TestClient) -> None:
     response = client.post(path_for(OTHER), data={"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
-    journal = Journal(kzapp.state_dir())
+    journal = Journal(current_workspace().state)
     try:
         assert journal.is_suppressed(OTHER, ADDRESS)
         assert not journal.is_suppressed(LIST, ADDRESS)
@@ -154,8 +154,8 @@ def test_valid_token_for_a_list_not_served_is_a_bad_request(client: TestClient) 
 
 def test_expired_token_after_rotation_is_refused(client: TestClient, two_lists: Path) -> None:
     old_path = path_for()
-    rotate_secret(kzapp.state_dir(), grace_seconds=0)
-    application, _ = service_unsubscribe.build_app([])
+    rotate_secret(current_workspace().state, grace_seconds=0)
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     with TestClient(application) as fresh:
         assert fresh.post(old_path, data={"List-Unsubscribe": "One-Click"}).status_code == 403
         assert fresh.post(path_for(), data={"List-Unsubscribe": "One-Click"}).status_code == 200
@@ -163,8 +163,8 @@ def test_expired_token_after_rotation_is_refused(client: TestClient, two_lists: 
 
 def test_rotation_with_grace_keeps_old_links_working(two_lists: Path) -> None:
     old_path = path_for()
-    rotate_secret(kzapp.state_dir(), grace_seconds=3600)
-    application, _ = service_unsubscribe.build_app([])
+    rotate_secret(current_workspace().state, grace_seconds=3600)
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     with TestClient(application) as fresh:
         assert fresh.post(old_path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
     assert len(suppressions()) == 1
@@ -173,13 +173,13 @@ def test_rotation_with_grace_keeps_old_links_working(two_lists: Path) -> None:
 def test_rotation_while_serving_needs_no_restart(client: TestClient) -> None:
     old_path = path_for()
     assert client.get(old_path).status_code == 200
-    rotate_secret(kzapp.state_dir(), grace_seconds=3600)
+    rotate_secret(current_workspace().state, grace_seconds=3600)
     new_path = path_for("kasachstan.newsletter.arbeiterinnenmacht.example.org", "new@example.org")
     assert client.get(new_path).status_code == 200       # signed with the new secret
     assert client.get(old_path).status_code == 200       # still within its grace period
-    (kzapp.state_dir() / "secret.retired").write_text("# none\n", encoding="ascii")
+    (current_workspace().state / "secret.retired").write_text("# none\n", encoding="ascii")
     assert client.get(old_path).status_code == 403       # the retired file is read again
-    rotate_secret(kzapp.state_dir(), grace_seconds=0)     # e.g. the second secret leaked
+    rotate_secret(current_workspace().state, grace_seconds=0)     # e.g. the second secret leaked
     assert client.get(new_path).status_code == 403       # stopped at once
 
 
@@ -266,7 +266,7 @@ def _bad_request(http: httpx.Client, good: str, i: int) -> int:
 
 
 def test_flood_of_bad_requests_then_a_good_one_on_a_real_server(two_lists: Path) -> None:
-    application, _ = service_unsubscribe.build_app([])
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     good = path_for()
     with running(application) as base:
         def worker(start: int) -> list[int]:
@@ -303,7 +303,7 @@ def _raw(port: int, data: bytes) -> bytes:
 
 
 def test_malformed_http_is_refused_and_the_server_stays_up(two_lists: Path) -> None:
-    application, _ = service_unsubscribe.build_app([])
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     with running(application) as base:
         port = int(base.rsplit(":", 1)[1])
         assert _raw(port, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400")

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kzmail.cli.common import current_workspace
 from kzmail.services import unsubscribe as service_unsubscribe
 from kzmail.web.server import raise_file_limit
 from tests.helpers.campaigns import REPO
@@ -118,7 +119,7 @@ def hostile(port: int, idle: int, slow: int) -> Iterator[tuple[list[socket.socke
 
 def test_one_click_is_answered_while_600_hostile_connections_are_held_open(
         project: Path) -> None:
-    application, _ = service_unsubscribe.build_app([])
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     with running(application, deadline=60) as base:   # no one is dropped for lateness here
         assert one_click(base, "baseline@example.org")[0] == 200   # opens the state db
         baseline_status, baseline = one_click(base, "baseline@example.org")   # a replay
@@ -137,7 +138,7 @@ def test_one_click_is_answered_while_600_hostile_connections_are_held_open(
 
 
 def test_when_too_many_wait_the_longest_waiting_make_room(project: Path) -> None:
-    application, _ = service_unsubscribe.build_app([])
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     with running(application, deadline=60, max_waiting=100) as base, \
             hostile(port_of(base), HOSTILE, 0) as (idle, _none):
         status, _seconds = one_click(base)
@@ -149,7 +150,7 @@ def test_when_too_many_wait_the_longest_waiting_make_room(project: Path) -> None
 
 
 def test_every_connection_has_a_deadline_for_its_whole_request(project: Path) -> None:
-    application, _ = service_unsubscribe.build_app([])
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     head = (f"POST {path_for()} HTTP/1.1\r\nHost: x\r\nContent-Type: "
             "application/x-www-form-urlencoded\r\nContent-Length: 26\r\n\r\n").encode()
     with running(application, deadline=1) as base, \
@@ -191,7 +192,7 @@ def raw(port: int, data: bytes) -> tuple[bytes, bool]:
 ])
 def test_content_length_with_transfer_encoding_is_refused(project: Path,
                                                           framing: bytes) -> None:
-    application, _ = service_unsubscribe.build_app([])
+    application, _ = service_unsubscribe.build_app(current_workspace(), [])
     request = (b"POST " + path_for().encode() + b" HTTP/1.1\r\nHost: x\r\n"
                b"Content-Type: application/x-www-form-urlencoded\r\n" + framing + b"\r\n"
                b"1a\r\n" + ONE_CLICK + b"\r\n0\r\n\r\n")

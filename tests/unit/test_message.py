@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kzmail import campaign_file as campaign
+from kzmail.cli.common import current_workspace
 from kzmail.dkim.signer import relaxed_piece
 from kzmail.errors import UnsafeAddressError
 from kzmail.models import Rendered, Subscriber
@@ -120,7 +121,7 @@ def test_chunked_encoding_decodes_to_exactly_the_rendered_parts(
     from kzmail.render import message as message_module
     from kzmail.services import workspace as app
 
-    prepared = app.prepare(project / "campaigns/kasachstan.yaml")
+    prepared = app.prepare(current_workspace(), project / "campaigns/kasachstan.yaml")
     person = Subscriber("anna@example.org", "Müller, Anna  ", {"city": "Köln"})
     encoded: list[str] = []
     real = message_module.qp_piece
@@ -160,7 +161,7 @@ def test_piecewise_dkim_body_hash_equals_the_whole_body_one(
     edit_campaign(project / "campaigns/kasachstan.yaml", lambda t: t + (
         "\ndkim:\n  domain: arbeiterinnenmacht.example.org\n  selector: s\n"
         "  key_file: ../k.pem\n"))
-    prepared = app.prepare(project / "campaigns/kasachstan.yaml")
+    prepared = app.prepare(current_workspace(), project / "campaigns/kasachstan.yaml")
     # names with runs of spaces and tabs: the per-subscriber chunks need canonicalising too
     for name in ("Anna", "Anna  \t  Müller", "x   y"):
         data = prepared.build(Subscriber("a@example.org", name, {"city": "a  b"})).data

@@ -6,6 +6,7 @@ import quopri
 import random
 from pathlib import Path
 
+from kzmail.cli.common import current_workspace
 from kzmail.delivery.smtp import wire_ready
 from kzmail.render.message import ChunkEncoder
 from kzmail.state.journal import Journal
@@ -63,7 +64,7 @@ def test_sent_rides_with_the_next_commit_and_a_crash_leaves_it_sending(tmp_path:
 def test_the_example_message_goes_to_data_as_it_is(project: Path) -> None:
     from kzmail.services import workspace as app
 
-    prepared = app.prepare(project / "campaigns/kasachstan.yaml")
+    prepared = app.prepare(current_workspace(), project / "campaigns/kasachstan.yaml")
     journal = Journal(project / ".kzmail")
     for subscriber in list(app.sendable(prepared, journal))[:3]:
         message = prepared.build(subscriber)

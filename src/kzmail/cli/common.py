@@ -11,7 +11,7 @@ import os
 import re
 import traceback
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from typer.core import TyperGroup
 
 from kzmail.errors import KzmailError
 from kzmail.text import CONTROL_SET
+
+if TYPE_CHECKING:
+    from kzmail.models import Workspace
 
 # Terminal control: ESC starts OSC 8 hyperlinks and colour changes, CR overwrites a line,
 # bidi overrides reorder it. Printed text keeps only line breaks and tabs.
@@ -47,6 +50,19 @@ out = _PlainConsole(highlight=False, markup=False)
 err = _PlainConsole(stderr=True, highlight=False, markup=False)
 
 DEBUG_ENV = "KZMAIL_DEBUG"
+STATE_ENV = "KZMAIL_STATE_DIR"
+
+
+def current_workspace() -> Workspace:
+    """The workspace of this command: `$KZMAIL_STATE_DIR` (else `.kzmail/`), `campaigns/` and
+    `outbox/` in the current directory, this process's environment and the real clock.
+
+    The only place that decides these; every service is handed the result.
+    """
+    from kzmail.models import Workspace  # pydantic loads only when a command runs
+
+    return Workspace(state=Path(os.environ.get(STATE_ENV) or ".kzmail"), root=Path("."),
+                     environ=dict(os.environ))
 
 
 class KzmailGroup(TyperGroup):

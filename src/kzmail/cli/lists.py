@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kzmail.cli.common import err, out
+from kzmail.cli.common import current_workspace, err, out
 from kzmail.errors import KzmailError
 
 if TYPE_CHECKING:
@@ -44,10 +44,11 @@ def check(
         "--check-dns", help="Also ask DNS whether each domain accepts mail.")] = False,
 ) -> None:
     """Check the campaign, its template and every list; print each problem as FILE:LINE."""
-    from kzmail.services import lists as service_lists
+    import kzmail.services.lists
 
     try:
-        result = service_lists.check(campaign, lists=subscribers or [], check_dns=check_dns,
+        result = kzmail.services.lists.check(current_workspace(), campaign, lists=subscribers or [],
+                                     check_dns=check_dns,
                                      on_problem=(lambda _: None) if as_json else _print_problem,
                                      keep_problems=10_000 if as_json else 0)
     except KzmailError as exc:
@@ -102,11 +103,11 @@ def clean(
         help="Column delimiter of a text list (default: detected).")] = None,
 ) -> None:
     """Write the list back without invalid, duplicate and suppressed rows, every column kept."""
-    from kzmail.services import lists as service_lists
+    import kzmail.services.lists
 
-    result = service_lists.clean(subscriber_list, out_file, campaign=campaign,
-                                 encoding=encoding, delimiter=delimiter,
-                                 on_problem=_print_problem)
+    result = kzmail.services.lists.clean(current_workspace(), subscriber_list, out_file,
+                                         campaign=campaign, encoding=encoding,
+                                         delimiter=delimiter, on_problem=_print_problem)
     for note in result.summary.notes:
         out.print(f"note: {note}", markup=False, soft_wrap=True)
     out.print(list_summary(result.summary), markup=False, soft_wrap=True)

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kzmail.cli.common import CampaignArg, err, out, untrusted
+from kzmail.cli.common import CampaignArg, current_workspace, err, out, untrusted
 from kzmail.cli.lists import list_summary
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from kzmail.services import send as service_send
+    import kzmail.services.send
 
 app = typer.Typer()
 
@@ -42,13 +42,13 @@ def preview(
         return
     from kzmail.services import workspace
 
-    files = workspace.preview(campaign, address=subscriber, out_dir=out_dir)
+    files = workspace.preview(current_workspace(), campaign, address=subscriber, out_dir=out_dir)
     out.print(f"Preview for {files.subscriber}:")
     for path in (files.html, files.text, files.eml):
         out.print(f"  {path}")
 
 
-def _show_plan(plan: service_send.SendPlan) -> None:
+def _show_plan(plan: kzmail.services.send.SendPlan) -> None:
     s = plan.summary
     for problem in s.problems:
         err.print(f"skipped {problem}", markup=False, soft_wrap=True)
@@ -90,11 +90,11 @@ def _progress() -> Progress:
 
 def _run_send(campaign: Path, *, dry_run: bool = False, to: str | None = None,
               limit: int | None = None, yes: bool = False, resend_uncertain: bool = False,
-              mode: service_send.Mode = "send") -> None:
+              mode: kzmail.services.send.Mode = "send") -> None:
     progress = _progress()
     task = progress.add_task("sending", total=None)
 
-    def confirm(plan: service_send.SendPlan) -> bool:
+    def confirm(plan: kzmail.services.send.SendPlan) -> bool:
         _show_plan(plan)
         if yes or plan.dry_run or plan.outbox is not None:
             return True
@@ -104,11 +104,11 @@ def _run_send(campaign: Path, *, dry_run: bool = False, to: str | None = None,
         progress.update(task, total=total, description="building" if dry_run else "sending")
         progress.start()
 
-    from kzmail.services import send as service_send
+    import kzmail.services.send
 
     try:
-        result = service_send.send(campaign, dry_run=dry_run, to=to, limit=limit,
-                                   resend_uncertain=resend_uncertain, mode=mode,
+        result = kzmail.services.send.send(current_workspace(), campaign, dry_run=dry_run, to=to,
+                                   limit=limit, resend_uncertain=resend_uncertain, mode=mode,
                                    confirm=confirm, on_start=start,
                                    on_progress=lambda _: progress.advance(task))
     except typer.Abort:
@@ -119,7 +119,7 @@ def _run_send(campaign: Path, *, dry_run: bool = False, to: str | None = None,
     _show_result(campaign, result, dry_run)
 
 
-def _show_result(campaign: Path, result: service_send.SendResult, dry_run: bool) -> None:
+def _show_result(campaign: Path, result: kzmail.services.send.SendResult, dry_run: bool) -> None:
     report = result.report
     for address, reason in report.failures:
         err.print(f"[red]failed[/] {untrusted(address)}: {untrusted(reason)}", markup=True,
@@ -192,15 +192,15 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """How many subscribers of the list are sent, failed, uncertain and still pending."""
-    from kzmail.services import send as service_send
+    import kzmail.services.send
 
-    result = service_send.status(campaign)
+    result = kzmail.services.send.status(current_workspace(), campaign)
     c = result.counts
     if as_json:
         print(json.dumps(c))
         return
     out.print(f"Campaign {result.campaign!r} ({result.run_key}): {c['total']} subscribers")
-    for key in service_send.STATUS_KEYS[1:]:
+    for key in kzmail.services.send.STATUS_KEYS[1:]:
         if c[key] or key in ("sent", "pending"):
             out.print(f"  {key:<11}{c[key]:>8}")
     for d in result.uncertain:
@@ -215,20 +215,21 @@ def report(
         "failures.csv"),
 ) -> None:
     """Write who failed (or is uncertain) and why, with the relay's reply, to a CSV file."""
-    from kzmail.services import send as service_send
+    import kzmail.services.send
 
-    count = service_send.report(campaign, out_file)
+    count = kzmail.services.send.report(current_workspace(), campaign, out_file)
     out.print(f"Wrote {count} rows to {out_file}.")
 
 
 def _serve_preview(campaign: Path | None, subscriber: str | None, port: int, *,
                    open_browser: bool) -> None:
     """`preview --serve`: live preview with reload, picker, both widths and the text part."""
-    from kzmail.services import preview as service_preview
+    import kzmail.services.preview
 
     def ready(url: str) -> None:
         out.print(f"Live preview on {url} (reloads when campaign, article or template "
                   "change). Ctrl-C stops it.", soft_wrap=True)
 
-    service_preview.serve_preview(campaign, port=port, address=subscriber,
-                                  open_browser=open_browser, on_ready=ready)
+    kzmail.services.preview.serve_preview(current_workspace(), campaign, port=port,
+                                          address=subscriber, open_browser=open_browser,
+                                          on_ready=ready)

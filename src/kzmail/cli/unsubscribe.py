@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from kzmail.cli.common import err, out, untrusted
+from kzmail.cli.common import current_workspace, err, out, untrusted
 
 app = typer.Typer()
 secret_cli = typer.Typer(no_args_is_help=True, help="The secret that signs unsubscribe links.")
@@ -24,14 +24,15 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8025,
 ) -> None:
     """Run the unsubscribe pages (GET shows, POST unsubscribes) behind your HTTPS proxy."""
-    from kzmail.services import unsubscribe as service_unsubscribe
+    import kzmail.services.unsubscribe
 
-    def ready(serving: service_unsubscribe.Serving) -> None:
+    def ready(serving: kzmail.services.unsubscribe.Serving) -> None:
         names = ", ".join(sorted(serving.lists))
         out.print(f"Unsubscribe service on {serving.url} for {names}", soft_wrap=True)
         out.print("Put it behind your HTTPS reverse proxy (see README). Ctrl-C stops it.")
 
-    service_unsubscribe.serve(campaigns or [], host, port, on_ready=ready)
+    kzmail.services.unsubscribe.serve(current_workspace(), campaigns or [], host, port,
+                                      on_ready=ready)
 
 
 @secret_cli.command("rotate")
@@ -42,8 +43,8 @@ def secret_rotate(
     """Make a new unsubscribe secret; links already sent keep working for the grace period."""
     from datetime import datetime
 
-    from kzmail.services import unsubscribe as service_unsubscribe
-    old = service_unsubscribe.rotate(grace_days)
+    import kzmail.services.unsubscribe
+    old = kzmail.services.unsubscribe.rotate(current_workspace(), grace_days)
     if grace_days:
         until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
         out.print(f"New secret made. Links signed with the old one work until {until}.")
@@ -77,7 +78,8 @@ def unsubscribes_import(
     """Suppress the proven senders of unsubscribe replies (or the addresses in a list)."""
     from kzmail.services import suppressions
     trust = suppressions.Trust(tuple(authserv_id or ()), trust_from)
-    report = suppressions.import_file(file, suppressions.target_list(list_id, campaign),
+    ws = current_workspace()
+    report = suppressions.import_file(ws, file, suppressions.target_list(ws, list_id, campaign),
                                       trust)
     for line in report.skipped:
         err.print(f"[yellow]skipped[/] {untrusted(line)}", markup=True, soft_wrap=True)
@@ -95,7 +97,7 @@ def unsubscribes_import(
 def unsubscribes_list(list_id: FilterOption = None) -> None:
     """Show who unsubscribed, when, from which list and how."""
     from kzmail.services import suppressions
-    records = suppressions.rows(list_id)
+    records = suppressions.rows(current_workspace(), list_id)
     for row in records:
         out.print(f"{row['unsubscribed_at']}  {row['email']}  {row['list_id']}  "
                   f"({row['reason']})", soft_wrap=True)
@@ -113,9 +115,9 @@ def unsubscribes_export(
 
     from kzmail.services import suppressions
     if out_file is None:
-        suppressions.write_csv(suppressions.rows(list_id), sys.stdout)
+        suppressions.write_csv(suppressions.rows(current_workspace(), list_id), sys.stdout)
         return
-    count = suppressions.export(out_file, list_id)
+    count = suppressions.export(current_workspace(), out_file, list_id)
     err.print(f"{count} rows written to {out_file}")
 
 
@@ -125,13 +127,13 @@ def forget(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Erase a person from the state (DSGVO Art. 17); if they unsubscribed, still skip them."""
-    from kzmail.services import forget as service_forget
+    import kzmail.services.forget
 
     def confirm(clean: str) -> bool:
         return yes or typer.confirm(f"Erase {clean} from the state? This cannot be undone.",
                                     default=False)
 
-    done = service_forget.forget(address, confirm)
+    done = kzmail.services.forget.forget(current_workspace(), address, confirm)
     if done is None:
         err.print("Nothing erased.")
         raise typer.Exit(1)

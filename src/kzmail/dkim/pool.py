@@ -24,11 +24,10 @@ from types import TracebackType
 
 from cryptography.hazmat.primitives import serialization
 
-from kzmail.dkim import worker as signworker
 from kzmail.dkim.worker import HELLO, REPLY, REQUEST, Key
 from kzmail.errors import SigningError
 
-WORKER = Path(signworker.__file__)
+WORKER = Path(__file__).with_name("worker.py")     # run as a script: a fresh interpreter
 _STDERR_KEPT = 2000
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kzmail.errors import InputError, StateError
-from kzmail.lists import rows as subscriber_list
-from kzmail.services import workspace as app
+from kzmail.lists.rows import clean_address
+from kzmail.models import Workspace
 from kzmail.state.journal import Journal
 
 
@@ -26,15 +26,16 @@ class Forgotten:
     lists: list[str]        # where they stay suppressed, by hash only
 
 
-def forget(address: str, confirm: Callable[[str], bool] = lambda _: True) -> Forgotten | None:
+def forget(ws: Workspace, address: str,
+           confirm: Callable[[str], bool] = lambda _: True) -> Forgotten | None:
     """Erase `address` from the state after `confirm(address)`; None if not confirmed."""
     try:
-        clean = subscriber_list.clean_address(address).lower()
+        clean = clean_address(address).lower()
     except ValueError as exc:
         raise InputError(f"not an address: {exc}", key="ADDRESS") from exc
     if not confirm(clean):
         return None
-    journal = Journal(app.state_dir())
+    journal = Journal(ws.state, ws.clock)
     try:
         deliveries, lists = journal.forget_address(clean)
         if not journal.scrub():

@@ -7,8 +7,7 @@ These functions return plain results and raise `KzmailError`s; the CLI prints.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from kzmail import campaign_file
-from kzmail.dkim import signer as dkim
+from kzmail.dkim.signer import check_key
 from kzmail.errors import InputError, KzmailError, NoCampaignFile
 from kzmail.lists.checker import ListChecker, ListSummary
 from kzmail.lists.rows import AddressChecker, Problem
 from kzmail.lists.writer import XLSX_SUFFIXES, ListWriter
-from kzmail.models import ANY_LIST, Campaign, ListSource, Subscriber
+from kzmail.models import ANY_LIST, Campaign, ListSource, Subscriber, Workspace
 from kzmail.services.workspace import (
     Prepared,
     prepare,
     remote_problems,
     resolve_campaign,
-    state_dir,
 )
 from kzmail.state.journal import Journal
 from kzmail.text import without_controls
@@ -70,11 +68,11 @@ class _AnyList:
         return self._journal.is_suppressed_anywhere(address)
 
 
-def dns_resolver() -> Any:
+def dns_resolver(environ: Mapping[str, str]) -> Any:
     """The resolver for `--check-dns`: the system's, or `$KZMAIL_DNS_SERVER` (host:port)."""
     import dns.resolver
 
-    server = os.environ.get(DNS_SERVER_ENV, "").strip()
+    server = environ.get(DNS_SERVER_ENV, "").strip()
     if not server:
         return dns.resolver.Resolver()
     host, _, port = server.rpartition(":") if ":" in server else (server, "", "53")
@@ -85,10 +83,10 @@ def dns_resolver() -> Any:
     return resolver
 
 
-def _campaign(path: Path | None, lists: Sequence[Path], errors: list[str],
+def _campaign(ws: Workspace, path: Path | None, lists: Sequence[Path], errors: list[str],
               codes: list[int]) -> Prepared | None:
     try:
-        return prepare(resolve_campaign(path))
+        return prepare(ws, resolve_campaign(ws, path))
     except NoCampaignFile as exc:
         if path is None and lists:
             return None                       # lists alone: nothing to say about a campaign
@@ -100,7 +98,7 @@ def _campaign(path: Path | None, lists: Sequence[Path], errors: list[str],
     return None
 
 
-def check(path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = False,
+def check(ws: Workspace, path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = False,
           resolver: Any = None, on_problem: Callable[[Problem], None] = lambda _: None,
           keep_problems: int = 1000) -> CheckResult:
     """Validate the campaign and its template, then read every list once and count.
@@ -110,14 +108,14 @@ def check(path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = Fa
     """
     errors: list[str] = []
     codes: list[int] = []
-    prepared = _campaign(path, lists, errors, codes)
+    prepared = _campaign(ws, path, lists, errors, codes)
     if prepared is None and not lists:
         return CheckResult(ListSummary(), errors=errors, codes=codes)
     sources = ([ListSource(path=p) for p in lists] if lists
                else prepared.campaign.subscribers if prepared else [])
     if check_dns and resolver is None:
-        resolver = dns_resolver()
-    journal = Journal(state_dir())
+        resolver = dns_resolver(ws.environ)
+    journal = Journal(ws.state, ws.clock)
     suppressions = journal if prepared else _AnyList(journal)
     list_id = prepared.campaign.list_id if prepared else ANY_LIST
     first: dict[int, Subscriber] = {}
@@ -167,9 +165,9 @@ def _dkim_warnings(campaign: Campaign, resolver: Any) -> list[str]:
             published = "".join(b.decode("ascii", "replace")
                                 for record in answer for b in record.strings)
         except Exception as exc:  # noqa: BLE001 - any DNS failure is one warning, not a crash
-            return [*dkim.check_key(campaign.dkim, campaign.from_),
+            return [*check_key(campaign.dkim, campaign.from_),
                     f"dkim: no DKIM record found at {name} ({type(exc).__name__})"]
-    return dkim.check_key(campaign.dkim, campaign.from_, published)
+    return check_key(campaign.dkim, campaign.from_, published)
 
 
 @dataclass
@@ -179,7 +177,7 @@ class CleanResult:
     written: int
 
 
-def clean(list_path: Path, out: Path, *, campaign: Path | None = None,
+def clean(ws: Workspace, list_path: Path, out: Path, *, campaign: Path | None = None,
           encoding: str | None = None, delimiter: str | None = None,
           on_problem: Callable[[Problem], None] = lambda _: None) -> CleanResult:
     """Write `list_path` to `out` (UTF-8 CSV, or .xlsx) without invalid, duplicate,
@@ -195,7 +193,7 @@ def clean(list_path: Path, out: Path, *, campaign: Path | None = None,
         raise InputError(detail["msg"].removeprefix("Value error, "),
                          key=f"--{detail['loc'][0]}") from exc
     loaded = campaign_file.load(campaign) if campaign is not None else None
-    journal = Journal(state_dir())
+    journal = Journal(ws.state, ws.clock)
     try:
         with ListChecker([source], list_id=loaded.list_id if loaded else ANY_LIST,
                          suppressions=journal if loaded else _AnyList(journal),

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 
 from kzmail.errors import KzmailError
 from kzmail.lists.checker import ListChecker
-from kzmail.models import Rendered, Subscriber, pick_subscriber
-from kzmail.services import workspace as app
+from kzmail.models import Rendered, Subscriber, Workspace, pick_subscriber
+from kzmail.services import workspace
 from kzmail.web.preview import preview_app
 from kzmail.web.server import bind, make_server
 
@@ -38,13 +38,14 @@ def _stat(path: Path) -> tuple[str, int, int]:
 class LivePreview:
     """The compiled campaign, current with its files; renders per subscriber, cached."""
 
-    def __init__(self, path: Path, picker_limit: int = PICKER_LIMIT) -> None:
+    def __init__(self, ws: Workspace, path: Path, picker_limit: int = PICKER_LIMIT) -> None:
+        self.workspace = ws
         self.path = path
         self._limit = picker_limit
         self._version = 0
         self._watched: list[Path] = [path]
         self._signature: Signature = ()
-        self._prepared: app.Prepared | None = None
+        self._prepared: workspace.Prepared | None = None
         self._subscribers: list[Subscriber] = []
         self._failure: KzmailError | None = None
         self._cache: dict[str, tuple[str, Rendered]] = {}
@@ -71,7 +72,7 @@ class LivePreview:
     def _load(self) -> None:
         self._cache.clear()
         try:
-            prepared = app.prepare(self.path)
+            prepared = workspace.prepare(self.workspace, self.path)
             campaign = prepared.campaign
             self._watched = [self.path, campaign.template, campaign.article.file,
                              *campaign.list_paths]
@@ -120,11 +121,12 @@ class LivePreview:
         return self._cache[key]
 
 
-def serve_preview(path: Path | None, *, port: int = DEFAULT_PORT, address: str | None = None,
+def serve_preview(ws: Workspace, path: Path | None, *, port: int = DEFAULT_PORT,
+                  address: str | None = None,
                   open_browser: bool = True,
                   on_ready: Callable[[str], None] = lambda _: None) -> None:
     """Serve the live preview on localhost until interrupted; open it in the browser."""
-    preview = LivePreview(app.resolve_campaign(path))
+    preview = LivePreview(ws, workspace.resolve_campaign(ws, path))
     preview.refresh()
     preview.raise_failure()
     sock = bind("127.0.0.1", port)

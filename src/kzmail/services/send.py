@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import os
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,10 +24,10 @@ from kzmail.delivery.ratelimit import Gate, RateLimiter, windows_for
 from kzmail.delivery.sink import EmbeddedSink
 from kzmail.delivery.smtp import RelayConfig, SmtpTransport
 from kzmail.errors import CampaignError, InputError, KzmailError, StateError, SubscriberListError
-from kzmail.lists import rows as subscriber_list
 from kzmail.lists.checker import ListChecker, ListSummary
+from kzmail.lists.rows import clean_address
 from kzmail.lists.writer import spreadsheet_row
-from kzmail.models import Campaign, RateSettings, SmtpSettings, Subscriber
+from kzmail.models import Campaign, RateSettings, SmtpSettings, Subscriber, Workspace
 from kzmail.private import open_private
 from kzmail.services.workspace import (
     Prepared,
@@ -36,7 +35,6 @@ from kzmail.services.workspace import (
     list_checker,
     prepare,
     refuse_remote,
-    state_dir,
 )
 from kzmail.state.journal import Delivery, Journal
 from kzmail.state.runlock import run_lock
@@ -75,14 +73,15 @@ def run_key(campaign: Campaign, *, test_only: bool = False) -> str:
         campaign.name
 
 
-def _relay_config(campaign: Campaign, smtp: SmtpSettings, rate: RateSettings) -> RelayConfig:
+def _relay_config(ws: Workspace, campaign: Campaign, smtp: SmtpSettings,
+                  rate: RateSettings) -> RelayConfig:
     password = ""
     if smtp.username:
         if not smtp.password_env:
             raise CampaignError("smtp.username is set: name the environment variable that "
                                 "holds the password", path=campaign.source_path,
                                 key="smtp.password_env")
-        password = os.environ.get(smtp.password_env, "")
+        password = ws.environ.get(smtp.password_env, "")
         if not password:
             raise CampaignError(f"environment variable {smtp.password_env} is not set",
                                 path=campaign.source_path, key="smtp.password_env")
@@ -90,16 +89,6 @@ def _relay_config(campaign: Campaign, smtp: SmtpSettings, rate: RateSettings) ->
                        password=password, timeout=smtp.timeout,
                        verify_certificate=smtp.verify_certificate, ca_file=smtp.ca_file,
                        messages_per_connection=rate.messages_per_connection)
-
-
-Relays = list[tuple[RelayConfig, RateSettings]]
-
-
-def _relays(campaign: Campaign) -> Relays:
-    """Each relay's connection settings (password read from its variable) and limits."""
-    if not campaign.relays:
-        return [(_relay_config(campaign, campaign.smtp, campaign.rate), campaign.rate)]
-    return [(_relay_config(campaign, relay, relay.rate), relay.rate) for relay in campaign.relays]
 
 
 def _limiter(journal: Journal | None, scope: str, rate: RateSettings) -> RateLimiter:
@@ -111,14 +100,22 @@ def _limiter(journal: Journal | None, scope: str, rate: RateSettings) -> RateLim
                        on_stamp=lambda at: journal.add_rate_stamp(scope, at))
 
 
+def _relay_configs(ws: Workspace, campaign: Campaign) -> list[tuple[RelayConfig, RateSettings]]:
+    """Each relay's connection settings (password from the workspace) with its own limits."""
+    if not campaign.relays:
+        return [(_relay_config(ws, campaign, campaign.smtp, campaign.rate), campaign.rate)]
+    return [(_relay_config(ws, campaign, relay, relay.rate), relay.rate)
+            for relay in campaign.relays]
+
+
 def _lanes(campaign: Campaign, journal: Journal, sink: RelayConfig | None,
-           relays: Relays) -> list[Lane]:
+           relays: list[tuple[RelayConfig, RateSettings]]) -> list[Lane]:
     """Connections per relay, each behind its relay's gate (which includes the campaign's)."""
     if sink is not None:
         gate = Gate([_limiter(None, "sink", campaign.rate)])
         return [Lane(SmtpTransport(sink), gate) for _ in range(campaign.rate.connections)]
     if not campaign.relays:
-        ((config, rate),) = relays
+        config, rate = relays[0]
         scope = f"relay {config.describe()} {config.username}"
         gate = Gate([_limiter(journal, scope, rate)])
         return [Lane(SmtpTransport(config), gate) for _ in range(rate.connections)]
@@ -145,7 +142,7 @@ def _test_recipient(prepared: Prepared, journal: Journal, address: str) -> Subsc
     except InputError:
         pass
     try:
-        return Subscriber(email=subscriber_list.clean_address(address))
+        return Subscriber(email=clean_address(address))
     except ValueError as exc:
         raise InputError(str(exc), key="--to") from exc
 
@@ -168,16 +165,17 @@ def _to_do(journal: Journal, key: str, valid: int, mode: Mode, resend_uncertain:
     return max(0, valid - done)
 
 
-def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int | None = None,
+def send(ws: Workspace, path: Path, *, dry_run: bool = False, to: str | None = None,
+         limit: int | None = None,
          resend_uncertain: bool = False, mode: Mode = "send",
          confirm: Callable[[SendPlan], bool] = lambda _: True,
          on_start: Callable[[int], None] = lambda _: None,
          on_progress: Callable[[Progress], None] = lambda _: None) -> SendResult:
     """Check the list, ask `confirm`, then build (dry run) or send every message still due."""
-    prepared = prepare(path)
+    prepared = prepare(ws, path)
     refuse_remote(prepared)
     campaign = prepared.campaign
-    journal = Journal(state_dir())
+    journal = Journal(ws.state, ws.clock)
     checker = list_checker(prepared, journal)
     try:
         summary = checker.check()
@@ -187,7 +185,7 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
         if summary.sendable:   # a template mistake stops us here, before any connection
             prepared.render(find_subscriber(prepared, journal, None))
         local = campaign.smtp.is_local and not campaign.relays
-        outbox = (campaign.outbox or Path("outbox") / campaign.name) if local else None
+        outbox = (campaign.outbox or ws.outbox(campaign.name)) if local else None
         relays: list[SmtpSettings] = [*campaign.relays] or [campaign.smtp]
         relay = "embedded sink" if local else ", ".join(f"{r.host}:{r.port}" for r in relays)
         plan = SendPlan(campaign, summary, relay, outbox, dry_run, to, mode)
@@ -198,7 +196,7 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
         if summary.sendable == 0 and to is None:
             raise InputError("no sendable subscriber in the list", path=campaign.list_paths[0])
         # a missing password shows before the question
-        configs = [] if dry_run or local else _relays(campaign)
+        configs = _relay_configs(ws, campaign) if not dry_run and not local else []
         if not confirm(plan):
             return SendResult(plan, SendReport())
         key = run_key(campaign, test_only=to is not None)
@@ -210,7 +208,7 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
                 built += 1
                 on_progress(Progress(subscriber.email))
             return SendResult(plan, SendReport(), built, run_key=key)
-        with run_lock(state_dir(), key):     # one send of a run at a time
+        with run_lock(ws.state, key):     # one send of a run at a time
             if to is not None or (local and mode == "send"):
                 journal.forget(key)      # a test message, or a sink rehearsal: start afresh
                 if local and to is None and outbox is not None:
@@ -219,9 +217,8 @@ def send(path: Path, *, dry_run: bool = False, to: str | None = None, limit: int
             total = 1 if to else _to_do(journal, key, summary.sendable, mode, resend_uncertain)
             on_start(min(total, limit) if limit else total)
             try:
-                report = asyncio.run(_deliver(prepared, journal, recipients, key, outbox,
-                                              configs, mode=mode,
-                                              resend_uncertain=resend_uncertain,
+                report = asyncio.run(_deliver(prepared, journal, recipients, key, outbox, configs,
+                                              mode=mode, resend_uncertain=resend_uncertain,
                                               on_progress=on_progress))
             except asyncio.CancelledError:
                 raise KzmailError("stopped at once (Ctrl-C twice): messages that were in "
@@ -243,7 +240,8 @@ def interrupt(sender: Sender, task: asyncio.Task[SendReport] | None) -> None:
 
 
 async def _deliver(prepared: Prepared, journal: Journal, recipients: Iterator[Subscriber],
-                   key: str, outbox: Path | None, relays: Relays, *, mode: Mode,
+                   key: str, outbox: Path | None,
+                   relays: list[tuple[RelayConfig, RateSettings]], *, mode: Mode,
                    resend_uncertain: bool,
                    on_progress: Callable[[Progress], None]) -> SendReport:
     campaign = prepared.campaign
@@ -297,12 +295,12 @@ class Status:
     uncertain: list[Delivery]
 
 
-def status(path: Path) -> Status:
+def status(ws: Workspace, path: Path) -> Status:
     """Where each valid subscriber of the list stands in the journal (no template needed)."""
     campaign = campaign_file.load(path)
     key = run_key(campaign)
     counts = dict.fromkeys(STATUS_KEYS, 0)
-    journal = Journal(state_dir())
+    journal = Journal(ws.state, ws.clock)
     try:
         # no suppression filter in the checker: suppressed subscribers are counted below
         with ListChecker(campaign.subscribers, list_id=campaign.list_id) as checker:
@@ -319,10 +317,10 @@ def status(path: Path) -> Status:
     return Status(campaign.name, key, counts, uncertain)
 
 
-def report(path: Path, out: Path) -> int:
+def report(ws: Workspace, path: Path, out: Path) -> int:
     """Write who failed (or is uncertain) and why to a CSV file; return how many rows."""
     campaign = campaign_file.load(path)
-    journal = Journal(state_dir())
+    journal = Journal(ws.state, ws.clock)
     try:
         rows = list(journal.deliveries(run_key(campaign), ("failed", "uncertain", "sending")))
     finally:

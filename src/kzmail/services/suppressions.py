@@ -25,18 +25,17 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from kzmail import campaign_file
-from kzmail import tokens as unsubscribe
 from kzmail.errors import InputError
 from kzmail.inbox import authresults
-from kzmail.lists import rows as subscriber_list
 from kzmail.lists.checker import ListChecker
-from kzmail.lists.rows import Problem
+from kzmail.lists.rows import Problem, clean_address
 from kzmail.lists.writer import spreadsheet_text
-from kzmail.models import ANY_LIST, ListSource
+from kzmail.models import ANY_LIST, ListSource, Workspace
 from kzmail.private import open_private
-from kzmail.services import workspace as app
+from kzmail.services import workspace
 from kzmail.state.journal import Journal
 from kzmail.state.secret import load_signer
+from kzmail.tokens import TokenSigner
 
 CSV_COLUMNS = ("email", "list_id", "reason", "unsubscribed_at")
 _AUTO_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|bounces?)([+@-]|$)", re.I)
@@ -75,11 +74,11 @@ _MAX_TOKEN_SCAN = 64 * 1024      # a reply quoting our message has the link near
 _MAX_CANDIDATES = 20
 
 
-def target_list(list_id: str | None, campaign: Path | None) -> str:
+def target_list(ws: Workspace, list_id: str | None, campaign: Path | None) -> str:
     """The list to suppress on: `--list` (`*` = every list), else the campaign's list."""
     if list_id:
         return list_id.strip()
-    return campaign_file.load(app.resolve_campaign(campaign)).list_id
+    return campaign_file.load(workspace.resolve_campaign(ws, campaign)).list_id
 
 
 def _auto_reason(message: Message) -> str | None:
@@ -105,7 +104,7 @@ def _sender(message: Message) -> str:
              if addr]
     if len(found) != 1:
         raise ValueError("no single From address")
-    address = subscriber_list.clean_address(found[0])
+    address = clean_address(found[0])
     if _AUTO_SENDERS.match(address):
         raise ValueError(f"automatic sender {address}")
     return address
@@ -123,7 +122,7 @@ def _texts(message: Message) -> Iterator[str]:
             yield text[:_MAX_TOKEN_SCAN] + text[-_MAX_TOKEN_SCAN:]
 
 
-def _token_address(message: Message, signer: unsubscribe.TokenSigner) -> str | None:
+def _token_address(message: Message, signer: TokenSigner) -> str | None:
     """The address named by a genuine unsubscribe token in the reply, or None."""
     tried = 0
     for text in _texts(message):
@@ -138,19 +137,18 @@ def _token_address(message: Message, signer: unsubscribe.TokenSigner) -> str | N
 
 
 def _verified(message: Message, sender: str, trust: Trust,
-              signer: unsubscribe.TokenSigner) -> str | None:
+              signer: TokenSigner) -> str | None:
     """The address this reply proves it may unsubscribe, or None."""
     token_address = _token_address(message, signer)
     if token_address is not None:
-        return subscriber_list.clean_address(token_address)
+        return clean_address(token_address)
     if trust.trust_from or authresults.proven(message, sender, trust.authserv_ids):
         return sender
     return None
 
 
-def _from_messages(messages: Iterator[tuple[str, Message]], trust: Trust
-                   ) -> Iterator[str | Problem | Unverified]:
-    signer = load_signer(app.state_dir())
+def _from_messages(messages: Iterator[tuple[str, Message]], trust: Trust,
+                   signer: TokenSigner) -> Iterator[str | Problem | Unverified]:
     for where, message in messages:
         reason = _auto_reason(message)
         if reason is not None:
@@ -188,12 +186,12 @@ def _plain(path: Path, handle: TextIO) -> Iterator[str | Problem]:
         if "<" in text:                      # "Name <addr>", as copied from a mail client
             text = parseaddr(text)[1] or text
         try:
-            yield subscriber_list.clean_address(text)
+            yield clean_address(text)
         except ValueError as exc:
             yield Problem(str(path), number, str(exc))
 
 
-def read_addresses(path: Path, trust: Trust | None = None
+def read_addresses(ws: Workspace, path: Path, trust: Trust | None = None
                    ) -> Iterator[str | Problem | Unverified]:
     """Every address in the file (or Maildir), or a Problem per entry that is not one.
 
@@ -203,7 +201,7 @@ def read_addresses(path: Path, trust: Trust | None = None
     if path.is_dir():
         if not (path / "cur").is_dir() and not (path / "new").is_dir():
             raise InputError("a folder must be a Maildir (with cur/ and new/)", path=path)
-        yield from _from_messages(_maildir(path), trust)
+        yield from _from_messages(_maildir(path), trust, load_signer(ws.state))
         return
     try:
         with path.open(encoding="utf-8-sig", errors="replace") as handle:
@@ -211,7 +209,7 @@ def read_addresses(path: Path, trust: Trust | None = None
             handle.seek(0)
             if head.startswith("From "):
                 handle.close()
-                yield from _from_messages(_mbox(path), trust)
+                yield from _from_messages(_mbox(path), trust, load_signer(ws.state))
                 return
             first = head.splitlines()[0] if head.strip() else ""
             if not re.search(r"[,;\t|]", first):
@@ -226,13 +224,14 @@ def read_addresses(path: Path, trust: Trust | None = None
             yield row.result if isinstance(row.result, Problem) else row.result.email
 
 
-def import_file(path: Path, list_id: str, trust: Trust | None = None) -> ImportReport:
+def import_file(ws: Workspace, path: Path, list_id: str,
+                trust: Trust | None = None) -> ImportReport:
     """Suppress every proven address in `path` on `list_id`; report what happened."""
     report = ImportReport(list_id=list_id, source=str(path))
-    journal = Journal(app.state_dir())
+    journal = Journal(ws.state, ws.clock)
     try:
         seen: set[str] = set()
-        for item in read_addresses(path, trust):
+        for item in read_addresses(ws, path, trust):
             if isinstance(item, Problem):
                 report.skipped.append(str(item).replace(":0: ", ": "))
             elif isinstance(item, Unverified):
@@ -247,9 +246,9 @@ def import_file(path: Path, list_id: str, trust: Trust | None = None) -> ImportR
     return report
 
 
-def rows(list_id: str | None = None) -> list[dict[str, str]]:
+def rows(ws: Workspace, list_id: str | None = None) -> list[dict[str, str]]:
     """Who is suppressed, on which list, why and when (ISO 8601, UTC), oldest first."""
-    journal = Journal(app.state_dir())
+    journal = Journal(ws.state, ws.clock)
     try:
         found = journal.suppressions(list_id)
     finally:
@@ -269,9 +268,9 @@ def write_csv(records: list[dict[str, str]], out: TextIO) -> None:
                      for r in records)
 
 
-def export(out: Path, list_id: str | None = None) -> int:
+def export(ws: Workspace, out: Path, list_id: str | None = None) -> int:
     """Write the CSV to `out`; return how many rows it holds."""
-    records = rows(list_id)
+    records = rows(ws, list_id)
     try:
         with open_private(out, "w", encoding="utf-8", newline="") as handle:
             write_csv(records, cast(TextIO, handle))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kzmail import campaign_file
 from kzmail.errors import CampaignError, KzmailError, NoCampaignFile, StateError
-from kzmail.services import workspace as app
+from kzmail.models import Workspace
 from kzmail.state.journal import Journal
 from kzmail.state.secret import RETIRED_FILE, SECRET_FILE, load_signer, rotate_secret
 from kzmail.tokens import RetiredSecret, TokenSigner
@@ -26,10 +26,10 @@ DEFAULT_PORT = 8025
 REASONS = {"one-click": "unsubscribe: one-click", "page": "unsubscribe: web page"}
 
 
-def campaign_files(sources: Sequence[Path]) -> list[Path]:
+def campaign_files(ws: Workspace, sources: Sequence[Path]) -> list[Path]:
     """Campaign files named, or found in named folders (default: `campaigns/`)."""
     found: list[Path] = []
-    for source in sources or [app.DEFAULT_CAMPAIGNS]:
+    for source in sources or [ws.campaigns]:
         if source.is_dir():
             found += sorted(p for p in source.glob("*.y*ml") if p.suffix in {".yaml", ".yml"})
         elif source.is_file():
@@ -39,7 +39,7 @@ def campaign_files(sources: Sequence[Path]) -> list[Path]:
     if not found:
         raise NoCampaignFile("no campaign file (*.yaml) found: the unsubscribe service needs "
                             "one to know each list's name and language",
-                            path=", ".join(map(str, sources or [app.DEFAULT_CAMPAIGNS])))
+                            path=", ".join(map(str, sources or [ws.campaigns])))
     return found
 
 
@@ -113,10 +113,11 @@ class CurrentSigner:
         return self._signer
 
 
-def build_app(sources: Sequence[Path] = ()) -> tuple[UnsubscribeApp, dict[str, ListInfo]]:
+def build_app(ws: Workspace, sources: Sequence[Path] = ()
+              ) -> tuple[UnsubscribeApp, dict[str, ListInfo]]:
     """The unsubscribe app for these campaigns and the current state folder."""
-    lists = list_directory(campaign_files(sources))
-    state = app.state_dir()
+    lists = list_directory(campaign_files(ws, sources))
+    state = ws.state
     language = next(iter(lists.values())).language
     signer = CurrentSigner(state)
     signer()                                   # a damaged secret stops `serve` at once
@@ -129,16 +130,16 @@ class Serving:
     lists: dict[str, ListInfo]
 
 
-def serve(sources: Sequence[Path], host: str, port: int,
+def serve(ws: Workspace, sources: Sequence[Path], host: str, port: int,
           on_ready: Callable[[Serving], None] = lambda _: None) -> None:
     """Run the unsubscribe service until interrupted."""
-    application, lists = build_app(sources)
+    application, lists = build_app(ws, sources)
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     on_ready(Serving(f"http://{host}:{bound}", lists))
     make_server(application, sock).run(sockets=[sock])
 
 
-def rotate(grace_days: float) -> RetiredSecret:
+def rotate(ws: Workspace, grace_days: float) -> RetiredSecret:
     """Make a new unsubscribe secret; old links keep working for `grace_days`."""
-    return rotate_secret(app.state_dir(), grace_days * 86400)
+    return rotate_secret(ws.state, grace_days * 86400, clock=ws.clock)

@@ -8,7 +8,6 @@ and never print (the CLI does that).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from kzmail.dkim.pool import SignPool
 from kzmail.dkim.signer import DkimSigner
 from kzmail.errors import CampaignError, DkimKeyError, InputError
 from kzmail.lists.checker import ListChecker
-from kzmail.models import Campaign, Rendered, Subscriber, pick_subscriber
+from kzmail.models import Campaign, Rendered, Subscriber, Workspace, pick_subscriber
 from kzmail.private import open_private
 from kzmail.render.message import MessageFactory, Outgoing
 from kzmail.render.remote import host
@@ -28,17 +27,10 @@ from kzmail.state.journal import Journal
 from kzmail.state.secret import load_secret
 from kzmail.tokens import TokenSigner, unsubscribe_url
 
-DEFAULT_CAMPAIGNS = Path("campaigns")
 
-
-def state_dir() -> Path:
-    """The state folder: `$KZMAIL_STATE_DIR`, else `.kzmail/` in the current directory."""
-    return Path(os.environ.get("KZMAIL_STATE_DIR") or ".kzmail")
-
-
-def resolve_campaign(path: Path | None) -> Path:
-    """The campaign named, or the only one in `campaigns/`."""
-    return path if path is not None else campaign_file.find_single(DEFAULT_CAMPAIGNS)
+def resolve_campaign(ws: Workspace, path: Path | None) -> Path:
+    """The campaign named, or the only one in the workspace's `campaigns/`."""
+    return path if path is not None else campaign_file.find_single(ws.campaigns)
 
 
 @dataclass
@@ -87,7 +79,7 @@ class Prepared:
         return sealed
 
 
-def prepare(path: Path) -> Prepared:
+def prepare(ws: Workspace, path: Path) -> Prepared:
     """Load and validate the campaign, compile its template: once per campaign."""
     campaign = campaign_file.load(path)
     template = compile_campaign(campaign)
@@ -98,7 +90,7 @@ def prepare(path: Path) -> Prepared:
     factory = MessageFactory(campaign, mailto=campaign.unsubscribe.mailto,
                              static_text=template.static_text(), signer=dkim)
     return Prepared(campaign=campaign, template=template, factory=factory,
-                    signer=TokenSigner(load_secret(state_dir())), dkim=dkim)
+                    signer=TokenSigner(load_secret(ws.state)), dkim=dkim)
 
 
 _WATCHED = "learns the IP address of every reader who opens the message, and when"
@@ -163,11 +155,11 @@ def find_subscriber(prepared: Prepared, journal: Journal, address: str | None) -
     raise InputError(f"{address} is not a valid subscriber of this list", path=where)
 
 
-def preview(path: Path | None, *, address: str | None = None,
+def preview(ws: Workspace, path: Path | None, *, address: str | None = None,
             out_dir: Path = Path("preview")) -> PreviewFiles:
     """Write the .html, .txt and .eml one subscriber would get; return their paths."""
-    prepared = prepare(resolve_campaign(path))
-    journal = Journal(state_dir())
+    prepared = prepare(ws, resolve_campaign(ws, path))
+    journal = Journal(ws.state, ws.clock)
     try:
         subscriber = find_subscriber(prepared, journal, address)
     finally:

@@ -23,7 +23,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +68,8 @@ class Journal:
     Every public method raises `StateError` (never `sqlite3.Error`) when the database fails.
     """
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock                     # when marks and suppressions happen
         self._path = state_dir / DB_FILE
         self._unmerged = 0                      # rows this connection put in `marks`
         self._unfolded: set[tuple[str, str]] = set()    # (run, address) marked since a fold
@@ -164,7 +165,7 @@ class Journal:
         `sent` so without waiting (a crash before that commit leaves the row `sending`,
         hence `uncertain`: never re-sent, so safe).
         """
-        now = time.time()
+        now = self._clock()
         address = address.lower()
         row = (campaign, address, status, 1 if status == "sending" else 0, code,
                detail, message_id, now, name, int(retryable), now,
@@ -254,7 +255,7 @@ class Journal:
         """Rows left `sending` by a crash become `uncertain`; return them."""
         self._settle()
         self._db.execute("UPDATE deliveries SET status='uncertain', updated_at=? "
-                         "WHERE campaign=? AND status='sending'", (time.time(), campaign))
+                         "WHERE campaign=? AND status='sending'", (self._clock(), campaign))
         return list(self.deliveries(campaign, ("uncertain",)))
 
     def deliveries(self, campaign: str, statuses: tuple[str, ...]) -> Iterator[Delivery]:
@@ -275,7 +276,7 @@ class Journal:
     # rate stamps --------------------------------------------------------------
     def rate_history(self, scope: str, span: float) -> list[float]:
         """Ends (wall clock) of the transactions of the last `span` seconds; older are dropped."""
-        since = time.time() - span
+        since = self._clock() - span
         self._db.execute("DELETE FROM rate_stamps WHERE scope=? AND at<?", (scope, since))
         rows = self._db.execute("SELECT at FROM rate_stamps WHERE scope=? ORDER BY at",
                                 (scope,))
@@ -293,7 +294,7 @@ class Journal:
     # suppressions -------------------------------------------------------------
     def suppress(self, list_id: str, address: str, reason: str) -> None:
         self._db.execute("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
-                         (list_id, address.lower(), reason, time.time()))
+                         (list_id, address.lower(), reason, self._clock()))
         self._suppressed.add(list_id, address.lower())
 
     def is_suppressed(self, list_id: str, address: str) -> bool:
@@ -303,7 +304,7 @@ class Journal:
     def suppress_new(self, list_id: str, address: str, reason: str) -> bool:
         """Suppress like `suppress`; True if this was new, False if already recorded."""
         cursor = self._db.execute("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
-                                  (list_id, address.lower(), reason, time.time()))
+                                  (list_id, address.lower(), reason, self._clock()))
         self._suppressed.add(list_id, address.lower())
         return cursor.rowcount == 1
 
