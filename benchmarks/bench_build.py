@@ -30,12 +30,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _people(n: int) -> list[Subscriber]:
-    return [Subscriber(f"person{i}@example.org", f"Persön {i}", {"city": "Köln"})
-            for i in range(n)]
+    return [Subscriber(f"person{i}@example.org", f"Persön {i}", {"city": "Köln"}) for i in range(n)]
 
 
-def _rate(label: str, n: int, build: Callable[[Subscriber], object],
-          people: list[Subscriber]) -> float:
+def _rate(
+    label: str, n: int, build: Callable[[Subscriber], object], people: list[Subscriber]
+) -> float:
     start = time.perf_counter()
     for person in people[:n]:
         build(person)
@@ -72,17 +72,21 @@ def main() -> None:
         return bytes(msg)
 
     def naive(person: Subscriber) -> bytes:
-        render.compile_campaign(campaign)          # MJML + premailer + html2text, every time
+        render.compile_campaign(campaign)  # MJML + premailer + html2text, every time
         return email_message(person)
 
     size = len(prepared.build(people[0]).data)
-    print(f"kzmail build benchmark: example campaign, {size / 1024:.0f} KiB per message, "
-          f"compile once: {compile_ms:.0f} ms")
+    print(
+        f"kzmail build benchmark: example campaign, {size / 1024:.0f} KiB per message, "
+        f"compile once: {compile_ms:.0f} ms"
+    )
     kz = _rate("kzmail", n, prepared.build, people)
     em = _rate("email", n, email_message, people)
     nv = _rate("naive", naive_n, naive, people)
-    print(f"ratios: kzmail is {kz / em:.1f}x the EmailMessage path and "
-          f"{kz / nv:.0f}x the naive per-subscriber pipeline")
+    print(
+        f"ratios: kzmail is {kz / em:.1f}x the EmailMessage path and "
+        f"{kz / nv:.0f}x the naive per-subscriber pipeline"
+    )
 
 
 if __name__ == "__main__":

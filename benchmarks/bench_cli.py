@@ -27,8 +27,9 @@ def best(args: list[str], env: dict[str, str], runs: int) -> float:
     fastest = float("inf")
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True)
+        subprocess.run(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+        )
         fastest = min(fastest, time.perf_counter() - start)
     return fastest
 
@@ -42,12 +43,16 @@ def main() -> int:
     options = parser.parse_args()
     runs = 5 if options.quick else options.runs
     env = {**os.environ, "PYTHONPATH": str(options.src)}
-    kzmail = [sys.executable, "-c",
-              f"import sys; sys.argv[0] = 'kzmail'; from {options.entry} import main; main()"]
+    kzmail = [
+        sys.executable,
+        "-c",
+        f"import sys; sys.argv[0] = 'kzmail'; from {options.entry} import main; main()",
+    ]
     baseline = best([sys.executable, "-c", "import typer"], env, runs)
     results = {"import_typer_s": round(baseline, 4)}
-    print(f"bench_cli ({options.src}): python -c 'import typer' {baseline * 1000:6.1f} ms "
-          "(baseline)")
+    print(
+        f"bench_cli ({options.src}): python -c 'import typer' {baseline * 1000:6.1f} ms (baseline)"
+    )
     for flag in ("--help", "--version"):
         try:
             seconds = best([*kzmail, flag], env, runs)

@@ -63,9 +63,13 @@ def main() -> None:
         prepared = {"unsigned": app.prepare(current_workspace(), _project(root / "unsigned", None))}
         for label, key in keys.items():
             path = root / f"{label}.pem"
-            path.write_bytes(key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption()))
+            path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
             prepared[label] = app.prepare(current_workspace(), _project(root / label, path))
     people = [Subscriber(f"reader{i}@example.org", f"Leserin Nr. {i}") for i in range(batch)]
     # Interleaved rounds, best of each: the machine is shared, so a slow moment must not
@@ -83,13 +87,17 @@ def main() -> None:
         best = min(_time(signer.sign, data) for _ in range(rounds))
         sign_ms[label] = best * 1e3
     base = rates["unsigned"]
-    print(f"bench_dkim: best of {rounds} interleaved batches of {batch} messages "
-          f"({len(data) // 1000} kB each)")
+    print(
+        f"bench_dkim: best of {rounds} interleaved batches of {batch} messages "
+        f"({len(data) // 1000} kB each)"
+    )
     for label, value in rates.items():
         extra = f"  sign() {sign_ms[label]:.2f} ms/message" if label in sign_ms else ""
         print(f"  {label:9} {value:8.0f} msg/s  {value / base:5.2f}x unsigned{extra}")
-    print("  (building and signing in one process, no SMTP: the worst case; the target is "
-          "measured by bench_send.py (c'))")
+    print(
+        "  (building and signing in one process, no SMTP: the worst case; the target is "
+        "measured by bench_send.py (c'))"
+    )
 
 
 def _time(sign: Callable[[bytes], bytes], data: bytes, count: int = 50) -> float:

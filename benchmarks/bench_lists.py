@@ -40,9 +40,9 @@ def make_list(path: Path, rows: int) -> None:
         out.write("E-Mail,Name,Stadt,PLZ\r\n")
         for i in range(rows):
             if i % 100 == 7:
-                address = f"broken{i}.example.org"          # 1% invalid
+                address = f"broken{i}.example.org"  # 1% invalid
             elif i % 100 == 13:
-                address = f"User{i - 10}@Example{(i - 10) % 97}.org"   # 1% duplicates
+                address = f"User{i - 10}@Example{(i - 10) % 97}.org"  # 1% duplicates
             else:
                 address = f"user{i}@example{i % 97}.org"
             city = cities[i % len(cities)]
@@ -51,10 +51,9 @@ def make_list(path: Path, rows: int) -> None:
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
     """Wall seconds, peak RSS in MB, exit code of one child process."""
-    with tempfile.TemporaryFile() as errors:     # a pipe could fill up and block the child
+    with tempfile.TemporaryFile() as errors:  # a pipe could fill up and block the child
         start = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                                stderr=errors)
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
         code = os.waitstatus_to_exitcode(status)
@@ -81,25 +80,34 @@ def main() -> int:
         make_list(big, rows)
         campaign = work / "campaigns" / "kasachstan.yaml"
         text = campaign.read_text(encoding="utf-8")
-        campaign.write_text(text.replace("subscribers: ../subscribers.example.csv",
-                                         "subscribers: ../big.csv"), encoding="utf-8")
+        campaign.write_text(
+            text.replace("subscribers: ../subscribers.example.csv", "subscribers: ../big.csv"),
+            encoding="utf-8",
+        )
         env = {**os.environ, "KZMAIL_STATE_DIR": str(work / ".kzmail")}
         size = big.stat().st_size / 1e6
         print(f"bench_lists: {rows:,} rows, {size:.1f} MB CSV")
         base_s, base_mb, _ = run([sys.executable, "-c", BASELINE, str(big)], work, env)
-        print(f"  baseline csv.reader     {rows / base_s:>10,.0f} rows/s  "
-              f"peak RSS {base_mb:6.1f} MB")
+        print(
+            f"  baseline csv.reader     {rows / base_s:>10,.0f} rows/s  peak RSS {base_mb:6.1f} MB"
+        )
         commands = [("check", [sys.executable, "-c", KZMAIL, "check", str(campaign)])]
         if not options.skip_send:
-            commands.append(("send --dry-run", [sys.executable, "-c", KZMAIL, "send",
-                                                str(campaign), "--dry-run"]))
+            commands.append(
+                (
+                    "send --dry-run",
+                    [sys.executable, "-c", KZMAIL, "send", str(campaign), "--dry-run"],
+                )
+            )
         failed = False
         for label, args in commands:
             seconds, peak, code = run(args, work, env)
             within = "ok" if peak < LIMIT_MB else f"OVER {LIMIT_MB:.0f} MB"
-            print(f"  kzmail {label:<16} {rows / seconds:>10,.0f} rows/s  "
-                  f"peak RSS {peak:6.1f} MB  ({seconds:.1f} s; {base_s / seconds:.3f}x "
-                  f"baseline speed, {peak / base_mb:.1f}x baseline RSS; {within})")
+            print(
+                f"  kzmail {label:<16} {rows / seconds:>10,.0f} rows/s  "
+                f"peak RSS {peak:6.1f} MB  ({seconds:.1f} s; {base_s / seconds:.3f}x "
+                f"baseline speed, {peak / base_mb:.1f}x baseline RSS; {within})"
+            )
             failed = failed or code != 0 or peak >= LIMIT_MB
     return 1 if failed else 0
 

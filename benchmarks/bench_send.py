@@ -51,19 +51,25 @@ def make_project(root: Path, rows: int, port: int, connections: int, big: bool) 
     shutil.copytree(REPO / "templates", root / "templates")
     article = (REPO / "campaigns" / "kasachstan.md").read_text(encoding="utf-8")
     # ~50 KB messages (HTML + text, quoted-printable) or small ones for the scale run
-    (root / "campaigns" / "kasachstan.md").write_text(article[:11000] if big else
-                                                      article[:1500], encoding="utf-8")
+    (root / "campaigns" / "kasachstan.md").write_text(
+        article[:11000] if big else article[:1500], encoding="utf-8"
+    )
     with (root / "list.csv").open("w", encoding="utf-8") as out:
         out.write("email,name,city\n")
         for i in range(rows):
             out.write(f"leser{i}@example.org,Leser Nummer {i},Stadt {i % 97}\n")
     campaign = root / "campaigns" / "kasachstan.yaml"
     text = campaign.read_text(encoding="utf-8")
-    text = (text.replace("host: local", "host: 127.0.0.1").replace("port: 587", f"port: {port}")
-            .replace("tls: starttls", "tls: none").replace("per_second: 10", "per_second: 0")
-            .replace("connections: 4", f"connections: {connections}\n"
-                     "  messages_per_connection: 1000000")
-            .replace("subscribers: ../subscribers.example.csv", "subscribers: ../list.csv"))
+    text = (
+        text.replace("host: local", "host: 127.0.0.1")
+        .replace("port: 587", f"port: {port}")
+        .replace("tls: starttls", "tls: none")
+        .replace("per_second: 10", "per_second: 0")
+        .replace(
+            "connections: 4", f"connections: {connections}\n  messages_per_connection: 1000000"
+        )
+        .replace("subscribers: ../subscribers.example.csv", "subscribers: ../list.csv")
+    )
     campaign.write_text(text, encoding="utf-8")
     return campaign
 
@@ -74,13 +80,22 @@ def with_dkim(campaign: Path) -> Path:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (campaign.parent / "dkim.private").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (campaign.parent / "dkim.private").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     signed = campaign.with_name("signed.yaml")
-    signed.write_text(campaign.read_text(encoding="utf-8") + (
-        "\ndkim:\n  domain: arbeiterinnenmacht.example.org\n  selector: news\n"
-        "  key_file: dkim.private\n"), encoding="utf-8")
+    signed.write_text(
+        campaign.read_text(encoding="utf-8")
+        + (
+            "\ndkim:\n  domain: arbeiterinnenmacht.example.org\n  selector: news\n"
+            "  key_file: dkim.private\n"
+        ),
+        encoding="utf-8",
+    )
     return signed
 
 
@@ -129,17 +144,26 @@ def child_kzmail(campaign: Path, journal_on: bool) -> dict[str, Any]:
     journal = Journal(current_workspace().state)
     size = len(prepared.build(next(app.sendable(prepared, journal))).data)
     log: Any = journal if journal_on else NullLog()
-    lanes = service_send._lanes(prepared.campaign, journal, None,
-                                service_send._relay_configs(current_workspace(), prepared.campaign))
-    pool = prepared.sign_pool()       # DKIM: signatures made in a process of their own
-    sender = Sender(run_key="bench", envelope_from=prepared.factory.envelope_from,
-                    build=prepared.build if pool is None else prepared.build_unsealed,
-                    lanes=lanes, log=log, seal=None if pool is None else prepared.sealer(pool))
+    lanes = service_send._lanes(
+        prepared.campaign,
+        journal,
+        None,
+        service_send._relay_configs(current_workspace(), prepared.campaign),
+    )
+    pool = prepared.sign_pool()  # DKIM: signatures made in a process of their own
+    sender = Sender(
+        run_key="bench",
+        envelope_from=prepared.factory.envelope_from,
+        build=prepared.build if pool is None else prepared.build_unsealed,
+        lanes=lanes,
+        log=log,
+        seal=None if pool is None else prepared.sealer(pool),
+    )
 
     async def run() -> SendReport:
         if pool is None:
             return await sender.run(app.sendable(prepared, journal))
-        await pool.start()           # timed: a real send starts its signing process too
+        await pool.start()  # timed: a real send starts its signing process too
         try:
             return await sender.run(app.sendable(prepared, journal))
         finally:
@@ -149,8 +173,13 @@ def child_kzmail(campaign: Path, journal_on: bool) -> dict[str, Any]:
     report = asyncio.run(run())
     journal.close()
     seconds = time.perf_counter() - start
-    return {"count": report.sent, "seconds": seconds, "cpu": cpu_seconds() - cpu,
-            "rss_mb": peak_rss_mb(), "size": size}
+    return {
+        "count": report.sent,
+        "seconds": seconds,
+        "cpu": cpu_seconds() - cpu,
+        "rss_mb": peak_rss_mb(),
+        "size": size,
+    }
 
 
 def child_aiosmtplib(port: int, count: int, connections: int, message: Path) -> dict[str, Any]:
@@ -159,8 +188,9 @@ def child_aiosmtplib(port: int, count: int, connections: int, message: Path) -> 
     data = message.read_bytes()
 
     async def lane(share: int) -> None:
-        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False,
-                               local_hostname="localhost")
+        smtp = aiosmtplib.SMTP(
+            hostname="127.0.0.1", port=port, start_tls=False, local_hostname="localhost"
+        )
         await smtp.connect()
         for i in range(share):
             await smtp.sendmail(FROM, [f"leser{i}@example.org"], data)
@@ -186,19 +216,23 @@ def child_ceiling(campaign: Path, count: int) -> dict[str, Any]:
     prepared = app.prepare(current_workspace(), campaign)
     journal = Journal(current_workspace().state)
     message = prepared.build(next(app.sendable(prepared, journal)))
-    lanes = service_send._lanes(prepared.campaign, journal, None,
-                                service_send._relay_configs(current_workspace(), prepared.campaign))
+    lanes = service_send._lanes(
+        prepared.campaign,
+        journal,
+        None,
+        service_send._relay_configs(current_workspace(), prepared.campaign),
+    )
 
     async def lane(transport: Any, share: int) -> None:
         for _ in range(share):
-            await transport.send(FROM, message.recipient, message.data,
-                                 wire_safe=message.wire_safe)
+            await transport.send(FROM, message.recipient, message.data, wire_safe=message.wire_safe)
         await transport.close()
 
     async def run() -> None:
         n = len(lanes)
-        await asyncio.gather(*(lane(one.transport, count // n + (i < count % n))
-                               for i, one in enumerate(lanes)))
+        await asyncio.gather(
+            *(lane(one.transport, count // n + (i < count % n)) for i, one in enumerate(lanes))
+        )
 
     start = time.perf_counter()
     asyncio.run(run())
@@ -216,18 +250,24 @@ def child(args: list[str]) -> None:
     print(json.dumps(result))
 
 
-def run_child(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-              ) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
-                         text=True, env=env, cwd=cwd, check=False)
+def run_child(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
     if out.returncode != 0:
         raise SystemExit(f"benchmark child {args[0]} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 # mailmerge --------------------------------------------------------------------------------
-def mailmerge(root: Path, port: int, rows: int, html: str, text: str | None
-              ) -> dict[str, Any]:
+def mailmerge(root: Path, port: int, rows: int, html: str, text: str | None) -> dict[str, Any]:
     """mailmerge's sending rate: its time for `rows` messages less its time for one (its
     start-up: Python, imports, reading the template), as kzmail is timed after its own.
     With `text`, the message kzmail sends; without, its HTML part alone."""
@@ -242,19 +282,23 @@ def _mailmerge_template(html: str, text: str | None) -> str:
     multipart/alternative (mailmerge's documented way), personalised in both; or, without
     `text`, a single text/html part. Braces are masked from Jinja."""
     head = "TO: {{email}}\nFROM: " + FROM + "\nSUBJECT: Solidaritaet\nMIME-Version: 1.0\n"
-    html = (html.replace("{", "&#123;").replace("}", "&#125;")
-            + "\n<p>Hallo {{name}} in {{city}}</p>\n")
+    html = (
+        html.replace("{", "&#123;").replace("}", "&#125;") + "\n<p>Hallo {{name}} in {{city}}</p>\n"
+    )
     if text is None:
         return head + "Content-Type: text/html; charset=utf-8\n\n" + html
     text = text.replace("{", "(").replace("}", ")") + "\nHallo {{name}} in {{city}}\n"
-    return (head + 'Content-Type: multipart/alternative; boundary="kzbench"\n\n'
-            "--kzbench\nContent-Type: text/plain; charset=utf-8\n\n" + text +
-            "--kzbench\nContent-Type: text/html; charset=utf-8\n\n" + html +
-            "--kzbench--\n")
+    return (
+        head + 'Content-Type: multipart/alternative; boundary="kzbench"\n\n'
+        "--kzbench\nContent-Type: text/plain; charset=utf-8\n\n"
+        + text
+        + "--kzbench\nContent-Type: text/html; charset=utf-8\n\n"
+        + html
+        + "--kzbench--\n"
+    )
 
 
-def _mailmerge_run(folder: Path, port: int, rows: int, html: str, text: str | None
-                   ) -> float:
+def _mailmerge_run(folder: Path, port: int, rows: int, html: str, text: str | None) -> float:
     folder.mkdir()
     (folder / "template.txt").write_text(_mailmerge_template(html, text), encoding="utf-8")
     with (folder / "database.csv").open("w", encoding="utf-8") as out:
@@ -264,11 +308,27 @@ def _mailmerge_run(folder: Path, port: int, rows: int, html: str, text: str | No
     (folder / "server.conf").write_text(f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\n")
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", "from mailmerge.__main__ import main; main()",
-         "--no-dry-run", "--no-limit",
-         "--template", "template.txt", "--database", "database.csv", "--config", "server.conf",
-         "--output-format", "raw"], cwd=folder, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, check=False)
+        [
+            sys.executable,
+            "-c",
+            "from mailmerge.__main__ import main; main()",
+            "--no-dry-run",
+            "--no-limit",
+            "--template",
+            "template.txt",
+            "--database",
+            "database.csv",
+            "--config",
+            "server.conf",
+            "--output-format",
+            "raw",
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"mailmerge failed (pip install -e '.[bench]'):\n{done.stderr[-2000:]}")
@@ -280,8 +340,12 @@ class Sink:
     """The lean sink in its own process."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "lean_sink.py")],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "lean_sink.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         assert self.proc.stdin is not None
         self.port = int(self.proc.stdout.readline())
@@ -322,22 +386,40 @@ def main() -> None:
     sink = Sink()
     root = Path(tempfile.mkdtemp(prefix="kzmail-bench-"))
     try:
-        figures = measure(root, sink, count, scale, merge_rows, conns,
-                          repeats=args.repeats or (3 if args.quick else 1),
-                          rounds=1 if args.quick else 3)
+        figures = measure(
+            root,
+            sink,
+            count,
+            scale,
+            merge_rows,
+            conns,
+            repeats=args.repeats or (3 if args.quick else 1),
+            rounds=1 if args.quick else 3,
+        )
     finally:
         sink.close()
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(figures))
 
 
-def measure(root: Path, sink: Sink, count: int, scale: int, merge_rows: int,
-            conns: int, repeats: int, rounds: int) -> dict[str, Any]:
+def measure(
+    root: Path,
+    sink: Sink,
+    count: int,
+    scale: int,
+    merge_rows: int,
+    conns: int,
+    repeats: int,
+    rounds: int,
+) -> dict[str, Any]:
     big = root / "big"
     big.mkdir()
     campaign = make_project(big, count, sink.port, conns, big=True)
-    print(f"kzmail send benchmark: {count} messages over {conns} connections, "
-          f"lean sink on port {sink.port}, {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"kzmail send benchmark: {count} messages over {conns} connections, "
+        f"lean sink on port {sink.port}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
     # (c) and (c') interleaved, the median of each: the machine is shared
     signed = with_dkim(campaign)
@@ -348,13 +430,15 @@ def measure(root: Path, sink: Sink, count: int, scale: int, merge_rows: int,
             before = sink.count()
             env = {**os.environ, "KZMAIL_STATE_DIR": str(big / f"{label}-{round_}")}
             runs.append(run_child("kzmail", str(path), "journal", env=env, cwd=big))
-            assert sink.count() - before == runs[-1]["count"] == count, \
+            assert sink.count() - before == runs[-1]["count"] == count, (
                 "the sink did not get every message"
+            )
     kz, kd = (sorted(runs, key=rate)[len(runs) // 2] for runs in (kzs, kds))
     # one real kzmail message, for (a) and (b)
     sys.path.insert(0, str(REPO / "src"))
     os.environ["KZMAIL_STATE_DIR"] = str(big / "state-sample")
     from kzmail.services import workspace as app
+
     prepared = app.prepare(current_workspace(), campaign)
     sample = prepared.render(next(app.sendable(prepared, _null_journal(big))))
     message = big / "message.eml"
@@ -366,36 +450,53 @@ def measure(root: Path, sink: Sink, count: int, scale: int, merge_rows: int,
     merge_html = mailmerge(root, sink.port, merge_rows, sample[0].html, None)
     size_kb = kz["size"] / 1024
     print(f"  message size             {size_kb:8.1f} KB")
-    print(f"  (a) mailmerge            {rate(merge):8.0f} msg/s  ({merge_rows} of the same "
-          f"text+HTML message; its {merge['startup']:.2f} s start-up not counted)")
-    print(f"  (a') mailmerge, HTML only {rate(merge_html):7.0f} msg/s  (the HTML part alone: "
-          "a smaller message, and mailmerge skips its HTML parse for inline images)")
+    print(
+        f"  (a) mailmerge            {rate(merge):8.0f} msg/s  ({merge_rows} of the same "
+        f"text+HTML message; its {merge['startup']:.2f} s start-up not counted)"
+    )
+    print(
+        f"  (a') mailmerge, HTML only {rate(merge_html):7.0f} msg/s  (the HTML part alone: "
+        "a smaller message, and mailmerge skips its HTML parse for inline images)"
+    )
     print(f"  (b) aiosmtplib, bytes    {rate(raw):8.0f} msg/s")
-    print(f"  (c) kzmail end to end    {rate(kz):8.0f} msg/s  (median of "
-          f"{', '.join(f'{rate(r):.0f}' for r in kzs)})")
-    print(f"  (c') kzmail + DKIM RSA   {rate(kd):8.0f} msg/s  (RSA-2048, every message signed; "
-          f"median of {', '.join(f'{rate(r):.0f}' for r in kds)})")
-    print(f"  (e) wire ceiling         {rate(ceiling):8.0f} msg/s  (kzmail's transport, one "
-          f"pre-built message: {rate(ceiling) / rate(merge):.1f}x mailmerge)")
+    print(
+        f"  (c) kzmail end to end    {rate(kz):8.0f} msg/s  (median of "
+        f"{', '.join(f'{rate(r):.0f}' for r in kzs)})"
+    )
+    print(
+        f"  (c') kzmail + DKIM RSA   {rate(kd):8.0f} msg/s  (RSA-2048, every message signed; "
+        f"median of {', '.join(f'{rate(r):.0f}' for r in kds)})"
+    )
+    print(
+        f"  (e) wire ceiling         {rate(ceiling):8.0f} msg/s  (kzmail's transport, one "
+        f"pre-built message: {rate(ceiling) / rate(merge):.1f}x mailmerge)"
+    )
     vs_merge, vs_raw = rate(kz) / rate(merge), rate(kz) / rate(raw)
-    print(f"  kzmail / mailmerge       {vs_merge:8.1f}x   (target >= 15x)  "
-          f"{'ok' if vs_merge >= 15 else 'MISSED'}")
+    print(
+        f"  kzmail / mailmerge       {vs_merge:8.1f}x   (target >= 15x)  "
+        f"{'ok' if vs_merge >= 15 else 'MISSED'}"
+    )
     print(f"  kzmail / mailmerge HTML  {rate(kz) / rate(merge_html):8.1f}x   (for reference)")
-    print(f"  kzmail / aiosmtplib      {vs_raw:8.2f}x   (target >= 0.85x) "
-          f"{'ok' if vs_raw >= 0.85 else 'MISSED'}")
+    print(
+        f"  kzmail / aiosmtplib      {vs_raw:8.2f}x   (target >= 0.85x) "
+        f"{'ok' if vs_raw >= 0.85 else 'MISSED'}"
+    )
     # each signed run against the unsigned run just before it: the pairs share the
     # machine's mood of the moment, which drifts between rounds
     pairs = sorted(rate(d) / rate(u) for u, d in zip(kzs, kds, strict=True))
     vs_unsigned = pairs[len(pairs) // 2]
-    print(f"  DKIM / unsigned          {vs_unsigned:8.2f}x   (target >= 0.5x)  "
-          f"{'ok' if vs_unsigned >= 0.5 else 'MISSED'}  (median of the rounds' "
-          f"{', '.join(f'{r:.2f}' for r in pairs)})", flush=True)
+    print(
+        f"  DKIM / unsigned          {vs_unsigned:8.2f}x   (target >= 0.5x)  "
+        f"{'ok' if vs_unsigned >= 0.5 else 'MISSED'}  (median of the rounds' "
+        f"{', '.join(f'{r:.2f}' for r in pairs)})",
+        flush=True,
+    )
 
     small = root / "small"
     small.mkdir()
     campaign = make_project(small, scale, sink.port, conns, big=False)
     ons, offs = [], []
-    for round_ in range(repeats):     # interleaved, best of each: the machine is shared
+    for round_ in range(repeats):  # interleaved, best of each: the machine is shared
         env = {**os.environ, "KZMAIL_STATE_DIR": str(small / f"state-on-{round_}")}
         ons.append(run_child("kzmail", str(campaign), "journal", env=env, cwd=small))
         env = {**os.environ, "KZMAIL_STATE_DIR": str(small / f"state-off-{round_}")}
@@ -408,31 +509,53 @@ def measure(root: Path, sink: Sink, count: int, scale: int, merge_rows: int,
     overhead = on["seconds"] / off["seconds"] - 1
     cpu_overhead = on["cpu"] / off["cpu"] - 1
     print(f"  scale run                {scale:8d} recipients, {on['size'] / 1024:.1f} KB each")
-    print(f"  peak RSS, journal on     {on['rss_mb']:8.1f} MB   (target <= 200 MB) "
-          f"{'ok' if on['rss_mb'] <= 200 else 'MISSED'}")
-    print(f"  send time, journal on    {on['seconds']:8.1f} s  ({rate(on):.0f} msg/s), "
-          f"CPU {on['cpu']:.1f} s")
-    print(f"  send time, no-op log     {off['seconds']:8.1f} s  ({rate(off):.0f} msg/s), "
-          f"CPU {off['cpu']:.1f} s")
-    print(f"  journal overhead, wall   {overhead * 100:8.1f} %  (target < 10%)   "
-          f"{'ok' if overhead < 0.10 else 'MISSED'}")
-    print(f"  journal overhead, CPU    {cpu_overhead * 100:8.1f} %  (target < 10%)   "
-          f"{'ok' if cpu_overhead < 0.10 else 'MISSED'}", flush=True)
-    print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: wall-clock "
-          "ratios are only as good as the machine is quiet)")
-    return {"size_kb": round(size_kb, 1), "mailmerge": round(rate(merge)),
-            "mailmerge_html_only": round(rate(merge_html)),
-            "aiosmtplib": round(rate(raw)), "kzmail": round(rate(kz)),
-            "ceiling": round(rate(ceiling)), "ceiling_vs_mailmerge": round(
-                rate(ceiling) / rate(merge), 1),
-            "vs_mailmerge": round(vs_merge, 1), "vs_aiosmtplib": round(vs_raw, 2),
-            "dkim_rsa": round(rate(kd)), "dkim_vs_unsigned": round(vs_unsigned, 2),
-            "scale": scale, "rss_mb": round(on["rss_mb"], 1),
-            "journal_overhead": round(overhead, 3), "journal_cpu_overhead": round(cpu_overhead, 3)}
+    print(
+        f"  peak RSS, journal on     {on['rss_mb']:8.1f} MB   (target <= 200 MB) "
+        f"{'ok' if on['rss_mb'] <= 200 else 'MISSED'}"
+    )
+    print(
+        f"  send time, journal on    {on['seconds']:8.1f} s  ({rate(on):.0f} msg/s), "
+        f"CPU {on['cpu']:.1f} s"
+    )
+    print(
+        f"  send time, no-op log     {off['seconds']:8.1f} s  ({rate(off):.0f} msg/s), "
+        f"CPU {off['cpu']:.1f} s"
+    )
+    print(
+        f"  journal overhead, wall   {overhead * 100:8.1f} %  (target < 10%)   "
+        f"{'ok' if overhead < 0.10 else 'MISSED'}"
+    )
+    print(
+        f"  journal overhead, CPU    {cpu_overhead * 100:8.1f} %  (target < 10%)   "
+        f"{'ok' if cpu_overhead < 0.10 else 'MISSED'}",
+        flush=True,
+    )
+    print(
+        f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: wall-clock "
+        "ratios are only as good as the machine is quiet)"
+    )
+    return {
+        "size_kb": round(size_kb, 1),
+        "mailmerge": round(rate(merge)),
+        "mailmerge_html_only": round(rate(merge_html)),
+        "aiosmtplib": round(rate(raw)),
+        "kzmail": round(rate(kz)),
+        "ceiling": round(rate(ceiling)),
+        "ceiling_vs_mailmerge": round(rate(ceiling) / rate(merge), 1),
+        "vs_mailmerge": round(vs_merge, 1),
+        "vs_aiosmtplib": round(vs_raw, 2),
+        "dkim_rsa": round(rate(kd)),
+        "dkim_vs_unsigned": round(vs_unsigned, 2),
+        "scale": scale,
+        "rss_mb": round(on["rss_mb"], 1),
+        "journal_overhead": round(overhead, 3),
+        "journal_cpu_overhead": round(cpu_overhead, 3),
+    }
 
 
 def _null_journal(folder: Path) -> Any:
     from kzmail.state.journal import Journal
+
     return Journal(folder / "state-sample")
 
 

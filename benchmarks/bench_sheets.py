@@ -81,9 +81,11 @@ def main() -> int:
             baseline = best(calamine_read, path)
             guard = best(check_sheet_file, path)
             results[suffix] = round(guard / baseline, 3)
-            print(f"bench_sheets {suffix:<5} {rows:,} rows, {path.stat().st_size / 1e6:.1f} MB: "
-                  f"calamine read {baseline * 1000:7.1f} ms (baseline), guard "
-                  f"{guard * 1000:7.1f} ms = {guard / baseline:.2f}x baseline")
+            print(
+                f"bench_sheets {suffix:<5} {rows:,} rows, {path.stat().st_size / 1e6:.1f} MB: "
+                f"calamine read {baseline * 1000:7.1f} ms (baseline), guard "
+                f"{guard * 1000:7.1f} ms = {guard / baseline:.2f}x baseline"
+            )
     print(json.dumps({"bench": "sheets", "rows": rows, "guard_over_read": results}))
     return 0
 

@@ -67,33 +67,45 @@ def main() -> None:
             baseline = per_request(count, lambda i: http.get("/healthz"))
             rows = {
                 "GET /u/<token> (page)": per_request(
-                    count, lambda i: http.get(f"/u/{signer.make(LIST, f'p{i}@example.org')}")),
+                    count, lambda i: http.get(f"/u/{signer.make(LIST, f'p{i}@example.org')}")
+                ),
                 "POST one-click (new row)": per_request(
-                    count, lambda i: http.post(f"/u/{signer.make(LIST, f'n{i}@example.org')}",
-                                               content=b"List-Unsubscribe=One-Click",
-                                               headers=form)),
+                    count,
+                    lambda i: http.post(
+                        f"/u/{signer.make(LIST, f'n{i}@example.org')}",
+                        content=b"List-Unsubscribe=One-Click",
+                        headers=form,
+                    ),
+                ),
                 "POST one-click (replay)": per_request(
-                    count, lambda i: http.post(f"/u/{signer.make(LIST, 'n0@example.org')}",
-                                               content=b"List-Unsubscribe=One-Click",
-                                               headers=form)),
+                    count,
+                    lambda i: http.post(
+                        f"/u/{signer.make(LIST, 'n0@example.org')}",
+                        content=b"List-Unsubscribe=One-Click",
+                        headers=form,
+                    ),
+                ),
                 "forged token": per_request(count, lambda i: http.get(f"/u/AAAA{i}.BBBB")),
             }
         srv.should_exit = True
         thread.join(10)
     print(f"unsubscribe service, {count} requests each, one client over keep-alive")
-    print(f"  baseline GET /healthz: {baseline * 1e3:.2f} ms/request "
-          f"({1 / baseline:.0f}/s)")
+    print(f"  baseline GET /healthz: {baseline * 1e3:.2f} ms/request ({1 / baseline:.0f}/s)")
     for name, seconds in rows.items():
-        print(f"  {name:28s} {seconds * 1e3:6.2f} ms/request  "
-              f"{seconds / baseline:5.2f}x baseline ({1 / seconds:.0f}/s)")
+        print(
+            f"  {name:28s} {seconds * 1e3:6.2f} ms/request  "
+            f"{seconds / baseline:5.2f}x baseline ({1 / seconds:.0f}/s)"
+        )
     tokens = TokenSigner(b"k" * 32)
     token = tokens.make(LIST, "jane@example.org")
     payload = f"{LIST}\njane@example.org".encode()
     n = count * 50
     bare = per_request(n, lambda i: hmac.new(b"k" * 32, payload, hashlib.sha256).digest())
     check = per_request(n, lambda i: tokens.check(token))
-    print(f"  token check: {check * 1e6:.2f} us, {check / bare:.1f}x one bare HMAC-SHA256 "
-          f"({bare * 1e6:.2f} us)")
+    print(
+        f"  token check: {check * 1e6:.2f} us, {check / bare:.1f}x one bare HMAC-SHA256 "
+        f"({bare * 1e6:.2f} us)"
+    )
 
 
 if __name__ == "__main__":

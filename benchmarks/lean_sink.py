@@ -32,11 +32,11 @@ class LeanSmtp(asyncio.Protocol):
                 # the end marker may straddle two reads: search a little before the new bytes
                 end = buf.find(b"\r\n.\r\n", max(0, self.scanned - 4))
                 if end < 0 and buf.startswith(b".\r\n"):
-                    end = -2                        # an empty body: the lone dot
+                    end = -2  # an empty body: the lone dot
                 if end < 0:
                     self.scanned = len(buf)
                     return
-                del buf[:end + 5]
+                del buf[: end + 5]
                 self.in_data = False
                 LeanSmtp.count += 1
                 self.t.write(b"250 2.0.0 ok\r\n")
@@ -45,14 +45,15 @@ class LeanSmtp(asyncio.Protocol):
             if nl < 0:
                 return
             verb = bytes(buf[:4]).upper()
-            del buf[:nl + 2]
+            del buf[: nl + 2]
             if verb == b"DATA":
                 self.in_data = True
                 self.scanned = 0
                 self.t.write(b"354 go\r\n")
             elif verb == b"EHLO":
-                self.t.write(b"250-lean\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
-                             b"250 SIZE 100000000\r\n")
+                self.t.write(
+                    b"250-lean\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n"
+                )
             elif verb == b"QUIT":
                 self.t.write(b"221 bye\r\n")
                 self.t.close()
@@ -68,7 +69,7 @@ async def main() -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while await reader.readline():
-        print(LeanSmtp.count, flush=True)       # any line on stdin: report the count so far
+        print(LeanSmtp.count, flush=True)  # any line on stdin: report the count so far
     server.close()
 
 

@@ -18,8 +18,13 @@ from kzmail.models import Campaign
 
 Loc = tuple[str | int, ...]
 
-_PATH_KEYS: tuple[Loc, ...] = (("template",), ("article", "file"), ("outbox",),
-                               ("dkim", "key_file"), ("smtp", "ca_file"))
+_PATH_KEYS: tuple[Loc, ...] = (
+    ("template",),
+    ("article", "file"),
+    ("outbox",),
+    ("dkim", "key_file"),
+    ("smtp", "ca_file"),
+)
 _MUST_EXIST: tuple[Loc, ...] = (("template",), ("article", "file"), ("dkim", "key_file"))
 
 
@@ -74,9 +79,12 @@ def _refuse_aliases(text: str, path: Path) -> None:
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent):
             mark = event.start_mark
-            raise CampaignError(f"YAML aliases (*{event.anchor}) are not allowed in a campaign "
-                                "file: write the value out", path=path,
-                                line=mark.line + 1 if mark else None)
+            raise CampaignError(
+                f"YAML aliases (*{event.anchor}) are not allowed in a campaign "
+                "file: write the value out",
+                path=path,
+                line=mark.line + 1 if mark else None,
+            )
 
 
 def _parse(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
@@ -108,8 +116,11 @@ def load(path: Path) -> Campaign:
     if isinstance(data.get("smtp"), dict) and "password" in data["smtp"]:
         raise CampaignError(
             "a password never lives in the campaign file: name an environment variable "
-            "in smtp.password_env instead", path=path, line=lines.get(("smtp", "password")),
-            key="smtp.password")
+            "in smtp.password_env instead",
+            path=path,
+            line=lines.get(("smtp", "password")),
+            key="smtp.password",
+        )
     for loc in _PATH_KEYS:
         value = _get(data, loc)
         if isinstance(value, str) and value.strip():
@@ -122,8 +133,9 @@ def load(path: Path) -> Campaign:
     for loc in _MUST_EXIST:
         value = _get(data, loc)
         if isinstance(value, Path) and not value.is_file():
-            raise CampaignError(f"file not found: {value}", path=path,
-                                line=_line_of(lines, loc), key=_dotted(loc))
+            raise CampaignError(
+                f"file not found: {value}", path=path, line=_line_of(lines, loc), key=_dotted(loc)
+            )
     single = _subscriber_sources(data, lines, path)
     data.setdefault("name", path.stem)
     data["source_path"] = path
@@ -140,14 +152,14 @@ def load(path: Path) -> Campaign:
             reason = "required key is missing"
         elif first["type"] == "extra_forbidden":
             reason = "unknown key (check its spelling)"
-        raise CampaignError(reason, path=path, line=_line_of(lines, loc),
-                            key=_dotted(loc)) from exc
+        raise CampaignError(reason, path=path, line=_line_of(lines, loc), key=_dotted(loc)) from exc
     if campaign.dkim is not None:
         try:
             load_key(campaign.dkim.key_file)
         except DkimKeyError as exc:
-            raise CampaignError(str(exc), path=path, line=_line_of(lines, ("dkim", "key_file")),
-                                key="dkim.key_file") from exc
+            raise CampaignError(
+                str(exc), path=path, line=_line_of(lines, ("dkim", "key_file")), key="dkim.key_file"
+            ) from exc
     return campaign
 
 
@@ -165,7 +177,7 @@ def _subscriber_sources(data: dict[str, Any], lines: dict[Loc, int], path: Path)
         if isinstance(entry, str):
             entry = {"path": entry}
         if not isinstance(entry, dict):
-            normalised.append(entry)          # pydantic names the key and the problem
+            normalised.append(entry)  # pydantic names the key and the problem
             continue
         entry = dict(entry)
         raw = entry.get("path")
@@ -173,8 +185,12 @@ def _subscriber_sources(data: dict[str, Any], lines: dict[Loc, int], path: Path)
             resolved = (path.parent / raw.strip()).resolve()
             if not resolved.is_file():
                 where = (*loc, "path") if (*loc, "path") in lines else loc
-                raise CampaignError(f"file not found: {resolved}", path=path,
-                                    line=_line_of(lines, where), key=_dotted(where))
+                raise CampaignError(
+                    f"file not found: {resolved}",
+                    path=path,
+                    line=_line_of(lines, where),
+                    key=_dotted(where),
+                )
             entry["path"] = resolved
         normalised.append(entry)
     data["subscribers"] = normalised
@@ -187,7 +203,10 @@ def find_single(folder: Path) -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise NoCampaignFile("no campaign file (*.yaml) found; name one, e.g. "
-                            "`kzmail preview campaigns/kasachstan.yaml`", path=folder)
+        raise NoCampaignFile(
+            "no campaign file (*.yaml) found; name one, e.g. "
+            "`kzmail preview campaigns/kasachstan.yaml`",
+            path=folder,
+        )
     names = ", ".join(p.name for p in found)
     raise CampaignError(f"several campaigns ({names}); name the one you mean", path=folder)

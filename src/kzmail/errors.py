@@ -42,8 +42,14 @@ class InputError(KzmailError):
 
     exit_code = 2
 
-    def __init__(self, reason: str, *, path: Path | str | None = None,
-                 line: int | None = None, key: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
         self.reason = reason
         self.path = str(path) if path is not None else None
         self.line = line
@@ -94,7 +100,7 @@ class DeliveryError(KzmailError):
 
     def __init__(self, message: str, *, code: int | None = None, stage: str = "") -> None:
         self.code = code
-        self.stage = stage          # connect | mail | rcpt | data: where it went wrong
+        self.stage = stage  # connect | mail | rcpt | data: where it went wrong
         super().__init__(message)
 
 

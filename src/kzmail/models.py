@@ -30,8 +30,10 @@ def _mailbox(value: str) -> str:
     _single_line(value)
     _, addr = parseaddr(value)
     if not PLAIN_ADDRESS.fullmatch(addr) or value.count("@") != 1:
-        raise ValueError(f"{value!r} is not one plain e-mail address (use 'Name "
-                         "<addr@example.org>', an IDN domain in its xn-- form)")
+        raise ValueError(
+            f"{value!r} is not one plain e-mail address (use 'Name "
+            "<addr@example.org>', an IDN domain in its xn-- form)"
+        )
     return value
 
 
@@ -59,8 +61,8 @@ class SmtpSettings(_Model):
     username: str = ""
     password_env: str = ""
     timeout: float = Field(30.0, gt=0)
-    verify_certificate: bool = True     # TLS certificate verification (off only for tests)
-    ca_file: Path | None = None         # extra CA bundle, e.g. a relay's self-signed cert
+    verify_certificate: bool = True  # TLS certificate verification (off only for tests)
+    ca_file: Path | None = None  # extra CA bundle, e.g. a relay's self-signed cert
 
     @property
     def is_local(self) -> bool:
@@ -74,16 +76,16 @@ class RateSettings(_Model):
     per_hour: int = Field(0, ge=0)
     per_day: int = Field(0, ge=0)
     connections: int = Field(4, ge=1, le=64)
-    messages_per_connection: int = Field(100, ge=1)   # then a fresh connection
+    messages_per_connection: int = Field(100, ge=1)  # then a fresh connection
 
 
 class RetrySettings(_Model):
     """Transient failures (4xx, timeouts, drops) are retried; after too many in a row, pause."""
 
-    attempts: int = Field(4, ge=1, le=50)             # per recipient, the first one included
-    backoff: float = Field(2.0, ge=0)                 # first delay in seconds, doubled each time
+    attempts: int = Field(4, ge=1, le=50)  # per recipient, the first one included
+    backoff: float = Field(2.0, ge=0)  # first delay in seconds, doubled each time
     backoff_max: float = Field(120.0, ge=0)
-    pause_after: int = Field(10, ge=1)                # consecutive failed attempts -> pause
+    pause_after: int = Field(10, ge=1)  # consecutive failed attempts -> pause
 
 
 class RelaySettings(SmtpSettings):
@@ -103,8 +105,9 @@ class UnsubscribeSettings(_Model):
             return None
         address = _mailbox(value.removeprefix("mailto:").strip())
         if parseaddr(address)[0] or "<" in address:
-            raise ValueError("give the bare address (it goes into a mailto: URL), "
-                             "not 'Name <address>'")
+            raise ValueError(
+                "give the bare address (it goes into a mailto: URL), not 'Name <address>'"
+            )
         return address
 
 
@@ -143,17 +146,19 @@ class ListSource(_Model):
         try:
             return codecs.lookup(value).name
         except LookupError:
-            raise ValueError(f"unknown encoding {value!r} (try utf-8, cp1252, "
-                             "latin-1, utf-16)") from None
+            raise ValueError(
+                f"unknown encoding {value!r} (try utf-8, cp1252, latin-1, utf-16)"
+            ) from None
 
     @field_validator("delimiter")
     @classmethod
     def _delimiter(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        value = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";",
-                 "pipe": "|"}.get(value.lower(), value)
-        if len(value) != 1 or value in "\"\r\n":
+        value = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}.get(
+            value.lower(), value
+        )
+        if len(value) != 1 or value in '"\r\n':
             raise ValueError("must be one character such as ',', ';', '|' or 'tab'")
         return value
 
@@ -181,7 +186,7 @@ class Campaign(_Model):
     unsubscribe: UnsubscribeSettings
     outbox: Path | None = None
     dkim: DkimSettings | None = None
-    allow_remote_images: bool = False   # remote images tell their host who reads, and when
+    allow_remote_images: bool = False  # remote images tell their host who reads, and when
     source_path: Path = Path("campaign.yaml")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -264,9 +269,9 @@ class Workspace:
     own: tests (and a future server) pass their own.
     """
 
-    state: Path                                   # the state folder (journal, secret)
-    root: Path = Path(".")                        # where `campaigns/` and `outbox/` are
-    environ: Mapping[str, str] = field(default_factory=dict)   # smtp.password_env, DNS
+    state: Path  # the state folder (journal, secret)
+    root: Path = Path(".")  # where `campaigns/` and `outbox/` are
+    environ: Mapping[str, str] = field(default_factory=dict)  # smtp.password_env, DNS
     clock: Callable[[], float] = time.time
 
     @property

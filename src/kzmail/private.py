@@ -35,8 +35,10 @@ def private_folder(folder: Path) -> None:
         folder.chmod(FOLDER_MODE)
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.is_file(follow_symlinks=False) and \
-                    stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode) & 0o077:
+            if (
+                entry.is_file(follow_symlinks=False)
+                and stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode) & 0o077
+            ):
                 os.chmod(entry.path, FILE_MODE)
 
 

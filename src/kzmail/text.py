@@ -18,7 +18,7 @@ CONTROL_CHARS = re.compile(CONTROL_SET + "+")
 def without_controls(value: str) -> str:
     """`value` with each run of `CONTROL_CHARS` as one space, stripped."""
     if value.isprintable() and value == value.strip():
-        return value                     # the common case, without a regex pass
+        return value  # the common case, without a regex pass
     return CONTROL_CHARS.sub(" ", value).strip()
 
 

@@ -28,8 +28,6 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-
-
 @dataclass(frozen=True)
 class RetiredSecret:
     """A former secret: its tokens are accepted until `valid_until` (Unix time)."""
@@ -42,17 +40,21 @@ class RetiredSecret:
 class Refusal(Enum):
     """Why a token was not accepted."""
 
-    MALFORMED = "malformed"   # not a token at all
-    FORGED = "forged"         # no secret we know made this tag
-    EXPIRED = "expired"       # made by a secret retired longer ago than its grace period
+    MALFORMED = "malformed"  # not a token at all
+    FORGED = "forged"  # no secret we know made this tag
+    EXPIRED = "expired"  # made by a secret retired longer ago than its grace period
 
 
 class TokenSigner:
     """Makes tokens with the current secret; checks them against it and retired ones."""
 
-    def __init__(self, secret: bytes, previous: Sequence[RetiredSecret] = (),
-                 clock: Callable[[], float] = time.time) -> None:
-        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)   # copied for each tag
+    def __init__(
+        self,
+        secret: bytes,
+        previous: Sequence[RetiredSecret] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied for each tag
         self._previous = tuple(previous)
         self._clock = clock
 
@@ -61,7 +63,7 @@ class TokenSigner:
         return hmac.new(secret, payload, hashlib.sha256).digest()[:_TAG_BYTES]
 
     def _tag(self, payload: bytes) -> bytes:
-        keyed = self._keyed.copy()          # the key's pads are hashed once, not per tag
+        keyed = self._keyed.copy()  # the key's pads are hashed once, not per tag
         keyed.update(payload)
         return keyed.digest()[:_TAG_BYTES]
 
@@ -97,14 +99,6 @@ class TokenSigner:
         """(list_id, address) if the token is genuine, else None."""
         result = self.check(token)
         return None if isinstance(result, Refusal) else result
-
-
-
-
-
-
-
-
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:

@@ -10,16 +10,25 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         found = shutil.which("chromium")
-        pytest.fail(f"{CHROMIUM} is missing ({found or 'no chromium on PATH'}): run "
-                    "scripts/system-deps.sh as root (./dev test does) to install Debian's chromium")
+        pytest.fail(
+            f"{CHROMIUM} is missing ({found or 'no chromium on PATH'}): run "
+            "scripts/system-deps.sh as root (./dev test does) to install Debian's chromium"
+        )
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         yield chromium

@@ -40,7 +40,7 @@ def wait_until(page: Page, check: Callable[[], bool], timeout: float = 15.0) -> 
         try:
             if check():
                 return
-        except PlaywrightError:         # the page was reloading under us
+        except PlaywrightError:  # the page was reloading under us
             pass
         if time.monotonic() > deadline:
             raise AssertionError("condition not met within the timeout")
@@ -54,20 +54,22 @@ def newsletter_frames(page: Page) -> list[Frame]:
 
 
 def test_newsletter_fits_600_and_375_px_without_horizontal_scrolling(
-        preview_page: tuple[Page, list[str]]) -> None:
+    preview_page: tuple[Page, list[str]],
+) -> None:
     page, problems = preview_page
     desktop, mobile = (page.locator("iframe").nth(i) for i in range(2))
     box_d, box_m = desktop.bounding_box(), mobile.bounding_box()
     assert box_d is not None
     assert box_m is not None
-    assert box_d["y"] == box_m["y"]                      # side by side
+    assert box_d["y"] == box_m["y"]  # side by side
     assert box_d["x"] + box_d["width"] <= box_m["x"]
     widths = {}
     for frame in newsletter_frames(page):
         frame.wait_for_load_state("load")
         width, scroll, fits = frame.evaluate(
             "[innerWidth, document.documentElement.scrollWidth,"
-            " document.documentElement.scrollWidth <= innerWidth]")
+            " document.documentElement.scrollWidth <= innerWidth]"
+        )
         assert fits, (frame.url, width, scroll)
         widths[width] = frame.evaluate("document.body.innerText")
     assert set(widths) == {600, 375}
@@ -76,8 +78,8 @@ def test_newsletter_fits_600_and_375_px_without_horizontal_scrolling(
         assert "Hallo Jürgen Müller" in text
     text_part = page.locator("pre").inner_text()
     assert "Unsere Forderungen" in text_part
-    assert "/u/" in text_part                            # the personal unsubscribe link
-    assert problems == []                                # no CSP violation, no script error
+    assert "/u/" in text_part  # the personal unsubscribe link
+    assert problems == []  # no CSP violation, no script error
 
 
 def test_subscriber_picker_switches_the_preview(preview_page: tuple[Page, list[str]]) -> None:
@@ -93,34 +95,44 @@ def test_subscriber_picker_switches_the_preview(preview_page: tuple[Page, list[s
 
 
 def test_live_reload_on_article_template_and_campaign_changes(
-        project: Path, preview_page: tuple[Page, list[str]]) -> None:
+    project: Path, preview_page: tuple[Page, list[str]]
+) -> None:
     page, _ = preview_page
 
     def frame_text() -> str:
         return str(newsletter_frames(page)[1].evaluate("document.body.innerText"))
 
     article = project / "campaigns/kasachstan.md"
-    article.write_text(article.read_text(encoding="utf-8") + "\n\nNeuerAbsatzXYZ\n",
-                       encoding="utf-8")
+    article.write_text(
+        article.read_text(encoding="utf-8") + "\n\nNeuerAbsatzXYZ\n", encoding="utf-8"
+    )
     wait_until(page, lambda: "NeuerAbsatzXYZ" in page.locator("pre").inner_text())
     page.wait_for_load_state("load")
     newsletter_frames(page)[1].wait_for_load_state("load")
     assert "NeuerAbsatzXYZ" in frame_text()
 
-    edit_campaign(project / "templates/newsletter.mjml",
-                  lambda t: t.replace("Unsere Forderungen", "Unsere ForderungenNEU"))
+    edit_campaign(
+        project / "templates/newsletter.mjml",
+        lambda t: t.replace("Unsere Forderungen", "Unsere ForderungenNEU"),
+    )
     wait_until(page, lambda: "ForderungenNEU" in page.locator("pre").inner_text())
 
-    edit_campaign(project / "campaigns/kasachstan.yaml",
-                  lambda t: t.replace('subject: "Solidarität', 'subject: "NEU Solidarität'))
+    edit_campaign(
+        project / "campaigns/kasachstan.yaml",
+        lambda t: t.replace('subject: "Solidarität', 'subject: "NEU Solidarität'),
+    )
     wait_until(page, lambda: page.locator("h1").inner_text().startswith("NEU"))
 
     # a broken campaign shows its one-line error, and the fix brings the preview back
-    edit_campaign(project / "campaigns/kasachstan.yaml",
-                  lambda t: t.replace("tls: starttls", "tls: sometimes"))
+    edit_campaign(
+        project / "campaigns/kasachstan.yaml",
+        lambda t: t.replace("tls: starttls", "tls: sometimes"),
+    )
     page.wait_for_selector("p.error", timeout=15000)
     assert "smtp.tls" in page.locator("p.error").inner_text()
-    edit_campaign(project / "campaigns/kasachstan.yaml",
-                  lambda t: t.replace("tls: sometimes", "tls: starttls"))
+    edit_campaign(
+        project / "campaigns/kasachstan.yaml",
+        lambda t: t.replace("tls: sometimes", "tls: starttls"),
+    )
     page.wait_for_selector("iframe", timeout=15000)
     assert page.locator("p.error").count() == 0

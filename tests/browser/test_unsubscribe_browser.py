@@ -26,8 +26,13 @@ KZMAIL = Path(sys.executable).with_name("kzmail")
 
 def _send(campaign: Path) -> str:
     # a real `kzmail send` process: Playwright's sync API owns this thread's event loop
-    result = subprocess.run([str(KZMAIL), "send", str(campaign), "--yes"], capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [str(KZMAIL), "send", str(campaign), "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -47,7 +52,8 @@ def _unsubscribe_url(data: bytes) -> str:
 
 
 def test_unsubscribe_link_from_a_sent_message_works_in_chromium_without_javascript(
-        project: Path, smtp_server: SmtpServer, browser: Browser) -> None:
+    project: Path, smtp_server: SmtpServer, browser: Browser
+) -> None:
     campaign = project / "campaigns/kasachstan.yaml"
     use_relay(campaign, smtp_server)
     _send(campaign)
@@ -118,10 +124,10 @@ def test_unsubscribe_page_works_by_keyboard_alone(project: Path, browser: Browse
         focused = page.evaluate("document.activeElement.textContent")
         assert focused == "Jetzt abmelden"
         outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
-        assert outline != "none"          # a visible focus ring
+        assert outline != "none"  # a visible focus ring
         for selector in ("button", "p", "p.note", "h1"):
             ratio = contrast(page, selector)
-            assert ratio >= 4.5, (selector, ratio)      # WCAG AA for normal text
+            assert ratio >= 4.5, (selector, ratio)  # WCAG AA for normal text
         page.keyboard.press("Enter")
         page.wait_for_load_state()
         assert page.locator("h1").inner_text() == "Abgemeldet"

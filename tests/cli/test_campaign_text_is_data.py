@@ -22,16 +22,19 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def _payload(folder: str) -> str:
-    return ("{{ cycler.__init__.__globals__.os.popen('mkdir " + folder + "').read() }}")
+    return "{{ cycler.__init__.__globals__.os.popen('mkdir " + folder + "').read() }}"
 
 
 def test_preview_runs_no_code_from_the_article_or_title(project: Path) -> None:
     article, title = _payload("pwned-article"), _payload("pwned-title")
-    (project / "campaigns/kasachstan.md").write_text(f"Vorsicht: `{article}`\n",
-                                                     encoding="utf-8")
-    edit_campaign(project / CAMPAIGN, lambda text: text.replace(
-        '  title: "Solidarität mit den Arbeiter*innen und Jugendlichen in Kasachstan!"',
-        f'  title: "{title}"'))
+    (project / "campaigns/kasachstan.md").write_text(f"Vorsicht: `{article}`\n", encoding="utf-8")
+    edit_campaign(
+        project / CAMPAIGN,
+        lambda text: text.replace(
+            '  title: "Solidarität mit den Arbeiter*innen und Jugendlichen in Kasachstan!"',
+            f'  title: "{title}"',
+        ),
+    )
     code, _, stderr = run("preview", CAMPAIGN)
     assert code == 0, stderr
     assert not (project / "pwned-article").exists()
@@ -39,7 +42,7 @@ def test_preview_runs_no_code_from_the_article_or_title(project: Path) -> None:
     page = (project / "preview/kasachstan.html").read_text(encoding="utf-8")
     text = (project / "preview/kasachstan.txt").read_text(encoding="utf-8")
     for payload in (article, title):
-        assert payload in html.unescape(page)          # shown, as text
+        assert payload in html.unescape(page)  # shown, as text
         assert payload.replace("'", "&#39;") in page or payload in page
         assert payload in text
     assert "<code>" + html.escape(article, quote=False) + "</code>" in page
@@ -47,8 +50,12 @@ def test_preview_runs_no_code_from_the_article_or_title(project: Path) -> None:
 
 def test_preview_of_a_template_reaching_for_internals_is_one_line(project: Path) -> None:
     template = project / "templates/newsletter.mjml"
-    edit_campaign(template, lambda text: text.replace(
-        "Von {{ author }}", "Von {{ author }} {{ cycler.__init__.__globals__ }}"))
+    edit_campaign(
+        template,
+        lambda text: text.replace(
+            "Von {{ author }}", "Von {{ author }} {{ cycler.__init__.__globals__ }}"
+        ),
+    )
     code, stdout, stderr = run("preview", CAMPAIGN)
     assert code != 0
     assert "Traceback" not in stdout + stderr

@@ -29,12 +29,14 @@ from tests.helpers.smtp import SmtpServer
 runner = CliRunner()
 CAMPAIGN = "campaigns/kasachstan.yaml"
 LIST_ID = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
-PROBLEMS = ("email,name,city\r\n"
-            "anna@example.org,Anna,Berlin\r\n"
-            "kaputt,Kaputt,Köln\r\n"
-            "ANNA@example.org,Anna 2,Bonn\r\n"
-            "gone@example.org,Gone,Ulm\r\n"
-            "bob@example.org,\"Müller, Bob\",\"=HYPERLINK(\"\"http://x\"\")\"\r\n")
+PROBLEMS = (
+    "email,name,city\r\n"
+    "anna@example.org,Anna,Berlin\r\n"
+    "kaputt,Kaputt,Köln\r\n"
+    "ANNA@example.org,Anna 2,Bonn\r\n"
+    "gone@example.org,Gone,Ulm\r\n"
+    'bob@example.org,"Müller, Bob","=HYPERLINK(""http://x"")"\r\n'
+)
 
 
 def _invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
@@ -50,7 +52,8 @@ def test_check_example_campaign(project: Path) -> None:
     assert stdout.splitlines() == [
         "12 rows: 12 valid, 0 invalid, 0 duplicates, 0 marked unsubscribed, 0 suppressed "
         "(unsubscribed or bounced earlier) -> 12 sendable",
-        "OK: can be sent to 12 subscribers; rows with problems are skipped."]
+        "OK: can be sent to 12 subscribers; rows with problems are skipped.",
+    ]
 
 
 def test_check_prints_each_problem_then_summary(project: Path) -> None:
@@ -65,7 +68,8 @@ def test_check_prints_each_problem_then_summary(project: Path) -> None:
         "not mailed",
         "5 rows: 4 valid, 1 invalid, 1 duplicates, 0 marked unsubscribed, 1 suppressed "
         "(unsubscribed or bounced earlier) -> 2 sendable",
-        "OK: can be sent to 2 subscribers; rows with problems are skipped."]
+        "OK: can be sent to 2 subscribers; rows with problems are skipped.",
+    ]
 
 
 def test_check_json(project: Path) -> None:
@@ -74,25 +78,48 @@ def test_check_json(project: Path) -> None:
     code, stdout, _ = _invoke("check", "--json")
     assert code == 0
     data = json.loads(stdout)
-    counts = {k: data[k] for k in ("rows", "valid", "invalid", "duplicates", "suppressed",
-                                   "sendable", "unsubscribed")}
-    assert counts == {"rows": 5, "valid": 4, "invalid": 1, "duplicates": 1, "suppressed": 1,
-                      "sendable": 2, "unsubscribed": 0}
+    counts = {
+        k: data[k]
+        for k in (
+            "rows",
+            "valid",
+            "invalid",
+            "duplicates",
+            "suppressed",
+            "sendable",
+            "unsubscribed",
+        )
+    }
+    assert counts == {
+        "rows": 5,
+        "valid": 4,
+        "invalid": 1,
+        "duplicates": 1,
+        "suppressed": 1,
+        "sendable": 2,
+        "unsubscribed": 0,
+    }
     assert all(type(v) is int for v in counts.values())
     assert [(p["file"], p["line"], p["kind"]) for p in data["problems"]] == [
-        (str(listing), 3, "invalid"), (str(listing), 4, "duplicate"),
-        (str(listing), 5, "suppressed")]
+        (str(listing), 3, "invalid"),
+        (str(listing), 4, "duplicate"),
+        (str(listing), 5, "suppressed"),
+    ]
     assert data["ok"] is True
     assert data["problems_truncated"] == 0
     assert data["errors"] == []
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ("name\nAnn\n", "no email column"),
-    ("email\nkaputt\nauch kaputt\n", "no sendable subscriber in the list"),
-])
-def test_check_exits_2_when_the_campaign_cannot_be_sent(project: Path, content: str,
-                                                        expected: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("name\nAnn\n", "no email column"),
+        ("email\nkaputt\nauch kaputt\n", "no sendable subscriber in the list"),
+    ],
+)
+def test_check_exits_2_when_the_campaign_cannot_be_sent(
+    project: Path, content: str, expected: str
+) -> None:
     write_text(project / "subscribers.example.csv", content)
     code, _, stderr = _invoke("check")
     assert code == 2  # a mistake in the files (README's exit codes)
@@ -113,8 +140,10 @@ def test_check_exits_2_for_an_invalid_campaign_with_file_line_key(project: Path)
 
 
 def test_check_finds_template_fields_the_list_lacks(project: Path) -> None:
-    edit_campaign(project / "templates/newsletter.mjml",
-                  lambda t: t.replace("Hallo {{ subscriber.name }},", "Hallo {{ subscriber.plz }},"))
+    edit_campaign(
+        project / "templates/newsletter.mjml",
+        lambda t: t.replace("Hallo {{ subscriber.name }},", "Hallo {{ subscriber.plz }},"),
+    )
     code, _, stderr = _invoke("check")
     assert code == 2  # a mistake in the files (README's exit codes)
     assert "unknown field" in stderr
@@ -123,42 +152,66 @@ def test_check_finds_template_fields_the_list_lacks(project: Path) -> None:
 
 
 def test_campaign_lists_as_mappings_merged(project: Path) -> None:
-    write_text(project / "de.csv", "E-Mail-Adresse;Wer;Aus\r\nanna@example.org;Änne;\r\n"
-               "neu@example.org;Neu;ja\r\n", encoding="cp1252")
+    write_text(
+        project / "de.csv",
+        "E-Mail-Adresse;Wer;Aus\r\nanna@example.org;Änne;\r\nneu@example.org;Neu;ja\r\n",
+        encoding="cp1252",
+    )
     write_xlsx(project / "more.xlsx", {"S": [["Kontakt"], ["ANNA@example.org"], ["x@example.org"]]})
-    edit_campaign(project / CAMPAIGN, lambda t: t.replace(
-        "subscribers: ../subscribers.example.csv",
-        "subscribers:\n  - path: ../de.csv\n    encoding: cp1252\n    delimiter: ';'\n"
-        "    columns: {name: Wer, unsubscribed: Aus}\n"
-        "  - {path: ../more.xlsx, columns: {email: Kontakt}}\n"))
+    edit_campaign(
+        project / CAMPAIGN,
+        lambda t: t.replace(
+            "subscribers: ../subscribers.example.csv",
+            "subscribers:\n  - path: ../de.csv\n    encoding: cp1252\n    delimiter: ';'\n"
+            "    columns: {name: Wer, unsubscribed: Aus}\n"
+            "  - {path: ../more.xlsx, columns: {email: Kontakt}}\n",
+        ),
+    )
     code, stdout, _ = _invoke("check", "--json")
     data = json.loads(stdout)
     assert code == 0
-    assert (data["rows"], data["sendable"], data["duplicates"], data["unsubscribed"]) == (4, 2, 1, 1)
+    assert (data["rows"], data["sendable"], data["duplicates"], data["unsubscribed"]) == (
+        4,
+        2,
+        1,
+        1,
+    )
     assert [(Path(p["file"]).name, p["line"], p["kind"]) for p in data["problems"]] == [
-        ("de.csv", 3, "unsubscribed"), ("more.xlsx", 2, "duplicate")]
+        ("de.csv", 3, "unsubscribed"),
+        ("more.xlsx", 2, "duplicate"),
+    ]
     assert data["notes"] == []
 
 
 def test_campaign_list_errors_name_file_line_and_key(project: Path) -> None:
     path = project / CAMPAIGN
-    edit_campaign(path, lambda t: t.replace(
-        "subscribers: ../subscribers.example.csv",
-        "subscribers:\n  - ../subscribers.example.csv\n  - path: ../missing.csv\n"))
+    edit_campaign(
+        path,
+        lambda t: t.replace(
+            "subscribers: ../subscribers.example.csv",
+            "subscribers:\n  - ../subscribers.example.csv\n  - path: ../missing.csv\n",
+        ),
+    )
     code, _, stderr = _invoke("check", CAMPAIGN)
     lines = path.read_text(encoding="utf-8").splitlines()
     line = next(i for i, text in enumerate(lines, 1) if "missing.csv" in text)
     assert code == 2  # a mistake in the files (README's exit codes)
     assert stderr.startswith(f"error: {CAMPAIGN}:{line}: subscribers.1.path: file not found")
-    edit_campaign(path, lambda t: t.replace("  - path: ../missing.csv\n",
-                                            "  - {path: ../subscribers.example.csv, "
-                                            "encoding: klingon}\n"))
+    edit_campaign(
+        path,
+        lambda t: t.replace(
+            "  - path: ../missing.csv\n",
+            "  - {path: ../subscribers.example.csv, encoding: klingon}\n",
+        ),
+    )
     code, _, stderr = _invoke("check", CAMPAIGN)
     assert code == 2  # a mistake in the files (README's exit codes)
     assert f"{CAMPAIGN}:{line}: subscribers.1.encoding: unknown encoding 'klingon'" in stderr
 
 
-def test_check_other_lists_without_a_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_other_lists_without_a_campaign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KZMAIL_STATE_DIR", str(tmp_path / ".kzmail"))
     write_text(tmp_path / "a.csv", "email\na@example.org\n")
@@ -168,14 +221,15 @@ def test_check_other_lists_without_a_campaign(tmp_path: Path, monkeypatch: pytes
     assert stdout.splitlines()[0] == "b.csv:2: duplicate of a.csv:2: A@example.org"
 
 
-def test_send_shows_the_same_summary_before_asking(project: Path,
-                                                   smtp_server: SmtpServer) -> None:
+def test_send_shows_the_same_summary_before_asking(project: Path, smtp_server: SmtpServer) -> None:
     listing = write_text(project / "subscribers.example.csv", PROBLEMS)
     use_relay(project / CAMPAIGN, smtp_server)
     _, stdout, stderr = _invoke("send", CAMPAIGN, input="n\n")
     assert f"skipped {listing}:3: invalid address 'kaputt'" in stderr
-    summary = ("5 rows: 4 valid, 1 invalid, 1 duplicates, 0 marked unsubscribed, 0 suppressed "
-               "(unsubscribed or bounced earlier) -> 3 sendable")
+    summary = (
+        "5 rows: 4 valid, 1 invalid, 1 duplicates, 0 marked unsubscribed, 0 suppressed "
+        "(unsubscribed or bounced earlier) -> 3 sendable"
+    )
     assert summary in stdout
     assert stdout.index(summary) < stdout.index("Send now?")
     assert smtp_server.handler.messages == []
@@ -188,18 +242,25 @@ def test_suppressed_addresses_are_never_mailed(project: Path, smtp_server: SmtpS
     code, _, _ = _invoke("send", CAMPAIGN, "--yes")
     assert code == 0
     assert sorted(m.rcpt_tos[0] for m in smtp_server.handler.messages) == [
-        "anna@example.org", "bob@example.org"]
+        "anna@example.org",
+        "bob@example.org",
+    ]
 
 
 def test_clean_writes_tidy_utf8_csv(project: Path) -> None:
-    write_text(project / "raw.csv", "Liste\n\nE-Mail;Name;Stadt;;\n mailto:A@Example.org ;Ann;"
-               "\"Köln\nNord\";;\nkaputt;X;Y;;\na@example.org;Dup;Z;;\n", encoding="cp1252")
+    write_text(
+        project / "raw.csv",
+        "Liste\n\nE-Mail;Name;Stadt;;\n mailto:A@Example.org ;Ann;"
+        '"Köln\nNord";;\nkaputt;X;Y;;\na@example.org;Dup;Z;;\n',
+        encoding="cp1252",
+    )
     Journal(project / ".kzmail").suppress(LIST_ID, "x@example.org", "bounced")
     code, stdout, _ = _invoke("clean", "raw.csv", "--out", "clean.csv")
     assert code == 0
     assert stdout.splitlines()[-1] == "Wrote 1 subscribers to clean.csv"
     assert (project / "clean.csv").read_bytes() == (
-        "\ufeffE-Mail,Name,Stadt\r\nA@example.org,Ann,Köln Nord\r\n").encode()
+        "\ufeffE-Mail,Name,Stadt\r\nA@example.org,Ann,Köln Nord\r\n"
+    ).encode()
 
 
 def test_clean_to_xlsx_keeps_columns_and_never_makes_formulas(project: Path) -> None:
@@ -207,14 +268,20 @@ def test_clean_to_xlsx_keeps_columns_and_never_makes_formulas(project: Path) -> 
     Journal(project / ".kzmail").suppress("other.list.example", "gone@example.org", "unsub")
     code, _, _ = _invoke("clean", "raw.csv", "--out", "clean.xlsx")
     assert code == 0
-    rows = list(CalamineWorkbook.from_path(str(project / "clean.xlsx"))
-                .get_sheet_by_index(0).iter_rows())
-    assert rows == [["email", "name", "city"], ["anna@example.org", "Anna", "Berlin"],
-                    ["bob@example.org", "Müller, Bob", '=HYPERLINK("http://x")']]
+    rows = list(
+        CalamineWorkbook.from_path(str(project / "clean.xlsx")).get_sheet_by_index(0).iter_rows()
+    )
+    assert rows == [
+        ["email", "name", "city"],
+        ["anna@example.org", "Anna", "Berlin"],
+        ["bob@example.org", "Müller, Bob", '=HYPERLINK("http://x")'],
+    ]
     code, _, _ = _invoke("clean", "raw.csv", "--out", "clean2.tsv", "--campaign", CAMPAIGN)
     assert code == 0
     assert (project / "clean2.tsv").read_text(encoding="utf-8-sig").splitlines()[:2] == [
-        "email\tname\tcity", "anna@example.org\tAnna\tBerlin"]
+        "email\tname\tcity",
+        "anna@example.org\tAnna\tBerlin",
+    ]
     assert "gone@example.org" in (project / "clean2.tsv").read_text(encoding="utf-8-sig")
 
 
@@ -272,8 +339,9 @@ def nxdomain() -> Iterator[NxdomainServer]:
     server.close()
 
 
-def test_dns_is_only_asked_with_check_dns(project: Path, nxdomain: NxdomainServer,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dns_is_only_asked_with_check_dns(
+    project: Path, nxdomain: NxdomainServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(service_lists.DNS_SERVER_ENV, f"127.0.0.1:{nxdomain.port}")
     resolver = service_lists.dns_resolver(os.environ)
     assert isinstance(resolver, dns.resolver.Resolver)
@@ -290,14 +358,17 @@ def test_dns_is_only_asked_with_check_dns(project: Path, nxdomain: NxdomainServe
     assert data["sendable"] == 0
     assert data["invalid"] == 12
     assert data["problems"][0]["reason"] == (
-        "domain does not accept mail: The domain name example.org does not exist.")
+        "domain does not accept mail: The domain name example.org does not exist."
+    )
     assert sorted(set(nxdomain.queries)) == ["example.com.", "example.net.", "example.org."]
 
 
-HOSTILE = ("email,name,=evil header,note\r\n"
-           "=cmd|'/Ccalc'!A0@example.org,=1+1,\"\t=1+1\",@SUM(A1)\r\n"
-           "plus@example.org,+49 30 1234,-5,\"\r=2+2\"\r\n"
-           "-dash@example.org, =3+3,\uff1d4+4,harmless\r\n")
+HOSTILE = (
+    "email,name,=evil header,note\r\n"
+    "=cmd|'/Ccalc'!A0@example.org,=1+1,\"\t=1+1\",@SUM(A1)\r\n"
+    'plus@example.org,+49 30 1234,-5,"\r=2+2"\r\n'
+    "-dash@example.org, =3+3,\uff1d4+4,harmless\r\n"
+)
 
 
 def _csv_rows(path: Path) -> list[list[str]]:
@@ -307,8 +378,7 @@ def _csv_rows(path: Path) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
-def test_clean_csv_writes_formula_cells_as_text_but_never_alters_addresses(
-        project: Path) -> None:
+def test_clean_csv_writes_formula_cells_as_text_but_never_alters_addresses(project: Path) -> None:
     write_text(project / "raw.csv", HOSTILE)
     code, _, stderr = _invoke("clean", "raw.csv", "--out", "clean.csv")
     assert code == 0, stderr
@@ -316,7 +386,8 @@ def test_clean_csv_writes_formula_cells_as_text_but_never_alters_addresses(
         ["email", "name", "'=evil header", "note"],
         ["=cmd|'/Ccalc'!A0@example.org", "'=1+1", "'=1+1", "'@SUM(A1)"],
         ["plus@example.org", "'+49 30 1234", "'-5", "'=2+2"],
-        ["-dash@example.org", "'=3+3", "'\uff1d4+4", "harmless"]]
+        ["-dash@example.org", "'=3+3", "'\uff1d4+4", "harmless"],
+    ]
 
 
 def test_clean_xlsx_keeps_formula_looking_text_as_string_cells(project: Path) -> None:
@@ -328,30 +399,43 @@ def test_clean_xlsx_keeps_formula_looking_text_as_string_cells(project: Path) ->
     sheet = load_workbook(project / "clean.xlsx").active
     assert sheet is not None
     cells = [[(c.value, c.data_type) for c in row] for row in sheet.iter_rows()]
-    assert cells[1] == [("=cmd|'/Ccalc'!A0@example.org", "s"), ("=1+1", "s"), ("=1+1", "s"),
-                        ("@SUM(A1)", "s")]
+    assert cells[1] == [
+        ("=cmd|'/Ccalc'!A0@example.org", "s"),
+        ("=1+1", "s"),
+        ("=1+1", "s"),
+        ("@SUM(A1)", "s"),
+    ]
     assert all(kind == "s" for row in cells for _, kind in row)
 
 
-CONTROLS = "\r\n\x00\u2028\u2029\u0085\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\x1b\x9b\x7f"
+CONTROLS = (
+    "\r\n\x00\u2028\u2029\u0085\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\x1b\x9b\x7f"
+)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
-def test_clean_removes_control_characters_from_every_column(project: Path,
-                                                            suffix: str) -> None:
-    write_text(project / "raw.csv", f'email,name,"ci{CONTROLS}ty"\r\n'
-               f'anna@example.org,"An\u202ena{CONTROLS}","Köln\r\nNord\x00\u2066x"\r\n')
+def test_clean_removes_control_characters_from_every_column(project: Path, suffix: str) -> None:
+    write_text(
+        project / "raw.csv",
+        f'email,name,"ci{CONTROLS}ty"\r\n'
+        f'anna@example.org,"An\u202ena{CONTROLS}","Köln\r\nNord\x00\u2066x"\r\n',
+    )
     code, _, stderr = _invoke("clean", "raw.csv", "--out", f"clean{suffix}")
     assert code == 0, stderr
     out = project / f"clean{suffix}"
-    rows = (_csv_rows(out) if suffix == ".csv" else
-            list(CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).iter_rows()))
+    rows = (
+        _csv_rows(out)
+        if suffix == ".csv"
+        else list(CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).iter_rows())
+    )
     assert rows == [["email", "name", "ci ty"], ["anna@example.org", "An na", "Köln Nord x"]]
 
 
 def test_check_notes_addresses_that_idna_or_nfkc_changed(project: Path) -> None:
-    write_text(project / "raw.csv", "email\r\nanna@p\u0430ypal.example\r\n"
-                                    "bob@\uff45xample.org\r\nplain@Example.org\r\n")
+    write_text(
+        project / "raw.csv",
+        "email\r\nanna@p\u0430ypal.example\r\nbob@\uff45xample.org\r\nplain@Example.org\r\n",
+    )
     code, stdout, stderr = _invoke("check", "--subscribers", "raw.csv")
     assert code == 0, stderr
     notes = [line for line in stdout.splitlines() if line.startswith("note:")]
@@ -359,20 +443,25 @@ def test_check_notes_addresses_that_idna_or_nfkc_changed(project: Path) -> None:
         "note: raw.csv:2: address 'anna@p\u0430ypal.example' was normalised (IDNA/NFKC) to "
         "'anna@xn--pypal-4ve.example': make sure it is the one meant",
         "note: raw.csv:3: address 'bob@\uff45xample.org' was normalised (IDNA/NFKC) to "
-        "'bob@example.org': make sure it is the one meant"]
+        "'bob@example.org': make sure it is the one meant",
+    ]
     code, stdout, _ = _invoke("check", "--subscribers", "raw.csv", "--json")
-    assert [n.split(": address")[0] for n in json.loads(stdout)["notes"]] == ["raw.csv:2",
-                                                                            "raw.csv:3"]
+    assert [n.split(": address")[0] for n in json.loads(stdout)["notes"]] == [
+        "raw.csv:2",
+        "raw.csv:3",
+    ]
 
 
 def test_check_notes_addresses_a_spreadsheet_would_run_as_formulas(project: Path) -> None:
-    write_text(project / "raw.csv", "email,name\r\n=cmd|'/Ccalc'!A0@example.org,X\r\n"
-                                    "ok@example.org,Y\r\n")
+    write_text(
+        project / "raw.csv", "email,name\r\n=cmd|'/Ccalc'!A0@example.org,X\r\nok@example.org,Y\r\n"
+    )
     code, stdout, stderr = _invoke("check", "--subscribers", "raw.csv")
     assert code == 0, stderr
     assert [line for line in stdout.splitlines() if line.startswith("note:")] == [
         "note: raw.csv:2: address \"=cmd|'/Ccalc'!A0@example.org\" starts with '=': a "
-        "spreadsheet may run it as a formula when it opens a CSV of this list"]
+        "spreadsheet may run it as a formula when it opens a CSV of this list"
+    ]
 
 
 def test_check_address_notes_are_capped_per_list(project: Path) -> None:

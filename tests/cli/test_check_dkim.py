@@ -15,12 +15,19 @@ from tests.helpers.campaigns import edit_campaign
 CAMPAIGN = "campaigns/kasachstan.yaml"
 
 
-def _with_dkim(project: Path, domain: str, key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> None:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+def _with_dkim(
+    project: Path, domain: str, key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+) -> None:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     (project / "news.private").write_bytes(pem)
-    edit_campaign(project / CAMPAIGN, lambda t: t + (
-        f"\ndkim:\n  domain: {domain}\n  selector: news\n  key_file: ../news.private\n"))
+    edit_campaign(
+        project / CAMPAIGN,
+        lambda t: (
+            t + (f"\ndkim:\n  domain: {domain}\n  selector: news\n  key_file: ../news.private\n")
+        ),
+    )
 
 
 def test_aligned_dkim_gives_no_warning(project: Path) -> None:
@@ -33,7 +40,7 @@ def test_aligned_dkim_gives_no_warning(project: Path) -> None:
 def test_unaligned_domain_and_short_key_are_warned(project: Path) -> None:
     _with_dkim(project, "elsewhere.example.net", rsa.generate_private_key(65537, 1024))
     result = CliRunner().invoke(cli, ["check", CAMPAIGN])
-    assert result.exit_code == 0            # a warning, not a reason to refuse sending
+    assert result.exit_code == 0  # a warning, not a reason to refuse sending
     assert "warning: dkim.domain: elsewhere.example.net is not aligned" in result.stderr
     assert "1024 bits" in result.stderr
     report = json.loads(CliRunner().invoke(cli, ["check", CAMPAIGN, "--json"]).stdout)

@@ -28,15 +28,17 @@ def test_preview_writes_the_three_files_for_the_first_subscriber(project: Path) 
     for suffix in (".html", ".txt", ".eml"):
         assert f"preview/kasachstan{suffix}" in out
         assert (project / f"preview/kasachstan{suffix}").stat().st_size > 1000
-    eml = email.message_from_bytes((project / "preview/kasachstan.eml").read_bytes(),
-                                   policy=email.policy.strict)
+    eml = email.message_from_bytes(
+        (project / "preview/kasachstan.eml").read_bytes(), policy=email.policy.strict
+    )
     assert eml["To"].addresses[0].addr_spec == "juergen.mueller@example.org"
     assert "Hallo Jürgen Müller," in (project / "preview/kasachstan.txt").read_text()
 
 
 def test_preview_for_a_chosen_subscriber_into_a_chosen_folder(project: Path) -> None:
-    code, _, _ = run("preview", CAMPAIGN, "--subscriber", "ANNA.mueller@example.com",
-                     "--out", "elsewhere")
+    code, _, _ = run(
+        "preview", CAMPAIGN, "--subscriber", "ANNA.mueller@example.com", "--out", "elsewhere"
+    )
     assert code == 0
     assert "Hallo Müller, Anna," in (project / "elsewhere/kasachstan.txt").read_text()
 
@@ -80,14 +82,14 @@ def _assert_one_line_error(code: int, out: str, err: str, *needles: str) -> None
 
 def test_missing_key(project: Path) -> None:
     edit_campaign(project / CAMPAIGN, lambda t: t.replace("list_id:", "# list_id:"))
-    _assert_one_line_error(*run("send", CAMPAIGN), "kasachstan.yaml", "list_id",
-                           "required key is missing")
+    _assert_one_line_error(
+        *run("send", CAMPAIGN), "kasachstan.yaml", "list_id", "required key is missing"
+    )
 
 
 def test_wrong_path(project: Path) -> None:
     edit_campaign(project / CAMPAIGN, lambda t: t.replace("newsletter.mjml", "nope.mjml"))
-    _assert_one_line_error(*run("preview", CAMPAIGN), "kasachstan.yaml:", "template",
-                           "nope.mjml")
+    _assert_one_line_error(*run("preview", CAMPAIGN), "kasachstan.yaml:", "template", "nope.mjml")
 
 
 def test_bad_yaml(project: Path) -> None:
@@ -98,12 +100,12 @@ def test_bad_yaml(project: Path) -> None:
 def test_unknown_template_field(project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     template = project / "templates/newsletter.mjml"
-    template.write_text(template.read_text().replace("{{ subscriber.email }}",
-                                                     "{{ subscriber.emial }}"))
+    template.write_text(
+        template.read_text().replace("{{ subscriber.email }}", "{{ subscriber.emial }}")
+    )
     line = next(i for i, t in enumerate(template.read_text().splitlines(), 1) if "emial" in t)
-    _assert_one_line_error(*run("send", CAMPAIGN, "--yes"),
-                           f"newsletter.mjml:{line}:", "emial")
-    assert smtp_server.handler.messages == []      # nothing half-sent
+    _assert_one_line_error(*run("send", CAMPAIGN, "--yes"), f"newsletter.mjml:{line}:", "emial")
+    assert smtp_server.handler.messages == []  # nothing half-sent
 
 
 def test_missing_campaign_file(project: Path) -> None:
@@ -115,17 +117,20 @@ def test_unreadable_subscriber_list(project: Path) -> None:
     _assert_one_line_error(*run("send", CAMPAIGN), "subscribers.example.csv", "email column")
 
 
-def test_password_env_not_set(project: Path, smtp_server: SmtpServer,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_password_env_not_set(
+    project: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     edit_campaign(project / CAMPAIGN, lambda t: t.replace('username: ""', "username: news"))
     monkeypatch.delenv("KZMAIL_SMTP_PASSWORD", raising=False)
-    _assert_one_line_error(*run("send", CAMPAIGN, "--yes"), "smtp.password_env",
-                           "KZMAIL_SMTP_PASSWORD")
+    _assert_one_line_error(
+        *run("send", CAMPAIGN, "--yes"), "smtp.password_env", "KZMAIL_SMTP_PASSWORD"
+    )
 
 
 def test_unreachable_relay_pauses_with_the_reason_and_a_resume_hint(
-        project: Path, smtp_server: SmtpServer) -> None:
+    project: Path, smtp_server: SmtpServer
+) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     edit_campaign(project / CAMPAIGN, lambda t: t.replace(f"port: {smtp_server.port}", "port: 1"))
     code, out, err = run("send", CAMPAIGN, "--yes")
@@ -137,11 +142,13 @@ def test_unreachable_relay_pauses_with_the_reason_and_a_resume_hint(
 
 
 def test_invalid_test_address_is_one_line(project: Path) -> None:
-    _assert_one_line_error(*run("send", CAMPAIGN, "--to", "not-an-address"), "--to",
-                           "not-an-address")
+    _assert_one_line_error(
+        *run("send", CAMPAIGN, "--to", "not-an-address"), "--to", "not-an-address"
+    )
 
 
 def test_preview_into_an_unwritable_place_is_one_line(project: Path) -> None:
     (project / "taken").write_text("a file, not a folder")
-    _assert_one_line_error(*run("preview", "--out", "taken"), "taken", "--out",
-                           "cannot write the preview")
+    _assert_one_line_error(
+        *run("preview", "--out", "taken"), "taken", "--out", "cannot write the preview"
+    )

@@ -20,8 +20,12 @@ def kz(*args: str) -> tuple[int, str]:
 
 def outbox_recipients(project: Path) -> list[str]:
     files = (project / "outbox" / "kasachstan" / "new").iterdir()
-    return [line.split(b":", 1)[1].strip().decode() for f in files
-            for line in f.read_bytes().splitlines()[:2] if line.startswith(b"Delivered-To:")]
+    return [
+        line.split(b":", 1)[1].strip().decode()
+        for f in files
+        for line in f.read_bytes().splitlines()[:2]
+        if line.startswith(b"Delivered-To:")
+    ]
 
 
 def test_forget_erases_the_address_but_keeps_it_suppressed(project: Path) -> None:
@@ -46,8 +50,9 @@ def test_forget_erases_the_address_but_keeps_it_suppressed(project: Path) -> Non
     assert "1 suppressed" in output.replace("\n", " ")
     db = sqlite3.connect(state / "state.db")
     try:
-        assert db.execute("SELECT COUNT(*) FROM deliveries WHERE address=?",
-                          (ADDRESS,)).fetchone() == (0,)
+        assert db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE address=?", (ADDRESS,)
+        ).fetchone() == (0,)
     finally:
         db.close()
 
@@ -63,7 +68,7 @@ def test_forget_while_another_process_writes_is_one_line(project: Path) -> None:
     assert kz("send", CAMPAIGN)[0] == 0
     other = sqlite3.connect(project / ".kzmail" / "state.db", timeout=0, isolation_level=None)
     try:
-        other.execute("BEGIN IMMEDIATE")          # a send holding the write lock, say
+        other.execute("BEGIN IMMEDIATE")  # a send holding the write lock, say
         result = CliRunner().invoke(cli, ["forget", ADDRESS, "--yes"])
     finally:
         other.execute("ROLLBACK")

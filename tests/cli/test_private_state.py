@@ -42,7 +42,7 @@ def test_state_folder_is_0700_and_every_file_in_it_0600(project: Path) -> None:
     assert code == 0, output
     state = project / ".kzmail"
     assert mode(state) == 0o700
-    db = sqlite3.connect(state / "state.db")        # keep -wal and -shm in place
+    db = sqlite3.connect(state / "state.db")  # keep -wal and -shm in place
     try:
         db.execute("SELECT 1 FROM deliveries").fetchone()
         modes = state_modes(state)
@@ -55,7 +55,7 @@ def test_state_folder_is_0700_and_every_file_in_it_0600(project: Path) -> None:
 def test_an_older_open_state_folder_is_tightened_on_open(project: Path) -> None:
     state = project / ".kzmail"
     state.mkdir(mode=0o755)
-    sqlite3.connect(state / "state.db").close()     # an older kzmail's database, 0644
+    sqlite3.connect(state / "state.db").close()  # an older kzmail's database, 0644
     os.chmod(state / "state.db", 0o644)
     os.chmod(state, 0o755)
     code, output = kz("status", CAMPAIGN)
@@ -67,17 +67,18 @@ def test_an_older_open_state_folder_is_tightened_on_open(project: Path) -> None:
 def test_files_that_name_subscribers_are_0600(project: Path) -> None:
     assert kz("send", CAMPAIGN)[0] == 0
     (project / "old.csv").write_text("stale\n", encoding="utf-8")
-    os.chmod(project / "old.csv", 0o644)              # an existing file is tightened too
-    commands = [("report", CAMPAIGN, "--out", "old.csv"),
-                ("clean", "subscribers.example.csv", "--out", "clean.csv"),
-                ("clean", "subscribers.example.csv", "--out", "clean.xlsx"),
-                ("unsubscribes", "export", "--out", "export.csv"),
-                ("preview", CAMPAIGN, "--out", "preview")]
+    os.chmod(project / "old.csv", 0o644)  # an existing file is tightened too
+    commands = [
+        ("report", CAMPAIGN, "--out", "old.csv"),
+        ("clean", "subscribers.example.csv", "--out", "clean.csv"),
+        ("clean", "subscribers.example.csv", "--out", "clean.xlsx"),
+        ("unsubscribes", "export", "--out", "export.csv"),
+        ("preview", CAMPAIGN, "--out", "preview"),
+    ]
     for command in commands:
         code, output = kz(*command)
         assert code == 0, (command, output)
     written = [project / name for name in ("old.csv", "clean.csv", "clean.xlsx", "export.csv")]
     written += sorted((project / "preview").iterdir())
     assert len(written) == 7
-    assert {path.name: mode(path) for path in written} == \
-        {path.name: 0o600 for path in written}
+    assert {path.name: mode(path) for path in written} == {path.name: 0o600 for path in written}

@@ -29,9 +29,15 @@ def test_dev_demo_fills_the_outbox_with_one_message_per_valid_row(tmp_path: Path
         shutil.copytree(REPO / name, tmp_path / name)
     env = {k: v for k, v in os.environ.items() if k != "KZMAIL_STATE_DIR"}
     env.update(KZMAIL_VENV=sys.prefix, KZMAIL_SKIP_SETUP="1")
-    for _ in range(2):      # twice: a second demo must not pile up messages
-        done = subprocess.run(["bash", str(tmp_path / "dev"), "demo"], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+    for _ in range(2):  # twice: a second demo must not pile up messages
+        done = subprocess.run(
+            ["bash", str(tmp_path / "dev"), "demo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
     assert "preview/kasachstan.html" in done.stdout
     rows = (tmp_path / "subscribers.example.csv").read_text(encoding="utf-8").splitlines()[1:]

@@ -48,15 +48,20 @@ def test_check_names_a_remote_image_in_the_article(project: Path) -> None:
 
 def test_check_names_each_remote_host_of_the_template(project: Path) -> None:
     template = project / "templates/newsletter.mjml"
-    edit_campaign(template, lambda text: text.replace(
-        "<mj-style inline=\"inline\">",
-        "<mj-raw><link rel=\"stylesheet\" href=\"https://fonts.example/a.css\" /></mj-raw>"
-        "<mj-style inline=\"inline\">").replace(
-        "<mj-text css-class=\"article\">{{ article }}</mj-text>",
-        "<mj-image src=\"https://logo.example/logo.png\" alt=\"Logo\" />"
-        "<mj-text css-class=\"article\">{{ article }}"
-        "<div style=\"background-image: url('https://bg.example/x.png')\">x</div>"
-        "<p><a href=\"https://links.example/more\">mehr</a></p></mj-text>"))
+    edit_campaign(
+        template,
+        lambda text: text.replace(
+            '<mj-style inline="inline">',
+            '<mj-raw><link rel="stylesheet" href="https://fonts.example/a.css" /></mj-raw>'
+            '<mj-style inline="inline">',
+        ).replace(
+            '<mj-text css-class="article">{{ article }}</mj-text>',
+            '<mj-image src="https://logo.example/logo.png" alt="Logo" />'
+            '<mj-text css-class="article">{{ article }}'
+            "<div style=\"background-image: url('https://bg.example/x.png')\">x</div>"
+            '<p><a href="https://links.example/more">mehr</a></p></mj-text>',
+        ),
+    )
     code, _, stderr = run("check", CAMPAIGN)
     assert code == 2  # a mistake in the files (README's exit codes)
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
@@ -64,7 +69,7 @@ def test_check_names_each_remote_host_of_the_template(project: Path) -> None:
     assert len(errors) == len(hosts), stderr
     for host, line in zip(hosts, errors, strict=True):
         assert host in line
-    assert "links.example" not in stderr           # a link fetches nothing until clicked
+    assert "links.example" not in stderr  # a link fetches nothing until clicked
 
 
 def test_send_refuses_remote_images_and_sends_nothing(project: Path) -> None:
@@ -83,7 +88,7 @@ def test_allow_remote_images_lets_check_and_send_go_ahead(project: Path) -> None
     _allow(project)
     code, _, stderr = run("check", CAMPAIGN)
     assert code == 0, stderr
-    assert "images.example" in stderr                # still said, as a warning
+    assert "images.example" in stderr  # still said, as a warning
     assert not any(line.startswith("error:") for line in stderr.splitlines())
     code, _, stderr = run("send", CAMPAIGN)
     assert code == 0, stderr

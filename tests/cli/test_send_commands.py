@@ -24,9 +24,16 @@ def kz(*args: str) -> tuple[int, str, str]:
 
 def relay(project: Path, server: FaultServer | SmtpServer, extra: str = "") -> None:
     campaign = project / CAMPAIGN
-    edit_campaign(campaign, lambda text: text.replace("host: local", f"host: {server.host}")
-                  .replace("port: 587", f"port: {server.port}").replace("tls: starttls", "tls: none")
-                  .replace("per_second: 10", "per_second: 0") + extra)
+    edit_campaign(
+        campaign,
+        lambda text: (
+            text.replace("host: local", f"host: {server.host}")
+            .replace("port: 587", f"port: {server.port}")
+            .replace("tls: starttls", "tls: none")
+            .replace("per_second: 10", "per_second: 0")
+            + extra
+        ),
+    )
 
 
 def emails(project: Path) -> list[str]:
@@ -45,8 +52,13 @@ def test_status_json_counts_every_state(project: Path, smtp_server: SmtpServer) 
     assert code == 3, err
     assert f"failed {everyone[2]}: 550 5.7.1 not wanted here" in err
     counts = json.loads(kz("status", CAMPAIGN, "--json")[1])
-    assert {k: counts[k] for k in ("total", "sent", "failed", "uncertain", "pending")} == \
-        {"total": 12, "sent": 4, "failed": 1, "uncertain": 0, "pending": 7}
+    assert {k: counts[k] for k in ("total", "sent", "failed", "uncertain", "pending")} == {
+        "total": 12,
+        "sent": 4,
+        "failed": 1,
+        "uncertain": 0,
+        "pending": 7,
+    }
     assert all(isinstance(value, int) for value in counts.values())
     code, out, _ = kz("status", CAMPAIGN)
     assert code == 0
@@ -54,8 +66,9 @@ def test_status_json_counts_every_state(project: Path, smtp_server: SmtpServer) 
     assert "12 subscribers" in out
 
 
-def test_report_names_who_failed_and_why(project: Path, smtp_server: SmtpServer,
-                                         tmp_path: Path) -> None:
+def test_report_names_who_failed_and_why(
+    project: Path, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     bad = emails(project)[5]
     smtp_server.handler.refuse_rcpt[bad] = "550 5.1.1 no such user"
@@ -65,8 +78,9 @@ def test_report_names_who_failed_and_why(project: Path, smtp_server: SmtpServer,
     assert code == 0
     assert "1 rows" in out
     rows = list(csv.DictReader(out_file.open(encoding="utf-8")))
-    assert [(r["email"], r["status"], r["code"], r["retryable"]) for r in rows] == \
-        [(bad, "failed", "550", "no")]
+    assert [(r["email"], r["status"], r["code"], r["retryable"]) for r in rows] == [
+        (bad, "failed", "550", "no")
+    ]
     assert "no such user" in rows[0]["reason"]
     # and the address is now suppressed: the next send does not even try it
     code, out, _ = kz("send", CAMPAIGN, "--yes")
@@ -105,8 +119,9 @@ def test_a_relay_that_refuses_pauses_with_a_reason_and_no_traceback(project: Pat
     assert counts["failed"] == 0
 
 
-def test_a_missing_password_is_one_line_before_anything_is_sent(project: Path,
-                                                               smtp_server: SmtpServer) -> None:
+def test_a_missing_password_is_one_line_before_anything_is_sent(
+    project: Path, smtp_server: SmtpServer
+) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     edit_campaign(project / CAMPAIGN, lambda t: t.replace('username: ""', 'username: "news"'))
     code, _, err = kz("send", CAMPAIGN, "--yes")
@@ -126,10 +141,12 @@ def test_the_embedded_sink_is_a_rehearsal_one_file_per_subscriber(project: Path)
     assert (counts["total"], counts["sent"]) == (12, 12)
 
 
-def test_report_writes_formula_looking_cells_as_text(project: Path, smtp_server: SmtpServer,
-                                                      tmp_path: Path) -> None:
+def test_report_writes_formula_looking_cells_as_text(
+    project: Path, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     (project / "subscribers.example.csv").write_text(
-        "email,name\r\n=1+2@example.org,\"=HYPERLINK(\"\"http://x\"\")\"\r\n", encoding="utf-8")
+        'email,name\r\n=1+2@example.org,"=HYPERLINK(""http://x"")"\r\n', encoding="utf-8"
+    )
     use_relay(project / CAMPAIGN, smtp_server)
     smtp_server.handler.refuse_rcpt["=1+2@example.org"] = "550 5.1.1 no such user"
     kz("send", CAMPAIGN, "--yes")
@@ -138,4 +155,5 @@ def test_report_writes_formula_looking_cells_as_text(project: Path, smtp_server:
     assert code == 0, err
     rows = list(csv.DictReader(out_file.open(encoding="utf-8", newline="")))
     assert [(r["email"], r["name"]) for r in rows] == [
-        ("=1+2@example.org", "'=HYPERLINK(\"http://x\")")]
+        ("=1+2@example.org", '\'=HYPERLINK("http://x")')
+    ]

@@ -27,8 +27,13 @@ KZMAIL = Path(sys.executable).with_name("kzmail")
 
 def test_serve_runs_until_stopped_and_records_one_click(project: Path) -> None:
     token = load_signer(current_workspace().state).make(LIST, "jane@example.org")
-    process = subprocess.Popen([str(KZMAIL), "serve", "--port", "0"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    process = subprocess.Popen(
+        [str(KZMAIL), "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -48,8 +53,9 @@ def test_serve_runs_until_stopped_and_records_one_click(project: Path) -> None:
     journal.close()
 
 
-def test_serve_without_campaigns_is_one_line_error(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_without_campaigns_is_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KZMAIL_STATE_DIR", str(tmp_path / ".kzmail"))
     (tmp_path / "campaigns").mkdir()
@@ -90,8 +96,7 @@ def test_secret_rotate_zero_retires_every_older_secret(project: Path) -> None:
     application, _ = service_unsubscribe.build_app(current_workspace(), [])
     with TestClient(application, base_url="https://news.example.org") as client:
         for token in (first, second):
-            answer = client.post(unsubscribe_url("", token),
-                                 data={"List-Unsubscribe": "One-Click"})
+            answer = client.post(unsubscribe_url("", token), data={"List-Unsubscribe": "One-Click"})
             assert answer.status_code >= 400, answer.text
     journal = Journal(current_workspace().state)
     try:
@@ -103,10 +108,22 @@ def test_secret_rotate_zero_retires_every_older_secret(project: Path) -> None:
 
 
 def test_preview_serve_runs_on_localhost_and_preselects_the_subscriber(project: Path) -> None:
-    process = subprocess.Popen([str(KZMAIL), "preview", "--serve", "--no-open", "--port", "0",
-                                "--subscriber", "ayse.yilmaz@example.net"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=os.environ.copy())
+    process = subprocess.Popen(
+        [
+            str(KZMAIL),
+            "preview",
+            "--serve",
+            "--no-open",
+            "--port",
+            "0",
+            "--subscriber",
+            "ayse.yilmaz@example.net",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -123,9 +140,10 @@ def test_preview_serve_runs_on_localhost_and_preselects_the_subscriber(project: 
 
 def test_preview_serve_with_a_broken_campaign_is_one_line_error(project: Path) -> None:
     campaign = project / "campaigns/kasachstan.yaml"
-    campaign.write_text(campaign.read_text(encoding="utf-8").replace("tls: starttls",
-                                                                     "tls: maybe"),
-                        encoding="utf-8")
+    campaign.write_text(
+        campaign.read_text(encoding="utf-8").replace("tls: starttls", "tls: maybe"),
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(cli, ["preview", "--serve", "--no-open", "--port", "0"])
     assert result.exit_code == 2
     assert "smtp.tls" in result.output

@@ -28,8 +28,9 @@ def test_an_escape_sequence_in_a_path_never_reaches_the_terminal(project: Path) 
 
 
 def test_a_reply_from_a_markup_address_is_shown_as_written(project: Path) -> None:
-    (project / "in.txt").write_text('"[/bold]"@example.org\nnot an address [/red]\n',
-                                    encoding="utf-8")
+    (project / "in.txt").write_text(
+        '"[/bold]"@example.org\nnot an address [/red]\n', encoding="utf-8"
+    )
     result = CliRunner().invoke(cli, ["unsubscribes", "import", "in.txt"])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert "[/red]" in result.output
@@ -38,4 +39,4 @@ def test_a_reply_from_a_markup_address_is_shown_as_written(project: Path) -> Non
 def test_printed_text_keeps_line_breaks_and_tabs_and_nothing_else_that_steers() -> None:
     with out.capture() as captured:
         out.print("a\tb\nc\rd\x1b[31me\u202ef\u2028g\x85h", soft_wrap=True)
-    assert captured.get() == "a\tb".expandtabs() + "\nc?d?[31me?f?g?h\n"   # Rich expands tabs
+    assert captured.get() == "a\tb".expandtabs() + "\nc?d?[31me?f?g?h\n"  # Rich expands tabs

@@ -27,10 +27,16 @@ VICTIM = "aktivistin@example.org"
 MX = "mx.arbeiterinnenmacht.example.org"
 
 
-def _reply(headers: str = "", subject: str = "unsubscribe", body: str = "Bitte abmelden.",
-           sender: str = VICTIM) -> bytes:
-    return (f"{headers}From: {sender}\r\nTo: abmelden@arbeiterinnenmacht.example.org\r\n"
-            f"Subject: {subject}\r\nMessage-ID: <1@x>\r\n\r\n{body}\r\n").encode()
+def _reply(
+    headers: str = "",
+    subject: str = "unsubscribe",
+    body: str = "Bitte abmelden.",
+    sender: str = VICTIM,
+) -> bytes:
+    return (
+        f"{headers}From: {sender}\r\nTo: abmelden@arbeiterinnenmacht.example.org\r\n"
+        f"Subject: {subject}\r\nMessage-ID: <1@x>\r\n\r\n{body}\r\n"
+    ).encode()
 
 
 def _ar(authserv: str, results: str) -> str:
@@ -67,8 +73,10 @@ def test_forged_from_without_authentication_results_is_not_acted_on(project: Pat
 
 
 def test_results_from_a_foreign_authserv_id_do_not_count(project: Path) -> None:
-    forged = _ar("mx.attacker.example", "dkim=pass header.d=example.org; spf=pass "
-                                        "smtp.mailfrom=aktivistin@example.org")
+    forged = _ar(
+        "mx.attacker.example",
+        "dkim=pass header.d=example.org; spf=pass smtp.mailfrom=aktivistin@example.org",
+    )
     _import(project, _reply(forged), "--authserv-id", MX, maildir=True)
     assert _suppressed() == set()
 
@@ -79,22 +87,29 @@ def test_no_authserv_id_named_means_no_header_counts(project: Path) -> None:
 
 
 def test_aligned_dkim_pass_from_the_named_server_is_acted_on(project: Path) -> None:
-    good = _ar(MX, "spf=none smtp.mailfrom=x@elsewhere.example;\r\n"
-                   " dkim=pass (2048-bit key) header.d=mail.example.org header.s=s1")
+    good = _ar(
+        MX,
+        "spf=none smtp.mailfrom=x@elsewhere.example;\r\n"
+        " dkim=pass (2048-bit key) header.d=mail.example.org header.s=s1",
+    )
     output = _import(project, _reply(good), "--authserv-id", MX, maildir=True)
     assert _suppressed() == {VICTIM}
     assert "unsubscribed " + VICTIM in output
 
 
 def test_aligned_spf_pass_is_acted_on(project: Path) -> None:
-    _import(project, _reply(_ar(MX, "spf=pass smtp.mailfrom=bounce@example.org")),
-            "--authserv-id", MX)
+    _import(
+        project, _reply(_ar(MX, "spf=pass smtp.mailfrom=bounce@example.org")), "--authserv-id", MX
+    )
     assert _suppressed() == {VICTIM}
 
 
 def test_dkim_pass_for_another_domain_is_not_acted_on(project: Path) -> None:
-    bad = _ar(MX, "dkim=pass header.d=attacker.example; spf=pass "
-                  "smtp.mailfrom=a@attacker.example; dkim=fail header.d=example.org")
+    bad = _ar(
+        MX,
+        "dkim=pass header.d=attacker.example; spf=pass "
+        "smtp.mailfrom=a@attacker.example; dkim=fail header.d=example.org",
+    )
     _import(project, _reply(bad), "--authserv-id", MX)
     assert _suppressed() == set()
 
@@ -106,9 +121,11 @@ def test_a_top_level_domain_is_not_aligned(project: Path) -> None:
 
 def test_a_forged_header_below_the_receivers_one_does_not_count(project: Path) -> None:
     # the receiving server's own verdict is on top; the sender's forgery further down
-    headers = (_ar(MX, "dkim=fail header.d=example.org; spf=fail smtp.mailfrom=example.org")
-               + "Received: from mx.attacker.example by mx.arbeiterinnenmacht.example.org\r\n"
-               + _ar(MX, "dkim=pass header.d=example.org"))
+    headers = (
+        _ar(MX, "dkim=fail header.d=example.org; spf=fail smtp.mailfrom=example.org")
+        + "Received: from mx.attacker.example by mx.arbeiterinnenmacht.example.org\r\n"
+        + _ar(MX, "dkim=pass header.d=example.org")
+    )
     _import(project, _reply(headers), "--authserv-id", MX)
     assert _suppressed() == set()
 

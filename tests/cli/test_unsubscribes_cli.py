@@ -19,9 +19,10 @@ LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 
 def _mail(sender: str, subject: str = "unsubscribe", extra: str = "") -> bytes:
     head = f"From: {sender}\r\n" if sender else ""
-    return (f"{head}To: abmelden@arbeiterinnenmacht.example.org\r\nSubject: {subject}\r\n"
-            f"{extra}Message-ID: <{abs(hash(sender + extra))}@x>\r\n\r\nBitte abmelden.\r\n"
-            ).encode()
+    return (
+        f"{head}To: abmelden@arbeiterinnenmacht.example.org\r\nSubject: {subject}\r\n"
+        f"{extra}Message-ID: <{abs(hash(sender + extra))}@x>\r\n\r\nBitte abmelden.\r\n"
+    ).encode()
 
 
 REPLIES = [
@@ -75,27 +76,35 @@ def test_import_maildir(project: Path) -> None:
     box = mailbox.Maildir(project / "Abmeldungen", create=True)
     for data in REPLIES[:3]:
         box.add(data)
-    code, output = run("unsubscribes", "import", "Abmeldungen", "--list", "other.example.org",
-                        "--trust-from")
+    code, output = run(
+        "unsubscribes", "import", "Abmeldungen", "--list", "other.example.org", "--trust-from"
+    )
     assert code == 0, output
-    assert suppressed() == {"juergen.mueller@example.org": "other.example.org",
-                            "ayse.yilmaz@example.net": "other.example.org"}
+    assert suppressed() == {
+        "juergen.mueller@example.org": "other.example.org",
+        "ayse.yilmaz@example.net": "other.example.org",
+    }
 
 
 def test_import_plain_list_and_csv(project: Path) -> None:
     (project / "weg.txt").write_text(
         "# from the info stand\nanna.mueller@example.com\n\nnot an address\n"
-        "Aigerim <aigerim.nurpeisova@example.org>\n", encoding="utf-8")
+        "Aigerim <aigerim.nurpeisova@example.org>\n",
+        encoding="utf-8",
+    )
     code, output = run("unsubscribes", "import", "weg.txt")
     assert code == 0, output
     assert "weg.txt:4: invalid address 'not an address'" in output
-    (project / "weg.csv").write_text("Name;E-Mail\nX;juergen.mueller@example.org\n",
-                                     encoding="utf-8")
+    (project / "weg.csv").write_text(
+        "Name;E-Mail\nX;juergen.mueller@example.org\n", encoding="utf-8"
+    )
     code, output = run("unsubscribes", "import", "weg.csv", "--list", "*")
     assert code == 0, output
-    assert suppressed() == {"anna.mueller@example.com": LIST,
-                            "aigerim.nurpeisova@example.org": LIST,
-                            "juergen.mueller@example.org": "*"}
+    assert suppressed() == {
+        "anna.mueller@example.com": LIST,
+        "aigerim.nurpeisova@example.org": LIST,
+        "juergen.mueller@example.org": "*",
+    }
     code, output = run("send", "campaigns/kasachstan.yaml", "--dry-run")
     assert "3 suppressed" in output
 
@@ -137,7 +146,7 @@ def test_import_errors_are_one_line(project: Path) -> None:
 
 def test_export_writes_formula_looking_cells_as_text(project: Path) -> None:
     journal = Journal(project / ".kzmail")
-    journal.suppress("=evil.list", "-x@example.org", "\t=HYPERLINK(\"http://x\")")
+    journal.suppress("=evil.list", "-x@example.org", '\t=HYPERLINK("http://x")')
     journal.close()
     for args in (("unsubscribes", "export"), ("unsubscribes", "export", "--out", "x.csv")):
         code, output = run(*args)
@@ -145,4 +154,7 @@ def test_export_writes_formula_looking_cells_as_text(project: Path) -> None:
         text = output if len(args) == 2 else (project / "x.csv").read_text(encoding="utf-8")
         record = next(csv.DictReader(io.StringIO(text)))
         assert (record["email"], record["list_id"], record["reason"]) == (
-            "-x@example.org", "'=evil.list", "'\t=HYPERLINK(\"http://x\")")
+            "-x@example.org",
+            "'=evil.list",
+            '\'\t=HYPERLINK("http://x")',
+        )

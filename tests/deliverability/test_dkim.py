@@ -42,29 +42,36 @@ class Keys:
     folder: Path
     rsa: Path
     ed25519: Path
-    records: dict[str, str]     # selector -> TXT record
-    conf: Path                  # opendkim configuration using the local key file, no DNS
+    records: dict[str, str]  # selector -> TXT record
+    conf: Path  # opendkim configuration using the local key file, no DNS
 
 
 def _pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     folder = tmp_path_factory.mktemp("dkim-keys")
     # The RSA key comes from OpenDKIM's own generator, the Ed25519 one from cryptography.
-    subprocess.run([tool("opendkim-genkey"), "-b", "2048", "-d", DOMAIN, "-s", "news",
-                    "-D", str(folder)], check=True)
+    subprocess.run(
+        [tool("opendkim-genkey"), "-b", "2048", "-d", DOMAIN, "-s", "news", "-D", str(folder)],
+        check=True,
+    )
     ed = folder / "ed.private"
     ed.write_bytes(_pem(ed25519.Ed25519PrivateKey.generate()))
-    records = {"news": public_record(load_key(folder / "news.private")),
-               "ed": public_record(load_key(ed))}
+    records = {
+        "news": public_record(load_key(folder / "news.private")),
+        "ed": public_record(load_key(ed)),
+    }
     # opendkim-genkey's own record must agree with ours: same public key.
     genkey_txt = (folder / "news.txt").read_text()
-    assert "".join(re.findall(r'"([^"]*)"', genkey_txt)).split("p=")[1] == \
-        records["news"].split("p=")[1]
+    assert (
+        "".join(re.findall(r'"([^"]*)"', genkey_txt)).split("p=")[1]
+        == records["news"].split("p=")[1]
+    )
     table = folder / "keys.txt"
     table.write_text("".join(f"{s}._domainkey.{DOMAIN} {r}\n" for s, r in records.items()))
     conf = folder / "opendkim.conf"
@@ -76,8 +83,12 @@ def opendkim(keys: Keys, message: bytes, tmp: Path) -> str:
     """OpenDKIM's verdict line for one message (it always exits 0; the verdict is printed)."""
     path = tmp / "message.eml"
     path.write_bytes(message)
-    done = subprocess.run([tool("opendkim", "/usr/sbin/opendkim"), "-x", str(keys.conf), "-t",
-                           str(path)], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [tool("opendkim", "/usr/sbin/opendkim"), "-x", str(keys.conf), "-t", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return (done.stdout + done.stderr).strip()
 
 
@@ -91,6 +102,7 @@ def verified_by_dkimpy(keys: Keys, message: bytes) -> bool:
     def dns(name: bytes, timeout: int = 5) -> bytes:
         selector = name.decode().split(".", 1)[0]
         return keys.records[selector].encode()
+
     return bool(dkimpy.verify(message, dnsfunc=dns))
 
 
@@ -102,8 +114,9 @@ def _signed_campaign(root: Path, key: Path, selector: str) -> Example:
 
 
 @pytest.fixture(scope="session", params=["rsa", "ed25519"])
-def signed(request: pytest.FixtureRequest, keys: Keys,
-           tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Example]:
+def signed(
+    request: pytest.FixtureRequest, keys: Keys, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Example]:
     """The example campaign with a `dkim:` key, every message built through `app.prepare`."""
     key, selector = (keys.rsa, "news") if request.param == "rsa" else (keys.ed25519, "ed")
     return request.param, _signed_campaign(tmp_path_factory.mktemp("signed"), key, selector)
@@ -117,8 +130,7 @@ def _header(message: bytes, name: str) -> bytes:
 
 def test_relaxed_canonicalisation_is_rfc6376_example() -> None:
     # RFC 6376 section 3.4.5
-    assert relaxed_header("a", b" X") + relaxed_header("b", b" Y\t\r\n\tZ  ") == \
-        b"a:X\r\nb:Y Z\r\n"
+    assert relaxed_header("a", b" X") + relaxed_header("b", b" Y\t\r\n\tZ  ") == b"a:X\r\nb:Y Z\r\n"
     assert relaxed_body(b" C \r\nD \t E\r\n\r\n\r\n") == b" C\r\nD E\r\n"
     assert relaxed_body(b"") == b""
 
@@ -133,12 +145,13 @@ def test_fast_body_canonicalisation_equals_the_plain_definition() -> None:
     rng = random.Random(6376)
     for _ in range(5000):
         body = bytes(rng.choice(b"   \t\n\nab=\r") for _ in range(rng.randint(0, 40)))
-        body = body.replace(b"\n", b"\r\n") if rng.random() < 0.9 else body   # stray CR/LF too
+        body = body.replace(b"\n", b"\r\n") if rng.random() < 0.9 else body  # stray CR/LF too
         assert relaxed_body(body) == reference(body), body
 
 
-def test_every_message_verifies_with_opendkim(signed: tuple[str, Example], keys: Keys,
-                                              tmp_path: Path) -> None:
+def test_every_message_verifies_with_opendkim(
+    signed: tuple[str, Example], keys: Keys, tmp_path: Path
+) -> None:
     algorithm, example = signed
     expected = "a=rsa-sha256" if algorithm == "rsa" else "a=ed25519-sha256"
     for built in example.built:
@@ -162,11 +175,12 @@ def test_rsa_key_is_2048_bits(keys: Keys, signed: tuple[str, Example], tmp_path:
 
 def _flip_body_byte(message: bytes) -> bytes:
     index = message.index(b"Kasachstan", message.index(b"\r\n\r\n"))
-    return message[:index] + b"L" + message[index + 1:]
+    return message[:index] + b"L" + message[index + 1 :]
 
 
-def test_one_byte_body_change_fails(signed: tuple[str, Example], keys: Keys,
-                                    tmp_path: Path) -> None:
+def test_one_byte_body_change_fails(
+    signed: tuple[str, Example], keys: Keys, tmp_path: Path
+) -> None:
     message = signed[1].built[0].message.data
     broken = _flip_body_byte(message)
     assert len(broken) == len(message)
@@ -174,16 +188,28 @@ def test_one_byte_body_change_fails(signed: tuple[str, Example], keys: Keys,
     assert not verified_by_dkimpy(keys, broken)
 
 
-@pytest.mark.parametrize("name", ["List-Unsubscribe", "List-Unsubscribe-Post", "Subject", "To",
-                                  "From", "Date", "Message-ID", "List-Id"])
-def test_one_byte_change_in_a_signed_header_fails(signed: tuple[str, Example], keys: Keys,
-                                                  tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "Subject",
+        "To",
+        "From",
+        "Date",
+        "Message-ID",
+        "List-Id",
+    ],
+)
+def test_one_byte_change_in_a_signed_header_fails(
+    signed: tuple[str, Example], keys: Keys, tmp_path: Path, name: str
+) -> None:
     message = signed[1].built[0].message.data
     value = _header(message, name)
     position = re.search(rb"[A-Za-z0-9]", value)
     assert position
     flipped = bytearray(value)
-    flipped[position.start()] ^= 0x01       # e.g. "h" <-> "i": one byte, still a valid header
+    flipped[position.start()] ^= 0x01  # e.g. "h" <-> "i": one byte, still a valid header
     broken = message.replace(name.encode() + b":" + value, name.encode() + b":" + flipped, 1)
     assert broken != message
     assert len(broken) == len(message)
@@ -196,9 +222,19 @@ def test_signature_covers_list_unsubscribe_headers(signed: tuple[str, Example]) 
     h_tag = re.search(rb"h=([^;]*);", _header(message, "DKIM-Signature"))
     assert h_tag
     names = [n.strip().lower() for n in re.sub(rb"\s+", b"", h_tag.group(1)).split(b":")]
-    for name in (b"from", b"to", b"subject", b"date", b"message-id", b"list-id",
-                 b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version",
-                 b"content-type", b"reply-to"):
+    for name in (
+        b"from",
+        b"to",
+        b"subject",
+        b"date",
+        b"message-id",
+        b"list-id",
+        b"list-unsubscribe",
+        b"list-unsubscribe-post",
+        b"mime-version",
+        b"content-type",
+        b"reply-to",
+    ):
         assert name in names, name
     # over-signed: a second From, Subject or List-Unsubscribe cannot be added later
     for name in (b"from", b"subject", b"list-unsubscribe", b"list-unsubscribe-post"):
@@ -206,11 +242,14 @@ def test_signature_covers_list_unsubscribe_headers(signed: tuple[str, Example]) 
     assert names.count(b"message-id") == 1
 
 
-def test_an_added_header_copy_breaks_the_signature(signed: tuple[str, Example],
-                                                   keys: Keys, tmp_path: Path) -> None:
+def test_an_added_header_copy_breaks_the_signature(
+    signed: tuple[str, Example], keys: Keys, tmp_path: Path
+) -> None:
     message = signed[1].built[0].message.data
-    for extra in (b"From: Mallory <m@evil.example>\r\n",
-                  b"List-Unsubscribe: <https://evil.example/u>\r\n"):
+    for extra in (
+        b"From: Mallory <m@evil.example>\r\n",
+        b"List-Unsubscribe: <https://evil.example/u>\r\n",
+    ):
         broken = extra + message
         assert not verified_by_opendkim(keys, broken, tmp_path), extra
         assert not verified_by_dkimpy(keys, broken), extra
@@ -218,15 +257,14 @@ def test_an_added_header_copy_breaks_the_signature(signed: tuple[str, Example],
 
 def test_absent_reply_to_cannot_be_added(keys: Keys, tmp_path: Path) -> None:
     signer = DkimSigner(DkimSettings(domain=DOMAIN, selector="ed", key_file=keys.ed25519))
-    message = signer.sign(f"From: {FROM}\r\nTo: a@example.org\r\nSubject: x\r\n\r\nb\r\n"
-                          .encode())
+    message = signer.sign(f"From: {FROM}\r\nTo: a@example.org\r\nSubject: x\r\n\r\nb\r\n".encode())
     assert verified_by_opendkim(keys, message, tmp_path)
     assert not verified_by_opendkim(keys, b"Reply-To: m@evil.example\r\n" + message, tmp_path)
 
 
-def test_signed_messages_survive_a_real_smtp_send(keys: Keys, project: Path,
-                                                  smtp_server: SmtpServer,
-                                                  tmp_path: Path) -> None:
+def test_signed_messages_survive_a_real_smtp_send(
+    keys: Keys, project: Path, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     campaign = project / "campaigns" / "kasachstan.yaml"
     use_relay(campaign, smtp_server)
     with campaign.open("a", encoding="utf-8") as out:
@@ -238,8 +276,9 @@ def test_signed_messages_survive_a_real_smtp_send(keys: Keys, project: Path,
         assert verified_by_opendkim(keys, item.data, tmp_path), item.rcpt_tos
 
 
-def test_unsigned_header_may_be_added_by_relays(signed: tuple[str, Example],
-                                                keys: Keys, tmp_path: Path) -> None:
+def test_unsigned_header_may_be_added_by_relays(
+    signed: tuple[str, Example], keys: Keys, tmp_path: Path
+) -> None:
     # a control for the test above: relays add Received; that must not break anything
     broken = b"Received: from relay.example by mx.example; Thu, 1 Jan 2026 00:00:00 +0000\r\n"
     assert verified_by_opendkim(keys, broken + signed[1].built[0].message.data, tmp_path)
@@ -254,13 +293,14 @@ def test_signer_prepares_once_and_is_stable(keys: Keys) -> None:
     signer = DkimSigner(settings, clock=lambda: 1_700_000_000.0)
     message = (f"From: {FROM}\r\nTo: a@example.org\r\nSubject: x\r\n\r\nbody\r\n").encode()
     first, second = signer.sign(message), signer.sign(message)
-    assert first == second                    # Ed25519 is deterministic, t= from the clock
+    assert first == second  # Ed25519 is deterministic, t= from the clock
     assert b"t=1700000000;" in first
     assert all(len(line) <= 78 for line in first.split(b"\r\n"))
     assert verified_by_dkimpy(keys, first)
 
 
 # --- campaign settings and check_key -------------------------------------------------------
+
 
 def _campaign_with(tmp_path: Path, block: str) -> Path:
     campaign = copy_project(tmp_path)
@@ -270,8 +310,9 @@ def _campaign_with(tmp_path: Path, block: str) -> Path:
 
 
 def test_missing_key_file_names_file_line_and_key(tmp_path: Path) -> None:
-    campaign = _campaign_with(tmp_path, "dkim:\n  domain: a.example\n  selector: s\n"
-                                        "  key_file: nowhere.pem\n")
+    campaign = _campaign_with(
+        tmp_path, "dkim:\n  domain: a.example\n  selector: s\n  key_file: nowhere.pem\n"
+    )
     with pytest.raises(CampaignError) as info:
         campaign_file.load(campaign)
     lines = campaign.read_text().splitlines()
@@ -281,11 +322,13 @@ def test_missing_key_file_names_file_line_and_key(tmp_path: Path) -> None:
     assert "not found" in str(info.value)
 
 
-@pytest.mark.parametrize("content", [b"not a key", b"-----BEGIN PRIVATE KEY-----\nAAAA\n"
-                                     b"-----END PRIVATE KEY-----\n"])
+@pytest.mark.parametrize(
+    "content", [b"not a key", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"]
+)
 def test_invalid_key_is_a_campaign_error(tmp_path: Path, content: bytes) -> None:
-    campaign = _campaign_with(tmp_path, "dkim:\n  domain: a.example\n  selector: s\n"
-                                        "  key_file: bad.pem\n")
+    campaign = _campaign_with(
+        tmp_path, "dkim:\n  domain: a.example\n  selector: s\n  key_file: bad.pem\n"
+    )
     (campaign.parent / "bad.pem").write_bytes(content)
     with pytest.raises(CampaignError) as info:
         campaign_file.load(campaign)
@@ -308,8 +351,9 @@ def test_cli_reports_a_bad_key_in_one_line(project: Path) -> None:
 
 
 def test_invalid_selector_is_a_campaign_error(tmp_path: Path, keys: Keys) -> None:
-    campaign = _campaign_with(tmp_path, f"dkim:\n  domain: a.example\n  selector: 'bad sel'\n"
-                                        f"  key_file: {keys.ed25519}\n")
+    campaign = _campaign_with(
+        tmp_path, f"dkim:\n  domain: a.example\n  selector: 'bad sel'\n  key_file: {keys.ed25519}\n"
+    )
     with pytest.raises(CampaignError) as info:
         campaign_file.load(campaign)
     assert info.value.key == "dkim.selector"
@@ -320,7 +364,7 @@ def test_check_key_accepts_a_good_aligned_key(keys: Keys) -> None:
     assert check_key(settings, FROM) == []
     assert check_key(settings, FROM, published=keys.records["news"]) == []
     sub = DkimSettings(domain="example.org", selector="ed", key_file=keys.ed25519)
-    assert check_key(sub, FROM) == []          # From's domain is below d=: relaxed alignment
+    assert check_key(sub, FROM) == []  # From's domain is below d=: relaxed alignment
 
 
 def test_check_key_reports_each_problem(keys: Keys, tmp_path: Path) -> None:

@@ -24,9 +24,12 @@ def official_mjml(source: str, scratch: Path) -> subprocess.CompletedProcess[str
     """Compile with the official compiler in strict mode (non-zero exit on any invalid tag)."""
     path = scratch / "template.mjml"
     path.write_text(source, encoding="utf-8")
-    return subprocess.run([tool("mjml", str(MJML)), str(path), "-s",
-                           "--config.validationLevel=strict"],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [tool("mjml", str(MJML)), str(path), "-s", "--config.validationLevel=strict"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _visible(markup: str) -> str:
@@ -38,7 +41,7 @@ def test_template_passes_strict_validation(tmp_path: Path) -> None:
     source = (REPO / "templates" / "newsletter.mjml").read_text(encoding="utf-8")
     done = official_mjml(source, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "{% for d in demands %}" in done.stdout     # Jinja tags pass through untouched
+    assert "{% for d in demands %}" in done.stdout  # Jinja tags pass through untouched
 
 
 def handed_to_mjml(campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -57,7 +60,8 @@ def handed_to_mjml(campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_filled_template_passes_and_both_compilers_agree(
-        example: Example, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    example: Example, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     protected = handed_to_mjml(example.prepared.campaign, monkeypatch)
     done = official_mjml(protected, tmp_path)
     assert done.returncode == 0, done.stderr
@@ -68,11 +72,12 @@ def test_filled_template_passes_and_both_compilers_agree(
 
 def test_strict_validation_rejects_a_broken_template(tmp_path: Path) -> None:
     source = (REPO / "templates" / "newsletter.mjml").read_text(encoding="utf-8")
-    for broken in (source.replace("<mj-text css-class=\"intro\"",
-                                  "<mj-text colour=\"red\" css-class=\"intro\"", 1),
-                   source.replace("<mj-divider />", "<mj-spacer-line />", 1)):
+    for broken in (
+        source.replace('<mj-text css-class="intro"', '<mj-text colour="red" css-class="intro"', 1),
+        source.replace("<mj-divider />", "<mj-spacer-line />", 1),
+    ):
         assert broken != source
         done = official_mjml(broken, tmp_path)
         assert done.returncode != 0
         assert "ValidationError" in done.stderr, done.stderr
-        mjml2html(broken, fonts={}, disable_comments=True)   # mjml-python says nothing
+        mjml2html(broken, fonts={}, disable_comments=True)  # mjml-python says nothing

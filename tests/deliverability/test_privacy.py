@@ -17,8 +17,11 @@ from tests.helpers.smtp import Received, SmtpServer
 
 # Everything in HTML that a mail client fetches by itself when the message is opened.
 _LOADS = [
-    re.compile(r"<(?:img|script|iframe|embed|source|video|audio|input)\b[^>]*\bsrc\s*=\s*[\"']?"
-               r"([^\"'\s>]+)", re.IGNORECASE),
+    re.compile(
+        r"<(?:img|script|iframe|embed|source|video|audio|input)\b[^>]*\bsrc\s*=\s*[\"']?"
+        r"([^\"'\s>]+)",
+        re.IGNORECASE,
+    ),
     re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE),
     re.compile(r"\bbackground\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE),
     re.compile(r"url\(\s*[\"']?([^\"')\s]+)", re.IGNORECASE),
@@ -30,8 +33,12 @@ _HREF = re.compile(r'<a\s[^>]*href="([^"]+)"', re.IGNORECASE)
 
 def remote_load_problems(markup: str) -> list[str]:
     """Every resource the HTML would load on opening (pixels, images, fonts, CSS, frames)."""
-    return [f"loads {url}" for pattern in _LOADS for url in pattern.findall(markup)
-            if not url.startswith(("cid:", "data:", "#"))]
+    return [
+        f"loads {url}"
+        for pattern in _LOADS
+        for url in pattern.findall(markup)
+        if not url.startswith(("cid:", "data:", "#"))
+    ]
 
 
 def redirect_problems(markup: str, allowed: set[str]) -> list[str]:
@@ -72,10 +79,11 @@ def _campaign_links(example: Example) -> set[str]:
 
 # --- what kzmail builds passes -------------------------------------------------------------
 
+
 def test_nothing_is_loaded_from_anywhere(example: Example) -> None:
     for built in example.built:
         assert remote_load_problems(built.parts.html) == [], built.subscriber.email
-        assert "<img" not in built.parts.html.lower()        # so no pixel either
+        assert "<img" not in built.parts.html.lower()  # so no pixel either
         assert "fonts.googleapis" not in built.parts.html
 
 
@@ -83,14 +91,14 @@ def test_links_are_not_rewritten(example: Example) -> None:
     allowed = _campaign_links(example)
     for built in example.built:
         campaign, signer = example.prepared.campaign, example.prepared.signer
-        own = unsubscribe_url(campaign.unsubscribe.url,
-                              signer.make(campaign.list_id, built.subscriber.email))
+        own = unsubscribe_url(
+            campaign.unsubscribe.url, signer.make(campaign.list_id, built.subscriber.email)
+        )
         assert redirect_problems(built.parts.html, allowed | {own}) == []
-        assert redirect_problems(built.parts.html, allowed)      # the unsubscribe link is there
+        assert redirect_problems(built.parts.html, allowed)  # the unsubscribe link is there
 
 
-def test_each_recipient_gets_a_message_of_their_own(project: Path,
-                                                    smtp_server: SmtpServer) -> None:
+def test_each_recipient_gets_a_message_of_their_own(project: Path, smtp_server: SmtpServer) -> None:
     campaign = project / "campaigns" / "kasachstan.yaml"
     use_relay(campaign, smtp_server)
     result = service_send.send(current_workspace(), campaign, confirm=lambda _: True)
@@ -101,6 +109,7 @@ def test_each_recipient_gets_a_message_of_their_own(project: Path,
 
 
 # --- each check fails on a deliberately broken message --------------------------------------
+
 
 def test_remote_load_check_catches_pixel_fonts_and_images() -> None:
     broken = [
@@ -116,8 +125,11 @@ def test_remote_load_check_catches_pixel_fonts_and_images() -> None:
 
 def test_redirect_check_catches_click_tracking(example: Example) -> None:
     built = example.built[0]
-    tracked = re.sub(r'href="(https?://[^"]+)"',
-                     lambda m: f'href="https://click.example/r?u={m.group(1)}"', built.parts.html)
+    tracked = re.sub(
+        r'href="(https?://[^"]+)"',
+        lambda m: f'href="https://click.example/r?u={m.group(1)}"',
+        built.parts.html,
+    )
     allowed = _campaign_links(example) | {"https://news.example/u/t"}
     assert redirect_problems(tracked, allowed)
 
@@ -125,14 +137,18 @@ def test_redirect_check_catches_click_tracking(example: Example) -> None:
 def test_recipient_check_catches_shared_messages(example: Example) -> None:
     one, two = example.built[0], example.built[1]
     addresses = {one.subscriber.email, two.subscriber.email}
-    shared = Received("n@example.org", [one.subscriber.email, two.subscriber.email],
-                      one.message.data)
+    shared = Received(
+        "n@example.org", [one.subscriber.email, two.subscriber.email], one.message.data
+    )
     assert recipient_problems([shared], addresses)
-    cc = Received("n@example.org", [one.subscriber.email],
-                  f"Cc: {two.subscriber.email}\r\n".encode() + one.message.data)
+    cc = Received(
+        "n@example.org",
+        [one.subscriber.email],
+        f"Cc: {two.subscriber.email}\r\n".encode() + one.message.data,
+    )
     assert recipient_problems([cc], addresses)
     # a template that greets with the wrong subscriber's address in the body
-    leaky = rebuilt(example.prepared.factory, one,
-                    html=one.parts.html + f"<p>{two.subscriber.email}</p>")
-    assert recipient_problems([Received("n@example.org", [one.subscriber.email], leaky)],
-                              addresses)
+    leaky = rebuilt(
+        example.prepared.factory, one, html=one.parts.html + f"<p>{two.subscriber.email}</p>"
+    )
+    assert recipient_problems([Received("n@example.org", [one.subscriber.email], leaky)], addresses)

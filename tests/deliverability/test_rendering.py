@@ -16,9 +16,15 @@ from kzmail.models import Subscriber
 from tests.helpers.deliverability import Example, tool
 
 WIDTHS = (320, 375, 600)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Runs inside the page: overflow, images, and the WCAG 2.x contrast of every visible text node
 # against the background it is actually drawn on (alpha-composited up the ancestors).
@@ -97,7 +103,7 @@ def audit(browser: Browser, html: str, width: int, screenshot: Path | None = Non
     page = browser.new_page(viewport={"width": width, "height": 800})
     requests: list[str] = []
 
-    def refuse(route: Route) -> None:          # nothing leaves the machine; we only count
+    def refuse(route: Route) -> None:  # nothing leaves the machine; we only count
         requests.append(route.request.url)
         route.abort()
 
@@ -105,38 +111,49 @@ def audit(browser: Browser, html: str, width: int, screenshot: Path | None = Non
     try:
         page.set_content(html, wait_until="load")
         found: dict[str, Any] = page.evaluate(AUDIT_JS)
-        if screenshot is not None:           # the whole message, and its first screen
+        if screenshot is not None:  # the whole message, and its first screen
             page.screenshot(path=str(screenshot), full_page=True)
             page.screenshot(path=str(screenshot.with_name(screenshot.stem + "-top.png")))
     finally:
         page.close()
-    return Audit(width, found["overflow"], found["images"], found["imageProblems"],
-                 found["texts"], found["contrast"], requests)
+    return Audit(
+        width,
+        found["overflow"],
+        found["images"],
+        found["imageProblems"],
+        found["texts"],
+        found["contrast"],
+        requests,
+    )
 
 
 @pytest.fixture(scope="module")
 def personalised(example: Example) -> list[str]:
     """The first subscriber's HTML, and one with a long name and a long unbreakable address."""
     first = example.built[0].parts.html
-    long = Subscriber("lena.schroeder-krueger.aus.dresden-neustadt@beispiel-organisation.example",
-                      "Lena Schröder-Krüger-Hohenzollern-Sigmaringen")
+    long = Subscriber(
+        "lena.schroeder-krueger.aus.dresden-neustadt@beispiel-organisation.example",
+        "Lena Schröder-Krüger-Hohenzollern-Sigmaringen",
+    )
     url = "https://newsletter.arbeiterinnenmacht.example.org/u/" + "A" * 120
     return [first, example.prepared.template.render(long, url).html]
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_personalised_html_renders_cleanly(browser: Browser, personalised: list[str],
-                                           width: int, artifacts: Path) -> None:
+def test_personalised_html_renders_cleanly(
+    browser: Browser, personalised: list[str], width: int, artifacts: Path
+) -> None:
     for index, html in enumerate(personalised):
         shot = artifacts / f"render-{width}.png" if index == 0 else None
         result = audit(browser, html, width, shot)
         assert result.problems() == [], (index, result)
-        assert result.texts > 20              # the audit did look at the text
+        assert result.texts > 20  # the audit did look at the text
         if shot is not None:
             assert shot.stat().st_size > 10_000
 
 
 # --- each check fails on a deliberately broken page -----------------------------------------
+
 
 def _page(body: str) -> str:
     return f'<!doctype html><html lang="de"><body style="margin:0">{body}</body></html>'
@@ -149,8 +166,10 @@ def test_overflow_check_catches_a_fixed_width_table(browser: Browser) -> None:
 
 
 def test_image_check_catches_missing_alt_and_width(browser: Browser) -> None:
-    pixel = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
-             "nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==")
+    pixel = (
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
+        "nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+    )
     good = audit(browser, _page(f'<img src="{pixel}" alt="Logo" width="40">'), 375)
     assert good.images == 1
     assert good.problems() == []
@@ -163,14 +182,17 @@ def test_contrast_check_catches_light_grey_text(browser: Browser) -> None:
     grey = audit(browser, _page('<p style="color:#999999">Kaum lesbar</p>'), 375)
     assert any("Kaum lesbar" in p for p in grey.problems())
     # large bold text needs only 3:1; #8b0000 on #f2efeb passes both ways, #e08080 on white not
-    assert audit(browser, _page('<p style="color:#8b0000;background:#f2efeb">Rot</p>'),
-                 375).problems() == []
+    assert (
+        audit(browser, _page('<p style="color:#8b0000;background:#f2efeb">Rot</p>'), 375).problems()
+        == []
+    )
     pink = _page('<h1 style="color:#e08080;font-size:30px">Rosa</h1>')
     assert audit(browser, pink, 375).problems()
 
 
 def test_network_check_catches_a_remote_image(browser: Browser) -> None:
-    result = audit(browser, _page('<img src="https://tracker.example/o.gif" alt="x" width="1">'),
-                   375)
+    result = audit(
+        browser, _page('<img src="https://tracker.example/o.gif" alt="x" width="1">'), 375
+    )
     assert result.requests == ["https://tracker.example/o.gif"]
     assert result.problems()

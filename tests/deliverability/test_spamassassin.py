@@ -28,8 +28,11 @@ class Verdict:
 
     def problems(self) -> list[str]:
         """Why this message is not clean: a score above 0.0 or any positive rule."""
-        found = [f"{rule}={score}" for rule, score in sorted(self.rules.items())
-                 if score > 0 and not (rule in INFORMATIONAL and score <= INFORMATIONAL[rule])]
+        found = [
+            f"{rule}={score}"
+            for rule, score in sorted(self.rules.items())
+            if score > 0 and not (rule in INFORMATIONAL and score <= INFORMATIONAL[rule])
+        ]
         if self.score > 0.0:
             found.insert(0, f"score={self.score}")
         return found
@@ -37,13 +40,19 @@ class Verdict:
 
 def spamassassin(messages: list[bytes], scratch: Path) -> list[Verdict]:
     """Score messages with SpamAssassin, a few at a time (each run takes about a second)."""
-    command = [tool("spamassassin"), "-L", "-p", str(scratch / "user_prefs"),
-               "--cf=use_bayes 0", "--cf=bayes_auto_learn 0", "--cf=use_auto_whitelist 0",
-               "--cf=add_header all Tests _TESTSSCORES(,)_"]
+    command = [
+        tool("spamassassin"),
+        "-L",
+        "-p",
+        str(scratch / "user_prefs"),
+        "--cf=use_bayes 0",
+        "--cf=bayes_auto_learn 0",
+        "--cf=use_auto_whitelist 0",
+        "--cf=add_header all Tests _TESTSSCORES(,)_",
+    ]
 
     def one(message: bytes) -> Verdict:
-        done = subprocess.run(command, input=message, capture_output=True, timeout=120,
-                              check=True)
+        done = subprocess.run(command, input=message, capture_output=True, timeout=120, check=True)
         raw = done.stdout.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
         head = re.sub(rb"\r?\n[ \t]+", b" ", raw).decode("utf-8", "replace")
         status = re.search(r"(?m)^X-Spam-Status: \w+, score=(-?[\d.]+)", head)
@@ -65,11 +74,12 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("spamassassin")
 
 
-def test_every_example_message_is_clean(example: Example, scratch: Path,
-                                        artifacts: Path) -> None:
+def test_every_example_message_is_clean(example: Example, scratch: Path, artifacts: Path) -> None:
     verdicts = spamassassin([b.message.data for b in example.built], scratch)
-    report = [f"{b.subscriber.email}: score={v.score} {v.rules}"
-              for b, v in zip(example.built, verdicts, strict=True)]
+    report = [
+        f"{b.subscriber.email}: score={v.score} {v.rules}"
+        for b, v in zip(example.built, verdicts, strict=True)
+    ]
     (artifacts / "spamassassin.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
     assert len(verdicts) == len(example.built) >= 10
     for built, verdict in zip(example.built, verdicts, strict=True):
@@ -77,18 +87,23 @@ def test_every_example_message_is_clean(example: Example, scratch: Path,
         assert verdict.score <= 0.0
 
 
-SHORT_HTML = ('<html lang="de"><body><p>Solidarität mit den Streikenden in Kasachstan!</p>'
-              '<p><a href="https://news.example.org/u/t">Abmelden</a></p></body></html>')
-SHORT_TEXT = ("Solidarität mit den Streikenden in Kasachstan!\n\n"
-              "[Abmelden](https://news.example.org/u/t)\n")
+SHORT_HTML = (
+    '<html lang="de"><body><p>Solidarität mit den Streikenden in Kasachstan!</p>'
+    '<p><a href="https://news.example.org/u/t">Abmelden</a></p></body></html>'
+)
+SHORT_TEXT = (
+    "Solidarität mit den Streikenden in Kasachstan!\n\n[Abmelden](https://news.example.org/u/t)\n"
+)
 
 
 @pytest.fixture(scope="module")
 def broken_verdicts(example: Example, scratch: Path) -> dict[str, Verdict]:
     good = example.built[0]
     factory = example.prepared.factory
-    view_in_html = ("Diese E-Mail ist im HTML-Format. Bitte öffne sie in einem Programm, "
-                    "das HTML anzeigen kann, oder sieh sie dir im Browser an.\n")
+    view_in_html = (
+        "Diese E-Mail ist im HTML-Format. Bitte öffne sie in einem Programm, "
+        "das HTML anzeigen kann, oder sieh sie dir im Browser an.\n"
+    )
     short = rebuilt(factory, good, html=SHORT_HTML, text=SHORT_TEXT)
     messages = {
         "no text part": html_only(good.message.data),
@@ -103,19 +118,23 @@ def broken_verdicts(example: Example, scratch: Path) -> dict[str, Verdict]:
     return dict(zip(messages, verdicts, strict=True))
 
 
-@pytest.mark.parametrize(("mistake", "rule"), [
-    ("no text part", "MIME_HTML_ONLY"),
-    ("text part says view in HTML", "MPART_ALT_DIFF"),
-    ("no Date", "MISSING_DATE"),
-    ("no Message-ID", "MISSING_MID"),
-    ("List-Unsubscribe without List-Id", "LIST_PARTIAL_SHORT_MSG"),
-])
-def test_classic_mistake_is_caught(broken_verdicts: dict[str, Verdict], mistake: str,
-                                   rule: str) -> None:
+@pytest.mark.parametrize(
+    ("mistake", "rule"),
+    [
+        ("no text part", "MIME_HTML_ONLY"),
+        ("text part says view in HTML", "MPART_ALT_DIFF"),
+        ("no Date", "MISSING_DATE"),
+        ("no Message-ID", "MISSING_MID"),
+        ("List-Unsubscribe without List-Id", "LIST_PARTIAL_SHORT_MSG"),
+    ],
+)
+def test_classic_mistake_is_caught(
+    broken_verdicts: dict[str, Verdict], mistake: str, rule: str
+) -> None:
     verdict = broken_verdicts[mistake]
     assert rule in verdict.rules, verdict
     assert verdict.rules[rule] > 0
-    assert verdict.problems(), verdict        # the check above would fail on this message
+    assert verdict.problems(), verdict  # the check above would fail on this message
 
 
 def test_short_message_with_list_id_is_not_flagged(broken_verdicts: dict[str, Verdict]) -> None:

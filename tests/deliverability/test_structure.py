@@ -23,8 +23,14 @@ from tests.helpers.broken import drop_header, html_only, parse, rebuilt
 from tests.helpers.deliverability import Example
 
 TRICKY_NAMES = [
-    "Jürgen Müller", "Müller, Anna", 'Anna "Nanni" Meier', "O'Brien; Seán", "Ayşe Yılmaz",
-    "Ωμέγα Λάμδα", "a,b <c@d.example>", "=?utf-8?q?not_really?=",
+    "Jürgen Müller",
+    "Müller, Anna",
+    'Anna "Nanni" Meier',
+    "O'Brien; Seán",
+    "Ayşe Yılmaz",
+    "Ωμέγα Λάμδα",
+    "a,b <c@d.example>",
+    "=?utf-8?q?not_really?=",
     "Sehr langer Name mit Umlauten äöü " * 4,
 ]
 
@@ -35,7 +41,7 @@ def strict_problems(data: bytes) -> list[str]:
         message = email.message_from_bytes(data, policy=email.policy.strict)
         for part in message.walk():
             for name, value in part.items():
-                str(value)                 # header parsing happens (and raises) here
+                str(value)  # header parsing happens (and raises) here
                 if value.defects:
                     return [f"{name}: {value.defects}"]
             if part.defects:
@@ -70,8 +76,9 @@ def address_problems(data: bytes, address: str, name: str) -> list[str]:
     to = parse(data)["To"].addresses
     if len(to) != 1:
         return [f"To holds {len(to)} addresses: {to}"]
-    if to[0].addr_spec != address or (to[0].display_name != name.strip()
-                                      and rfc2047_to(data) != f"{name.strip()} <{address}>"):
+    if to[0].addr_spec != address or (
+        to[0].display_name != name.strip() and rfc2047_to(data) != f"{name.strip()} <{address}>"
+    ):
         return [f"To reads back as {to[0].display_name!r} <{to[0].addr_spec}>"]
     return []
 
@@ -99,9 +106,11 @@ def date_problems(message: EmailMessage, now: datetime) -> list[str]:
 
 
 def message_id_problems(ids: list[str], domain: str) -> list[str]:
-    problems = [f"malformed Message-ID {i}" for i in ids
-                if not re.fullmatch(r"<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + re.escape(domain)
-                                    + ">", i)]
+    problems = [
+        f"malformed Message-ID {i}"
+        for i in ids
+        if not re.fullmatch(r"<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + re.escape(domain) + ">", i)
+    ]
     duplicates = len(ids) - len(set(ids))
     if duplicates:
         problems.append(f"{duplicates} duplicate Message-IDs")
@@ -142,6 +151,7 @@ def text_part_problems(message: EmailMessage, demands: list[str]) -> list[str]:
 
 # --- the example campaign passes every check ------------------------------------------------
 
+
 def test_every_message_parses_strictly_without_defects(example: Example) -> None:
     for built in example.built:
         assert strict_problems(built.message.data) == [], built.subscriber.email
@@ -163,8 +173,10 @@ def test_subject_from_and_to_are_rfc2047_and_read_back_exactly(example: Example)
         message = parse(built.message.data)
         assert str(message["Subject"]) == campaign.subject
         assert "=?utf-8?" in built.message.data.split(b"\r\n\r\n")[0].decode("ascii")
-        assert address_problems(built.message.data, built.subscriber.email,
-                                built.subscriber.name) == []
+        assert (
+            address_problems(built.message.data, built.subscriber.email, built.subscriber.name)
+            == []
+        )
 
 
 @pytest.mark.parametrize("name", TRICKY_NAMES)
@@ -177,10 +189,14 @@ def test_tricky_display_names_survive(example: Example, name: str) -> None:
     assert address_problems(data, "tricky@example.org", name) == []
 
 
-@pytest.mark.parametrize("subject", ['Solidarität, „Brot“ & "Frieden" – jetzt! ' * 3,
-                                     "Plain ASCII subject, with a comma"])
-@pytest.mark.parametrize("sender", ['"Gruppe Arbeiter*innenmacht, Berlin" <n@example.org>',
-                                    "Grüne Jugend Köln <n@example.org>"])
+@pytest.mark.parametrize(
+    "subject",
+    ['Solidarität, „Brot“ & "Frieden" – jetzt! ' * 3, "Plain ASCII subject, with a comma"],
+)
+@pytest.mark.parametrize(
+    "sender",
+    ['"Gruppe Arbeiter*innenmacht, Berlin" <n@example.org>', "Grüne Jugend Köln <n@example.org>"],
+)
 def test_tricky_subject_and_sender_survive(example: Example, subject: str, sender: str) -> None:
     campaign = example.prepared.campaign.model_copy(update={"subject": subject, "from_": sender})
     built = example.built[0]
@@ -204,9 +220,11 @@ def test_date_is_present_and_sane(example: Example) -> None:
 def test_message_ids_unique_over_10000_messages(example: Example) -> None:
     factory, built = example.prepared.factory, example.built[0]
     domain = factory.envelope_from.rpartition("@")[2]
-    short = Rendered.of(html="<p>x</p>", text="x")     # the id does not depend on the body
-    ids = [factory.build(Subscriber(f"r{i}@example.org"), short, "https://n.example/u").
-           message_id for i in range(10_000)]
+    short = Rendered.of(html="<p>x</p>", text="x")  # the id does not depend on the body
+    ids = [
+        factory.build(Subscriber(f"r{i}@example.org"), short, "https://n.example/u").message_id
+        for i in range(10_000)
+    ]
     assert message_id_problems(ids, domain) == []
     # and the header carries exactly that id
     assert parse(built.message.data)["Message-ID"] == built.message.message_id
@@ -222,9 +240,10 @@ def test_text_part_has_the_same_links_and_demands(example: Example) -> None:
 
 # --- and each check fails on a deliberately broken message ----------------------------------
 
+
 def test_strict_check_catches_a_truncated_message(example: Example) -> None:
     data = example.built[0].message.data
-    truncated = data[: data.rindex(b"\r\n--")] + b"\r\n"          # no closing boundary
+    truncated = data[: data.rindex(b"\r\n--")] + b"\r\n"  # no closing boundary
     assert strict_problems(truncated)
     assert strict_problems(data.replace(b"\r\nTo: ", b"\r\nTo: <<broken@@\r\nX-Was: ", 1))
 
@@ -240,19 +259,23 @@ def test_line_check_catches_raw_8bit_html_on_one_line(example: Example) -> None:
     assert any("8-bit" in p for p in problems)
 
 
-@pytest.mark.parametrize("raw", [
-    "To: Müller, Anna <anna@example.org>",           # raw 8-bit, comma splits it in two
-    'To: "Müller, Anna" <anna@example.org>, b@example.org',    # a second recipient
-    "To: =?utf-8?q?M=C3=BCller?= Anna <other@example.org>",  # the wrong address
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "To: Müller, Anna <anna@example.org>",  # raw 8-bit, comma splits it in two
+        'To: "Müller, Anna" <anna@example.org>, b@example.org',  # a second recipient
+        "To: =?utf-8?q?M=C3=BCller?= Anna <other@example.org>",  # the wrong address
+    ],
+)
 def test_name_check_catches_naive_to_headers(example: Example, raw: str) -> None:
     data = example.built[0].message.data
     head, body = data.split(b"\r\n\r\n", 1)
     head = re.sub(rb"(?m)^To: [^\r\n]*(\r\n[ \t][^\r\n]*)*", raw.encode("utf-8"), head)
     broken = head + b"\r\n\r\n" + body
     assert address_problems(broken, "anna@example.org", "Müller, Anna")
-    assert address_problems(broken.replace("Müller".encode(), b"Mueller"), "anna@example.org",
-                            "Mueller, Anna")
+    assert address_problems(
+        broken.replace("Müller".encode(), b"Mueller"), "anna@example.org", "Mueller, Anna"
+    )
 
 
 def test_date_check_catches_missing_and_wrong_dates(example: Example) -> None:
@@ -267,15 +290,16 @@ def test_date_check_catches_missing_and_wrong_dates(example: Example) -> None:
 
 def test_message_id_check_catches_clock_based_ids(example: Example) -> None:
     class SecondsFactory(MessageFactory):
-        def message_id(self) -> str:           # what naive senders do: the time in seconds
+        def message_id(self) -> str:  # what naive senders do: the time in seconds
             return f"<{int(time.time())}@arbeiterinnenmacht.example.org>"
 
     factory = SecondsFactory(example.prepared.campaign)
     built = example.built[0]
-    ids = [factory.build(built.subscriber, built.parts, "https://n.example/u").message_id
-           for _ in range(100)]
-    assert any("duplicate" in p for p in
-               message_id_problems(ids, "arbeiterinnenmacht.example.org"))
+    ids = [
+        factory.build(built.subscriber, built.parts, "https://n.example/u").message_id
+        for _ in range(100)
+    ]
+    assert any("duplicate" in p for p in message_id_problems(ids, "arbeiterinnenmacht.example.org"))
     assert message_id_problems(["<no-domain>"], "arbeiterinnenmacht.example.org")
 
 
@@ -284,8 +308,9 @@ def test_text_part_check_catches_an_unfaithful_text_part(example: Example) -> No
     demands = list(example.prepared.campaign.demands)
     view_html = rebuilt(factory, built, text="Bitte die HTML-Version ansehen.\n")
     assert any("links missing" in p for p in text_part_problems(parse(view_html), demands))
-    assert any("demand missing from the text" in p
-               for p in text_part_problems(parse(view_html), demands))
+    assert any(
+        "demand missing from the text" in p for p in text_part_problems(parse(view_html), demands)
+    )
     first_link = _TEXT_URL.findall(built.parts.text)[0]
     dropped = rebuilt(factory, built, text=built.parts.text.replace(first_link, "(entfernt)"))
     assert text_part_problems(parse(dropped), demands)

@@ -19,7 +19,9 @@ from tests.helpers.deliverability import Built
 def drop_header(data: bytes, name: str) -> bytes:
     """The message without header `name` (with its folded continuation lines)."""
     head, sep, body = data.partition(b"\r\n\r\n")
-    pattern = re.compile(rb"(?im)^" + re.escape(name.encode()) + rb":[^\r\n]*(\r\n[ \t][^\r\n]*)*\r\n")
+    pattern = re.compile(
+        rb"(?im)^" + re.escape(name.encode()) + rb":[^\r\n]*(\r\n[ \t][^\r\n]*)*\r\n"
+    )
     out = pattern.sub(b"", head + b"\r\n", count=1)
     assert out != head + b"\r\n", f"{name} not found"
     return out.rstrip(b"\r\n") + sep + body
@@ -46,9 +48,17 @@ def html_only(data: bytes) -> bytes:
     return message.as_bytes(policy=SMTP)
 
 
-def rebuilt(factory: MessageFactory, built: Built, *, html: str | None = None,
-            text: str | None = None, url: str = "https://news.example.org/u/t") -> bytes:
+def rebuilt(
+    factory: MessageFactory,
+    built: Built,
+    *,
+    html: str | None = None,
+    text: str | None = None,
+    url: str = "https://news.example.org/u/t",
+) -> bytes:
     """Rebuilt by kzmail's own factory from parts a broken template might have produced."""
-    parts = Rendered.of(html=built.parts.html if html is None else html,
-                        text=built.parts.text if text is None else text)
+    parts = Rendered.of(
+        html=built.parts.html if html is None else html,
+        text=built.parts.text if text is None else text,
+    )
     return factory.build(built.subscriber, parts, url).data

@@ -27,9 +27,14 @@ def edit_campaign(path: Path, change: Callable[[str], str]) -> None:
 
 def use_relay(campaign: Path, server: SmtpServer) -> None:
     """Point the campaign at a real SMTP server instead of the embedded sink."""
-    edit_campaign(campaign, lambda text: text.replace(
-        "host: local", f"host: {server.host}").replace(
-        "port: 587", f"port: {server.port}").replace("tls: starttls", "tls: none"))
+    edit_campaign(
+        campaign,
+        lambda text: (
+            text.replace("host: local", f"host: {server.host}")
+            .replace("port: 587", f"port: {server.port}")
+            .replace("tls: starttls", "tls: none")
+        ),
+    )
 
 
 def use_long_list(campaign: Path, rows: int) -> None:
@@ -37,9 +42,12 @@ def use_long_list(campaign: Path, rows: int) -> None:
     connection, so that the sender reads the list (4 rows ahead) while it sends."""
     lines = "".join(f"leser{i}@example.org,Leser {i}\n" for i in range(rows))
     (campaign.parent.parent / "long.csv").write_text("email,name\n" + lines, encoding="utf-8")
-    edit_campaign(campaign, lambda text: text.replace(
-        "subscribers: ../subscribers.example.csv", "subscribers: ../long.csv").replace(
-        "connections: 4", "connections: 1"))
+    edit_campaign(
+        campaign,
+        lambda text: text.replace(
+            "subscribers: ../subscribers.example.csv", "subscribers: ../long.csv"
+        ).replace("connections: 4", "connections: 1"),
+    )
 
 
 def status_on_disk(state_db: Path, address: str) -> str | None:
@@ -47,10 +55,13 @@ def status_on_disk(state_db: Path, address: str) -> str | None:
     of our own: the latest mark in the log (a later Journal folds it in), else the row."""
     db = sqlite3.connect(state_db)
     try:
-        row = db.execute("SELECT status FROM marks WHERE address=? ORDER BY rowid DESC "
-                         "LIMIT 1", (address,)).fetchone()
-        row = row or db.execute("SELECT status FROM deliveries WHERE address=?",
-                                (address,)).fetchone()
+        row = db.execute(
+            "SELECT status FROM marks WHERE address=? ORDER BY rowid DESC LIMIT 1", (address,)
+        ).fetchone()
+        row = (
+            row
+            or db.execute("SELECT status FROM deliveries WHERE address=?", (address,)).fetchone()
+        )
     finally:
         db.close()
     return None if row is None else str(row[0])

@@ -38,13 +38,22 @@ class ChildRun:
 
 def run_measured(args: list[str], cwd: Path, timeout: float = 60) -> ChildRun:
     """Run `args`, killed after `timeout` s; its peak RSS comes from wait4, for it alone."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
-            tempfile.TemporaryDirectory() as folder:
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.TemporaryDirectory() as folder,
+    ):
         report = Path(folder) / "report.json"
         start = time.monotonic()
-        process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(report), *args],
-                                   cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                   text=True, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(report), *args],
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         killed = threading.Event()
 
         def kill() -> None:
@@ -59,10 +68,16 @@ def run_measured(args: list[str], cwd: Path, timeout: float = 60) -> ChildRun:
             timer.cancel()
         seconds = time.monotonic() - start
         measured = json.loads(report.read_text()) if report.exists() else None
-        returncode = (os.waitstatus_to_exitcode(measured["status"]) if measured
-                      else process.returncode)
+        returncode = (
+            os.waitstatus_to_exitcode(measured["status"]) if measured else process.returncode
+        )
         out.seek(0)
         err.seek(0)
-        return ChildRun(returncode, out.read(), err.read(), seconds,
-                        measured["peak_kb"] / 1024 if measured else float("inf"),
-                        killed.is_set())
+        return ChildRun(
+            returncode,
+            out.read(),
+            err.read(),
+            seconds,
+            measured["peak_kb"] / 1024 if measured else float("inf"),
+            killed.is_set(),
+        )

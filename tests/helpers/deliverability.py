@@ -26,8 +26,10 @@ def tool(name: str, path: str | None = None) -> str:
     """The path of a system tool, or a test failure that says how to install it."""
     found = path if path and Path(path).exists() else shutil.which(name)
     if not found:
-        pytest.fail(f"{name} is not installed: run scripts/system-deps.sh "
-                    "(./dev test does it for you)", pytrace=False)
+        pytest.fail(
+            f"{name} is not installed: run scripts/system-deps.sh (./dev test does it for you)",
+            pytrace=False,
+        )
     return found
 
 

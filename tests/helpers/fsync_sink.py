@@ -44,7 +44,9 @@ async def main(path: str, slow: float) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(handler, hostname="fsync.localhost", decode_data=False),
-        host="127.0.0.1", port=0)
+        host="127.0.0.1",
+        port=0,
+    )
     print(server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()
 

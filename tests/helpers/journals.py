@@ -26,5 +26,5 @@ def open_watched(state_dir: Path) -> tuple[Journal, sqlite3.Connection]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sqlite3, "connect", connect)
         journal = Journal(state_dir)
-    (connection,) = opened      # one connection (its checkpoint thread opens one later)
+    (connection,) = opened  # one connection (its checkpoint thread opens one later)
     return journal, connection

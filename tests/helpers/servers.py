@@ -46,8 +46,8 @@ class FaultHandler:
     refuse_connections: int = 0
     greeting_fault: str = "421 4.3.2 too busy, try again later"
     stall_seconds: float = 2.0
-    data_delay: Callable[[], float] = lambda: 0.0     # how long each DATA takes to answer
-    pipelining: bool = False                          # advertise PIPELINING (RFC 2920)
+    data_delay: Callable[[], float] = lambda: 0.0  # how long each DATA takes to answer
+    pipelining: bool = False  # advertise PIPELINING (RFC 2920)
     arrivals: list[Arrival] = field(default_factory=list)
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,12 +55,24 @@ class FaultHandler:
     def received(self, recipient: str) -> int:
         return sum(1 for a in self.arrivals if a.recipient == recipient)
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
-                          hostname: str, responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
         return offer_pipelining(session, hostname, responses, self.pipelining)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         faults = self.rcpt_faults.get(address)
         if faults:
             return faults.pop(0)
@@ -73,12 +85,12 @@ class FaultHandler:
         fault = faults.pop(0) if faults else None
         if fault == "drop":
             assert server.transport is not None
-            server.transport.close()           # the connection dies before any reply
+            server.transport.close()  # the connection dies before any reply
             return "421 gone"
         if fault == "stall":
             await asyncio.sleep(self.stall_seconds)
             if server.transport is None or server.transport.is_closing():
-                return "451 client gone"       # nobody to tell: the message is not kept
+                return "451 client gone"  # nobody to tell: the message is not kept
         elif fault is not None:
             return fault
         if (delay := self.data_delay()) > 0:
@@ -86,8 +98,9 @@ class FaultHandler:
         data = bytes(envelope.original_content or b"")
         match = MESSAGE_ID.search(data)
         with self.lock:
-            self.arrivals.append(Arrival(recipient, match.group(1).decode() if match else "",
-                                         time.time(), data))
+            self.arrivals.append(
+                Arrival(recipient, match.group(1).decode() if match else "", time.time(), data)
+            )
         return "250 2.0.0 OK queued"
 
 
@@ -147,6 +160,8 @@ def build(subscriber: Subscriber) -> Outgoing:
     """A minimal message for `subscriber` with a fresh Message-ID (the servers record it)
     and a body line that starts with a dot (so dot-stuffing is exercised)."""
     mid = f"<{secrets.token_hex(8)}@kzmail.test>"
-    data = (f"From: news@kzmail.test\r\nTo: {subscriber.email}\r\nMessage-ID: {mid}\r\n"
-            f"Subject: test\r\n\r\nHallo {subscriber.name}\r\n.leading dot\r\n").encode()
+    data = (
+        f"From: news@kzmail.test\r\nTo: {subscriber.email}\r\nMessage-ID: {mid}\r\n"
+        f"Subject: test\r\n\r\nHallo {subscriber.name}\r\n.leading dot\r\n"
+    ).encode()
     return Outgoing(subscriber.email, mid, data)

@@ -22,8 +22,9 @@ class Received:
     data: bytes
 
 
-def offer_pipelining(session: Session, hostname: str, responses: list[str],
-                     offer: bool) -> list[str]:
+def offer_pipelining(
+    session: Session, hostname: str, responses: list[str], offer: bool
+) -> list[str]:
     """aiosmtpd's EHLO replies, with PIPELINING among them if `offer` (aiosmtpd reads the
     commands in order, so it can take them pipelined; it just does not say so)."""
     session.host_name = hostname
@@ -38,22 +39,39 @@ class RecordingHandler:
 
     messages: list[Received] = field(default_factory=list)
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
-    pipelining: bool = True        # offer PIPELINING, as every common relay does
+    pipelining: bool = True  # offer PIPELINING, as every common relay does
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
-                          hostname: str, responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
         return offer_pipelining(session, hostname, responses, self.pipelining)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         if address in self.refuse_rcpt:
             return self.refuse_rcpt[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos),
-                                      bytes(envelope.original_content or b"")))
+        self.messages.append(
+            Received(
+                str(envelope.mail_from),
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content or b""),
+            )
+        )
         return "250 OK queued"
 
 
@@ -67,8 +85,7 @@ class SmtpServer:
 
 
 @contextmanager
-def smtp_in_thread(factory: Callable[[], SMTP],
-                   tls: ssl.SSLContext | None = None) -> Iterator[int]:
+def smtp_in_thread(factory: Callable[[], SMTP], tls: ssl.SSLContext | None = None) -> Iterator[int]:
     """Serve aiosmtpd protocols from `factory` on a free loopback port, in a thread and loop
     of their own (so a test's blocking client code can talk to it); yield the port."""
     loop = asyncio.new_event_loop()
@@ -77,8 +94,9 @@ def smtp_in_thread(factory: Callable[[], SMTP],
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        server = loop.run_until_complete(loop.create_server(factory, host="127.0.0.1", port=0,
-                                                            ssl=tls))
+        server = loop.run_until_complete(
+            loop.create_server(factory, host="127.0.0.1", port=0, ssl=tls)
+        )
         holder["port"] = server.sockets[0].getsockname()[1]
         started.set()
         loop.run_forever()
@@ -93,4 +111,3 @@ def smtp_in_thread(factory: Callable[[], SMTP],
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
-

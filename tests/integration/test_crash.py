@@ -24,7 +24,7 @@ import pytest
 from tests.helpers import fsync_sink as sink_script
 from tests.helpers.campaigns import edit_campaign
 
-SINK = Path(sink_script.__file__)     # run as a script: a process of its own to SIGKILL around
+SINK = Path(sink_script.__file__)  # run as a script: a process of its own to SIGKILL around
 KZMAIL = Path(sys.executable).with_name("kzmail")
 
 
@@ -32,9 +32,10 @@ KZMAIL = Path(sys.executable).with_name("kzmail")
 def fsync_sink(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[int, Path]]:
     record = tmp_path / "received.tsv"
     record.touch()
-    slow = str(getattr(request, "param", 0.0))      # seconds each DATA takes, 0 = a few ms
-    proc = subprocess.Popen([sys.executable, str(SINK), str(record), slow],
-                            stdout=subprocess.PIPE, text=True)
+    slow = str(getattr(request, "param", 0.0))  # seconds each DATA takes, 0 = a few ms
+    proc = subprocess.Popen(
+        [sys.executable, str(SINK), str(record), slow], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
@@ -53,25 +54,35 @@ def make_list(project: Path, count: int) -> list[str]:
 
 def point_at(project: Path, port: int, connections: int = 4) -> Path:
     campaign = project / "campaigns" / "kasachstan.yaml"
-    edit_campaign(campaign, lambda text: text.replace("host: local", "host: 127.0.0.1")
-                  .replace("port: 587", f"port: {port}").replace("tls: starttls", "tls: none")
-                  .replace("per_second: 10", "per_second: 0")
-                  .replace("connections: 4", f"connections: {connections}"))
+    edit_campaign(
+        campaign,
+        lambda text: (
+            text.replace("host: local", "host: 127.0.0.1")
+            .replace("port: 587", f"port: {port}")
+            .replace("tls: starttls", "tls: none")
+            .replace("per_second: 10", "per_second: 0")
+            .replace("connections: 4", f"connections: {connections}")
+        ),
+    )
     return campaign
 
 
 def kzmail(*args: str) -> subprocess.Popen[str]:
     assert KZMAIL.exists(), f"the kzmail console script is missing: {KZMAIL}"
-    return subprocess.Popen([str(KZMAIL), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    return subprocess.Popen(
+        [str(KZMAIL), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
 
 
 def lines(record: Path) -> list[list[str]]:
     return [line.split("\t") for line in record.read_text().splitlines()]
 
 
-def wait_for_lines(record: Path, target: int, proc: subprocess.Popen[str],
-                   deadline: float) -> None:
+def wait_for_lines(record: Path, target: int, proc: subprocess.Popen[str], deadline: float) -> None:
     while len(lines(record)) < target and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
 
@@ -79,15 +90,17 @@ def wait_for_lines(record: Path, target: int, proc: subprocess.Popen[str],
 def journal_rows(project: Path) -> dict[str, tuple[str, str]]:
     db = sqlite3.connect(project / ".kzmail" / "state.db")
     try:
-        rows = db.execute("SELECT address, status, message_id FROM deliveries "
-                          "WHERE campaign='kasachstan'").fetchall()
+        rows = db.execute(
+            "SELECT address, status, message_id FROM deliveries WHERE campaign='kasachstan'"
+        ).fetchall()
     finally:
         db.close()
     return {address: (status, message_id) for address, status, message_id in rows}
 
 
-def test_sigkill_at_random_points_never_double_sends(project: Path,
-                                                     fsync_sink: tuple[int, Path]) -> None:
+def test_sigkill_at_random_points_never_double_sends(
+    project: Path, fsync_sink: tuple[int, Path]
+) -> None:
     port, record = fsync_sink
     emails = make_list(project, 160)
     campaign = point_at(project, port)
@@ -101,7 +114,7 @@ def test_sigkill_at_random_points_never_double_sends(project: Path,
         proc = kzmail("send", str(campaign), "--yes")
         target = already + rng.randint(1, 25)
         wait_for_lines(record, target, proc, time.monotonic() + 30)
-        time.sleep(rng.uniform(0, 0.01))          # somewhere inside the next transactions
+        time.sleep(rng.uniform(0, 0.01))  # somewhere inside the next transactions
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -144,7 +157,8 @@ def test_sigkill_at_random_points_never_double_sends(project: Path,
 
 
 def test_ctrl_c_finishes_transactions_in_flight_and_says_how_to_resume(
-        project: Path, fsync_sink: tuple[int, Path]) -> None:
+    project: Path, fsync_sink: tuple[int, Path]
+) -> None:
     port, record = fsync_sink
     emails = make_list(project, 120)
     campaign = point_at(project, port)
@@ -171,13 +185,14 @@ def test_ctrl_c_finishes_transactions_in_flight_and_says_how_to_resume(
 
 @pytest.mark.parametrize("fsync_sink", [0.6], indirect=True)
 def test_ctrl_c_twice_stops_at_once_and_resuming_never_double_sends(
-        project: Path, fsync_sink: tuple[int, Path]) -> None:
+    project: Path, fsync_sink: tuple[int, Path]
+) -> None:
     port, record = fsync_sink
     emails = make_list(project, 40)
     campaign = point_at(project, port)
     proc = kzmail("send", str(campaign), "--yes")
     wait_for_lines(record, 4, proc, time.monotonic() + 30)
-    time.sleep(0.1)                     # the next transactions are in flight (0.6 s each)
+    time.sleep(0.1)  # the next transactions are in flight (0.6 s each)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
@@ -196,12 +211,13 @@ def test_ctrl_c_twice_stops_at_once_and_resuming_never_double_sends(
 
 @pytest.mark.parametrize("fsync_sink", [0.2], indirect=True)
 def test_a_second_send_of_the_same_run_stops_before_mailing_anyone(
-        project: Path, fsync_sink: tuple[int, Path]) -> None:
+    project: Path, fsync_sink: tuple[int, Path]
+) -> None:
     """Two `kzmail send` of one campaign at once (a second terminal, a cron job) would
     both find people not yet sent; the second stops at once and the first is unharmed."""
     port, record = fsync_sink
     emails = make_list(project, 30)
-    campaign = point_at(project, port, connections=1)    # ~6 s: time for a second send
+    campaign = point_at(project, port, connections=1)  # ~6 s: time for a second send
     first = kzmail("send", str(campaign), "--yes")
     wait_for_lines(record, 2, first, time.monotonic() + 30)
     assert first.poll() is None, "the first send ended before the second could start"

@@ -20,19 +20,36 @@ from kzmail.state.journal import Journal
 from tests.helpers.servers import FaultHandler, FaultServer, build, fault_server
 
 RUN = "faults"
-PEOPLE = [Subscriber(email=f"{name}@x.test", name=name.title())
-          for name in ("anna", "bert", "cem", "dana", "emil", "fria")]
+PEOPLE = [
+    Subscriber(email=f"{name}@x.test", name=name.title())
+    for name in ("anna", "bert", "cem", "dana", "emil", "fria")
+]
 
 
-def run_sender(server: FaultServer, journal: Journal, *, connections: int = 2,
-               timeout: float = 2.0, policy: RetryPolicy | None = None,
-               mode: Mode = "send", people: list[Subscriber] = PEOPLE) -> SendReport:
-    config = RelayConfig(host=server.host, port=server.port, tls="none", timeout=timeout,
-                         messages_per_connection=3)
+def run_sender(
+    server: FaultServer,
+    journal: Journal,
+    *,
+    connections: int = 2,
+    timeout: float = 2.0,
+    policy: RetryPolicy | None = None,
+    mode: Mode = "send",
+    people: list[Subscriber] = PEOPLE,
+) -> SendReport:
+    config = RelayConfig(
+        host=server.host, port=server.port, tls="none", timeout=timeout, messages_per_connection=3
+    )
     lanes = [Lane(SmtpTransport(config)) for _ in range(connections)]
-    sender = Sender(run_key=RUN, envelope_from="news@kzmail.test", build=build, lanes=lanes,
-                    log=journal, mode=mode, rng=random.Random(4),
-                    policy=policy or RetryPolicy(attempts=3, backoff=0.02, backoff_max=0.1))
+    sender = Sender(
+        run_key=RUN,
+        envelope_from="news@kzmail.test",
+        build=build,
+        lanes=lanes,
+        log=journal,
+        mode=mode,
+        rng=random.Random(4),
+        policy=policy or RetryPolicy(attempts=3, backoff=0.02, backoff_max=0.1),
+    )
     return asyncio.run(sender.run(people))
 
 
@@ -46,8 +63,12 @@ def statuses(journal: Journal) -> dict[str, str]:
 
 
 def attempts(journal: Journal, address: str) -> int:
-    rows = [d for status in ("sent", "failed", "pending")
-            for d in journal.deliveries(RUN, (status,)) if d.address == address]
+    rows = [
+        d
+        for status in ("sent", "failed", "pending")
+        for d in journal.deliveries(RUN, (status,))
+        if d.address == address
+    ]
     return rows[0].attempts
 
 
@@ -55,16 +76,33 @@ Case = Callable[[FaultHandler], None]
 # case: (script the server, who ends up failed, how many transient retries it takes)
 CASES: dict[str, tuple[Case, dict[str, str], int]] = {
     "421 on connect": (lambda h: setattr(h, "refuse_connections", 3), {}, 3),
-    "451 on RCPT": (lambda h: h.rcpt_faults.update(
-        {"bert@x.test": ["451 4.7.1 greylisted, come back later"]}), {}, 1),
-    "452 on RCPT twice": (lambda h: h.rcpt_faults.update(
-        {"cem@x.test": ["452 4.2.2 mailbox full", "452 4.2.2 mailbox full"]}), {}, 2),
-    "452 on every RCPT": (lambda h: h.rcpt_faults.update(
-        {"dana@x.test": ["452 4.2.2 mailbox full"] * 3}), {"dana@x.test": "failed"}, 2),
-    "552 at DATA": (lambda h: h.data_faults.update(
-        {"emil@x.test": ["552 5.3.4 message too big"]}), {"emil@x.test": "failed"}, 0),
-    "550 no such user": (lambda h: h.rcpt_faults.update(
-        {"fria@x.test": ["550 5.1.1 no such user here"]}), {"fria@x.test": "failed"}, 0),
+    "451 on RCPT": (
+        lambda h: h.rcpt_faults.update({"bert@x.test": ["451 4.7.1 greylisted, come back later"]}),
+        {},
+        1,
+    ),
+    "452 on RCPT twice": (
+        lambda h: h.rcpt_faults.update(
+            {"cem@x.test": ["452 4.2.2 mailbox full", "452 4.2.2 mailbox full"]}
+        ),
+        {},
+        2,
+    ),
+    "452 on every RCPT": (
+        lambda h: h.rcpt_faults.update({"dana@x.test": ["452 4.2.2 mailbox full"] * 3}),
+        {"dana@x.test": "failed"},
+        2,
+    ),
+    "552 at DATA": (
+        lambda h: h.data_faults.update({"emil@x.test": ["552 5.3.4 message too big"]}),
+        {"emil@x.test": "failed"},
+        0,
+    ),
+    "550 no such user": (
+        lambda h: h.rcpt_faults.update({"fria@x.test": ["550 5.1.1 no such user here"]}),
+        {"fria@x.test": "failed"},
+        0,
+    ),
     "drop mid-DATA": (lambda h: h.data_faults.update({"anna@x.test": ["drop"]}), {}, 1),
     "stall at DATA": (lambda h: h.data_faults.update({"cem@x.test": ["stall"]}), {}, 1),
 }
@@ -76,8 +114,9 @@ BOTH = pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "
 
 @BOTH
 @pytest.mark.parametrize("case", list(CASES))
-def test_fault_ends_in_the_right_state_and_mails_everyone_once(case: str, pipelining: bool,
-                                                               journal: Journal) -> None:
+def test_fault_ends_in_the_right_state_and_mails_everyone_once(
+    case: str, pipelining: bool, journal: Journal
+) -> None:
     script, expected_failures, retries = CASES[case]
     handler = FaultHandler(stall_seconds=1.5, pipelining=pipelining)
     script(handler)
@@ -98,8 +137,9 @@ def test_fault_ends_in_the_right_state_and_mails_everyone_once(case: str, pipeli
 
 
 @BOTH
-def test_transient_failures_are_retried_on_a_fresh_connection(pipelining: bool,
-                                                              journal: Journal) -> None:
+def test_transient_failures_are_retried_on_a_fresh_connection(
+    pipelining: bool, journal: Journal
+) -> None:
     handler = FaultHandler(pipelining=pipelining)
     handler.rcpt_faults["bert@x.test"] = ["451 4.7.1 later", "451 4.7.1 later"]
     with fault_server(handler) as server:
@@ -110,8 +150,9 @@ def test_transient_failures_are_retried_on_a_fresh_connection(pipelining: bool,
 
 
 @BOTH
-def test_permanent_failures_keep_code_and_text_and_are_not_retried(pipelining: bool,
-                                                                   journal: Journal) -> None:
+def test_permanent_failures_keep_code_and_text_and_are_not_retried(
+    pipelining: bool, journal: Journal
+) -> None:
     handler = FaultHandler(pipelining=pipelining)
     handler.data_faults["emil@x.test"] = ["552 5.3.4 message too big"]
     handler.rcpt_faults["fria@x.test"] = ["550 5.1.1 no such user here"]
@@ -151,19 +192,24 @@ def test_retry_mode_re_attempts_only_transient_failures(journal: Journal) -> Non
 
 @BOTH
 def test_consecutive_failures_pause_the_send_instead_of_burning_the_list(
-        pipelining: bool, journal: Journal) -> None:
+    pipelining: bool, journal: Journal
+) -> None:
     people = [Subscriber(email=f"p{i}@x.test") for i in range(40)]
     handler = FaultHandler(pipelining=pipelining)
     for person in people:
         handler.rcpt_faults[person.email] = ["451 4.3.0 queue trouble"] * 10
     with fault_server(handler) as server:
-        report = run_sender(server, journal, people=people,
-                            policy=RetryPolicy(attempts=5, backoff=0.01, pause_after=6))
+        report = run_sender(
+            server,
+            journal,
+            people=people,
+            policy=RetryPolicy(attempts=5, backoff=0.01, pause_after=6),
+        )
     assert report.paused is not None
     assert "6 failed attempts in a row" in report.paused
     assert "451 4.3.0 queue trouble" in report.paused
     counts = journal.counts(RUN)
-    assert counts.get("failed", 0) <= 2          # the list was not burnt
+    assert counts.get("failed", 0) <= 2  # the list was not burnt
     assert counts.get("sending", 0) == 0
     assert handler.arrivals == []
 

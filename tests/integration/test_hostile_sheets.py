@@ -28,8 +28,12 @@ MB = 1024 * 1024
 
 def _check(project: Path, list_file: Path) -> ChildRun:
     campaign = project / "campaigns/kasachstan.yaml"
-    edit_campaign(campaign, lambda text: text.replace(
-        "subscribers: ../subscribers.example.csv", f"subscribers: ../{list_file.name}"))
+    edit_campaign(
+        campaign,
+        lambda text: text.replace(
+            "subscribers: ../subscribers.example.csv", f"subscribers: ../{list_file.name}"
+        ),
+    )
     return run_measured([str(KZMAIL), "check", str(campaign)], cwd=project, timeout=60)
 
 
@@ -109,7 +113,7 @@ def _forge_sizes(path: Path, member: str, size: int) -> None:
         for match in re.finditer(re.escape(signature), bytes(data)):
             start = match.start()
             offset = 46 if signature == b"PK\x01\x02" else 30
-            if data[start + offset:start + offset + len(name)] == name:
+            if data[start + offset : start + offset + len(name)] == name:
                 struct.pack_into("<I", data, start + field, size)
     path.write_bytes(bytes(data))
 
@@ -117,8 +121,12 @@ def _forge_sizes(path: Path, member: str, size: int) -> None:
 def test_a_bomb_that_lies_about_its_size_is_measured_not_trusted(project: Path) -> None:
     row = b'<row><c t="inlineStr"><is><t>' + b"y" * 900 + b"</t></is></c></row>"
     base = write_xlsx(project / "base.xlsx", {"Liste": [["email"], ["a@example.org"]]})
-    hostile = _rewrite(base, project / "liar.xlsx", "xl/worksheets/sheet1.xml",
-                       lambda xml: xml.replace(b"</sheetData>", row * 200_000 + b"</sheetData>"))
+    hostile = _rewrite(
+        base,
+        project / "liar.xlsx",
+        "xl/worksheets/sheet1.xml",
+        lambda xml: xml.replace(b"</sheetData>", row * 200_000 + b"</sheetData>"),
+    )
     _forge_sizes(hostile, "xl/worksheets/sheet1.xml", 4096)
     with zipfile.ZipFile(hostile) as archive:
         assert archive.getinfo("xl/worksheets/sheet1.xml").file_size == 4096
@@ -127,20 +135,32 @@ def test_a_bomb_that_lies_about_its_size_is_measured_not_trusted(project: Path) 
 
 def test_one_huge_cell_is_refused(project: Path) -> None:
     base = write_xlsx(project / "base.xlsx", {"Liste": [["email", "name"], ["a@example.org", "A"]]})
-    hostile = _rewrite(base, project / "cell.xlsx", "xl/worksheets/sheet1.xml",
-                       lambda xml: xml.replace(b"</sheetData>", b'<row r="3"><c r="B3" '
-                                               b't="inlineStr"><is><t>' + b"z" * (200 * MB)
-                                               + b"</t></is></c></row></sheetData>"))
+    hostile = _rewrite(
+        base,
+        project / "cell.xlsx",
+        "xl/worksheets/sheet1.xml",
+        lambda xml: xml.replace(
+            b"</sheetData>",
+            b'<row r="3"><c r="B3" '
+            b't="inlineStr"><is><t>' + b"z" * (200 * MB) + b"</t></is></c></row></sheetData>",
+        ),
+    )
     _refused(_check(project, hostile), hostile, "a cell holds more than 1 MB of text")
 
 
 def test_an_ods_cell_repeated_into_millions_is_refused(project: Path) -> None:
     base = write_ods(project / "base.ods", [["email", "name"], ["a@example.org", "A"]])
-    hostile = _rewrite(base, project / "repeat.ods", "content.xml", lambda xml: xml.replace(
-        b"</table:table>",
-        b'<table:table-row table:number-rows-repeated="100000"><table:table-cell '
-        b'table:number-columns-repeated="200" office:value-type="string"><text:p>x</text:p>'
-        b"</table:table-cell></table:table-row></table:table>"))
+    hostile = _rewrite(
+        base,
+        project / "repeat.ods",
+        "content.xml",
+        lambda xml: xml.replace(
+            b"</table:table>",
+            b'<table:table-row table:number-rows-repeated="100000"><table:table-cell '
+            b'table:number-columns-repeated="200" office:value-type="string"><text:p>x</text:p>'
+            b"</table:table-cell></table:table-row></table:table>",
+        ),
+    )
     assert hostile.stat().st_size < 10_000
     _refused(_check(project, hostile), hostile, "sheet 'Liste' spans 100,002 rows x 200 columns")
 
@@ -159,7 +179,8 @@ def test_an_xls_cell_at_the_last_row_and_column_is_refused(project: Path) -> Non
 
 
 def test_an_archive_of_thousands_of_parts_is_refused_before_its_directory_is_read(
-        project: Path) -> None:
+    project: Path,
+) -> None:
     hostile = write_xlsx(project / "parts.xlsx", {"Liste": [["email"], ["a@example.org"]]})
     with zipfile.ZipFile(hostile, "a") as archive:
         for number in range(6000):
@@ -177,35 +198,54 @@ def _reads(project: Path, list_file: Path) -> ChildRun:
 def test_what_real_programs_write_is_still_read(project: Path) -> None:
     """A stray <dimension>, cells without r=, LibreOffice's repeated empty rows: all fine."""
     base = write_xlsx(project / "base.xlsx", {"Liste": [["email"], ["a@example.org"]]})
-    wide = _rewrite(base, project / "dimension.xlsx", "xl/worksheets/sheet1.xml",
-                    lambda xml: re.sub(rb'<dimension ref="[^"]*"/>',
-                                       b'<dimension ref="A1:XFD1048576"/>', xml))
-    bare = _rewrite(base, project / "bare.xlsx", "xl/worksheets/sheet1.xml",
-                    lambda xml: re.sub(rb' r="[A-Z]*[0-9]+"', b"", xml))
+    wide = _rewrite(
+        base,
+        project / "dimension.xlsx",
+        "xl/worksheets/sheet1.xml",
+        lambda xml: re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:XFD1048576"/>', xml),
+    )
+    bare = _rewrite(
+        base,
+        project / "bare.xlsx",
+        "xl/worksheets/sheet1.xml",
+        lambda xml: re.sub(rb' r="[A-Z]*[0-9]+"', b"", xml),
+    )
     ods = write_ods(project / "base.ods", [["email"], ["a@example.org"]])
-    trailing = _rewrite(ods, project / "trailing.ods", "content.xml", lambda xml: xml.replace(
-        b"</table:table>",
-        b'<table:table-row table:number-rows-repeated="1048574"><table:table-cell '
-        b'table:number-columns-repeated="16384"/></table:table-row></table:table>').replace(
-        b"</text:p></table:table-cell></table:table-row>",
-        b'</text:p></table:table-cell><table:table-cell table:number-columns-repeated="16383"/>'
-        b"</table:table-row>"))
+    trailing = _rewrite(
+        ods,
+        project / "trailing.ods",
+        "content.xml",
+        lambda xml: xml.replace(
+            b"</table:table>",
+            b'<table:table-row table:number-rows-repeated="1048574"><table:table-cell '
+            b'table:number-columns-repeated="16384"/></table:table-row></table:table>',
+        ).replace(
+            b"</text:p></table:table-cell></table:table-row>",
+            b'</text:p></table:table-cell><table:table-cell table:number-columns-repeated="16383"/>'
+            b"</table:table-row>",
+        ),
+    )
     for good in (wide, bare, trailing):
         run = _reads(project, good)
         assert run.returncode == 0, (good.name, run.stdout, run.stderr)
         assert "1 rows: 1 valid" in run.stdout, run.stdout
 
 
-def test_cells_that_hide_where_they_are_are_placed_as_calamine_places_them(
-        project: Path) -> None:
+def test_cells_that_hide_where_they_are_are_placed_as_calamine_places_them(project: Path) -> None:
     """No `r=` on the cells (each one right of the last), a decoy `r` in a quoted value, a
     namespace prefix: the far extent is still found."""
-    cells = b"".join(b"<x:c x='r=\"A1\"' t=\"inlineStr\"><x:is><x:t>v</x:t></x:is></x:c>"
-                     for _ in range(40))
+    cells = b"".join(
+        b'<x:c x=\'r="A1"\' t="inlineStr"><x:is><x:t>v</x:t></x:is></x:c>' for _ in range(40)
+    )
     base = write_xlsx(project / "base.xlsx", {"Liste": [["email"], ["a@example.org"]]})
-    hostile = _rewrite(base, project / "hidden.xlsx", "xl/worksheets/sheet1.xml", lambda xml: (
-        xml.replace(b"<worksheet ", b'<worksheet xmlns:x="http://schemas.openxmlformats.org/'
-                    b'spreadsheetml/2006/main" ')
-        .replace(b"</sheetData>", b'<x:row r="100000">' + cells + b"</x:row></sheetData>")))
+    hostile = _rewrite(
+        base,
+        project / "hidden.xlsx",
+        "xl/worksheets/sheet1.xml",
+        lambda xml: xml.replace(
+            b"<worksheet ",
+            b'<worksheet xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main" ',
+        ).replace(b"</sheetData>", b'<x:row r="100000">' + cells + b"</x:row></sheetData>"),
+    )
     line = _refused(_check(project, hostile), hostile, "100,000 rows x 40 columns")
     assert "AN100000" in line

@@ -15,8 +15,9 @@ from kzmail.web.preview import preview_app
 from tests.helpers.campaigns import edit_campaign
 
 
-def test_recompiles_once_per_change_not_per_request(project: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recompiles_once_per_change_not_per_request(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     compiled: list[Path] = []
     real_prepare = workspace.prepare
 
@@ -32,24 +33,26 @@ def test_recompiles_once_per_change_not_per_request(project: Path,
     assert len(compiled) == 1
     for _ in range(5):
         assert source.refresh() == 1
-        assert source.render(None) is first          # cached render, same compiled campaign
+        assert source.render(None) is first  # cached render, same compiled campaign
     assert len(compiled) == 1
     subscribers = project / "subscribers.example.csv"
-    subscribers.write_text(subscribers.read_text(encoding="utf-8").replace(
-        "Jürgen Müller", "Jürgen Neu"), encoding="utf-8")
+    subscribers.write_text(
+        subscribers.read_text(encoding="utf-8").replace("Jürgen Müller", "Jürgen Neu"),
+        encoding="utf-8",
+    )
     assert source.refresh() == 2
     rendered = source.render(None)
     assert rendered is not None
     assert "Hallo Jürgen Neu" in rendered[1].text
     assert source.refresh() == 2
-    assert len(compiled) == 2                        # once for the one change
+    assert len(compiled) == 2  # once for the one change
 
 
 def test_unknown_or_missing_subscriber_falls_back_to_the_first(project: Path) -> None:
     source = LivePreview(current_workspace(), project / "campaigns/kasachstan.yaml", picker_limit=2)
     source.refresh()
     assert len(source.addresses()) == 2
-    last = source.render("aigerim.nurpeisova@example.org")     # beyond the picker: still found
+    last = source.render("aigerim.nurpeisova@example.org")  # beyond the picker: still found
     assert last is not None
     assert last[0] == "aigerim.nurpeisova@example.org"
     fallback = source.render("nobody@example.org")
@@ -75,8 +78,10 @@ def test_pages_headers_and_error_display(project: Path) -> None:
         assert "frame-ancestors 'self'" in frame.headers["content-security-policy"]
         assert client.get("/version").text == "1"
         assert client.get("/reload.js").headers["content-type"].startswith("text/javascript")
-        edit_campaign(project / "campaigns/kasachstan.yaml",
-                      lambda t: t.replace("subject: ", "subject_typo: "))
+        edit_campaign(
+            project / "campaigns/kasachstan.yaml",
+            lambda t: t.replace("subject: ", "subject_typo: "),
+        )
         broken = client.get("/")
         assert "kasachstan.yaml:8: subject: required key is missing" in broken.text
         assert "<iframe" not in broken.text

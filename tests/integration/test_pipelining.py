@@ -36,7 +36,7 @@ class Script:
     chunks: list[bytes] = field(default_factory=list)
     messages: list[bytes] = field(default_factory=list)
     connections: int = 0
-    hang_up_after_message: bool = False    # "421 idle" once the message is taken, then close
+    hang_up_after_message: bool = False  # "421 idle" once the message is taken, then close
 
     def reply(self, verb: str, default: bytes) -> bytes:
         queue = self.replies.get(verb)
@@ -67,8 +67,8 @@ class Relay(asyncio.Protocol):
                     end = -2
                 elif end < 0:
                     return
-                self.script.messages.append(bytes(self.buffer[:end + 2]))
-                del self.buffer[:end + 5]
+                self.script.messages.append(bytes(self.buffer[: end + 2]))
+                del self.buffer[: end + 5]
                 self.in_data = False
                 self.transport.write(self.script.reply("END", b"250 2.0.0 queued\r\n"))
                 if self.script.hang_up_after_message:
@@ -80,7 +80,7 @@ class Relay(asyncio.Protocol):
             if nl < 0:
                 return
             verb = bytes(self.buffer[:4]).upper().decode()
-            del self.buffer[:nl + 2]
+            del self.buffer[: nl + 2]
             if verb == "EHLO":
                 offer = b"250-PIPELINING\r\n" if self.script.pipelining else b""
                 self.transport.write(b"250-scripted\r\n" + offer + b"250 8BITMIME\r\n")
@@ -109,8 +109,7 @@ async def send(transport: SmtpTransport, *recipients: str) -> list[str]:
         await transport.close()
 
 
-async def refused_then_next(transport: SmtpTransport,
-                            address: str) -> tuple[DeliveryError, str]:
+async def refused_then_next(transport: SmtpTransport, address: str) -> tuple[DeliveryError, str]:
     """Send to `address`, which the relay refuses, then to one more over the same link."""
     with pytest.raises(DeliveryError) as refused:
         await transport.send(FROM, address, MESSAGE)
@@ -123,8 +122,10 @@ def test_mail_rcpt_and_data_go_out_in_one_write_when_offered() -> None:
         replies = asyncio.run(send(transport, "a@x.test", "b@x.test"))
     assert replies == ["250 2.0.0 queued"] * 2
     envelopes = [c for c in script.chunks if c.startswith(b"MAIL")]
-    assert envelopes == [b"MAIL FROM:<news@kzmail.test>\r\nRCPT TO:<a@x.test>\r\nDATA\r\n",
-                         b"MAIL FROM:<news@kzmail.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n"]
+    assert envelopes == [
+        b"MAIL FROM:<news@kzmail.test>\r\nRCPT TO:<a@x.test>\r\nDATA\r\n",
+        b"MAIL FROM:<news@kzmail.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n",
+    ]
     # the message arrives dot-stuffed, and both over the one connection
     assert script.messages == [b"Subject: hi\r\n\r\nHallo\r\n..dot line\r\n"] * 2
     assert script.connections == 1
@@ -139,8 +140,12 @@ def test_without_the_offer_each_command_waits_for_its_reply() -> None:
 
 
 def test_a_refused_rcpt_is_reported_as_such_and_the_connection_stays_usable() -> None:
-    script = Script(replies={"RCPT": [b"550 5.1.1 no such user\r\n"],
-                             "DATA": [b"554 5.5.1 no valid recipients\r\n"]})
+    script = Script(
+        replies={
+            "RCPT": [b"550 5.1.1 no such user\r\n"],
+            "DATA": [b"554 5.5.1 no valid recipients\r\n"],
+        }
+    )
     with relay(script) as transport:
         refused, next_reply = asyncio.run(refused_then_next(transport, "gone@x.test"))
     assert isinstance(refused, UnknownRecipientError)
@@ -153,8 +158,9 @@ def test_a_refused_rcpt_is_reported_as_such_and_the_connection_stays_usable() ->
 
 def test_a_relay_that_accepts_data_after_refusing_rcpt_gets_an_empty_body() -> None:
     # RFC 2920 3.1: the client must not send the message; it ends DATA with a lone dot
-    script = Script(replies={"RCPT": [b"452 4.2.2 mailbox full\r\n"],
-                             "END": [b"554 5.5.1 no recipients\r\n"]})
+    script = Script(
+        replies={"RCPT": [b"452 4.2.2 mailbox full\r\n"], "END": [b"554 5.5.1 no recipients\r\n"]}
+    )
     with relay(script) as transport:
         refused, next_reply = asyncio.run(refused_then_next(transport, "full@x.test"))
     assert isinstance(refused, TransientDeliveryError)
@@ -165,9 +171,13 @@ def test_a_relay_that_accepts_data_after_refusing_rcpt_gets_an_empty_body() -> N
 
 
 def test_a_refused_mail_from_is_the_relay_refusing_us() -> None:
-    script = Script(replies={"MAIL": [b"553 5.7.1 sender not allowed\r\n"],
-                             "RCPT": [b"503 5.5.1 need MAIL first\r\n"],
-                             "DATA": [b"503 5.5.1 need RCPT first\r\n"]})
+    script = Script(
+        replies={
+            "MAIL": [b"553 5.7.1 sender not allowed\r\n"],
+            "RCPT": [b"503 5.5.1 need MAIL first\r\n"],
+            "DATA": [b"503 5.5.1 need RCPT first\r\n"],
+        }
+    )
     with relay(script) as transport, pytest.raises(PermanentDeliveryError) as refused:
         asyncio.run(send(transport, "a@x.test"))
     assert refused.value.stage == "mail"
@@ -176,20 +186,24 @@ def test_a_refused_mail_from_is_the_relay_refusing_us() -> None:
 
 def test_a_multiline_reply_and_an_idle_close_are_understood() -> None:
     # the relay ends each connection with a 421 of its own accord after the message
-    script = Script(replies={"END": [b"250-first line\r\n250 2.0.0 second line\r\n"]},
-                    hang_up_after_message=True)
+    script = Script(
+        replies={"END": [b"250-first line\r\n250 2.0.0 second line\r\n"]},
+        hang_up_after_message=True,
+    )
     with relay(script) as transport:
+
         async def run() -> list[str]:
             first = await transport.send(FROM, "a@x.test", MESSAGE)
             await asyncio.sleep(0.1)
             return [first, *await send(transport, "b@x.test")]
+
         replies = asyncio.run(run())
     assert replies == ["250 first line\n2.0.0 second line", "250 2.0.0 queued"]
     assert script.connections == 2 and len(script.messages) == 2
 
 
 def test_a_stalled_reply_times_out_as_a_transient_failure() -> None:
-    script = Script(replies={"END": [b""]})          # never answers the message
+    script = Script(replies={"END": [b""]})  # never answers the message
     with relay(script) as transport, pytest.raises(TransientDeliveryError) as stalled:
         asyncio.run(send(transport, "a@x.test"))
     assert stalled.value.stage == "data"
@@ -197,7 +211,8 @@ def test_a_stalled_reply_times_out_as_a_transient_failure() -> None:
 
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_ready_is_awaited_once_the_relay_took_the_recipient_and_before_the_message(
-        pipelining: bool) -> None:
+    pipelining: bool,
+) -> None:
     """The sender commits its `sending` mark in `ready`: by then the relay has the
     envelope (the round trip overlaps the commit), but no message it could deliver."""
     script = Script(pipelining=pipelining)
@@ -222,7 +237,8 @@ def test_ready_is_awaited_once_the_relay_took_the_recipient_and_before_the_messa
 
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_a_failing_ready_sends_no_message_and_the_next_one_goes_out_afresh(
-        pipelining: bool) -> None:
+    pipelining: bool,
+) -> None:
     """If the commit fails (disk full, say), the message must not go out: the connection
     is dropped mid-transaction, the error reaches the caller as it is."""
     script = Script(pipelining=pipelining)
@@ -238,5 +254,5 @@ def test_a_failing_ready_sends_no_message_and_the_next_one_goes_out_afresh(
     with relay(script) as transport:
         reply = asyncio.run(run())
     assert reply == "250 2.0.0 queued"
-    assert script.messages == [b"Subject: hi\r\n\r\nHallo\r\n..dot line\r\n"]   # b's only
+    assert script.messages == [b"Subject: hi\r\n\r\nHallo\r\n..dot line\r\n"]  # b's only
     assert script.connections == 2

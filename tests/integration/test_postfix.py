@@ -62,8 +62,10 @@ def _postconf(conf: Path, *args: str) -> None:
 @pytest.fixture
 def postfix_relay() -> Iterator[Relay]:
     if shutil.which("postfix") is None or shutil.which("postconf") is None:
-        pytest.fail("Postfix is not installed: run scripts/system-deps.sh as root "
-                    "(./dev test does), it installs the Debian package")
+        pytest.fail(
+            "Postfix is not installed: run scripts/system-deps.sh as root "
+            "(./dev test does), it installs the Debian package"
+        )
     if os.geteuid() != 0:
         pytest.fail("the Postfix test starts a private Postfix instance and must run as root")
     # not under pytest's 0700 tmp folders: Postfix's own user must reach these
@@ -79,26 +81,41 @@ def postfix_relay() -> Iterator[Relay]:
     log = base / "postfix.log"
     port = _free_port()
     with fault_server() as sink:
-        _postconf(conf, "-e", f"queue_directory = {queue}", f"data_directory = {data}",
-                  "inet_interfaces = loopback-only", "inet_protocols = ipv4", "mydestination =",
-                  f"relayhost = [127.0.0.1]:{sink.port}", "mynetworks = 127.0.0.0/8",
-                  "smtp_dns_support_level = disabled", f"maillog_file = {log}",
-                  f"maillog_file_prefixes = {base}", "myhostname = relay.kzmail.test",
-                  f"syslog_name = kzmail-postfix-{port}", "alias_maps =", "alias_database =",
-                  "smtpd_relay_restrictions = permit_mynetworks, reject",
-                  "smtpd_recipient_restrictions = check_recipient_access inline:{ "
-                  f"{{{REJECT}=550 5.1.1 no such user}}, {{{DEFER}=451 4.7.1 try later}} }}, "
-                  "permit_mynetworks, reject")
+        _postconf(
+            conf,
+            "-e",
+            f"queue_directory = {queue}",
+            f"data_directory = {data}",
+            "inet_interfaces = loopback-only",
+            "inet_protocols = ipv4",
+            "mydestination =",
+            f"relayhost = [127.0.0.1]:{sink.port}",
+            "mynetworks = 127.0.0.0/8",
+            "smtp_dns_support_level = disabled",
+            f"maillog_file = {log}",
+            f"maillog_file_prefixes = {base}",
+            "myhostname = relay.kzmail.test",
+            f"syslog_name = kzmail-postfix-{port}",
+            "alias_maps =",
+            "alias_database =",
+            "smtpd_relay_restrictions = permit_mynetworks, reject",
+            "smtpd_recipient_restrictions = check_recipient_access inline:{ "
+            f"{{{REJECT}=550 5.1.1 no such user}}, {{{DEFER}=451 4.7.1 try later}} }}, "
+            "permit_mynetworks, reject",
+        )
         _postconf(conf, "-X", "default_transport", "relay_transport")
         _postconf(conf, "-M", "-X", "smtp/inet")
         _postconf(conf, "-M", f"{port}/inet={port} inet n - n - - smtpd")
         _postconf(conf, "-F", "*/*/chroot = n")
-        started = subprocess.run(["postfix", "-c", str(conf), "start"], capture_output=True,
-                                 text=True)
+        started = subprocess.run(
+            ["postfix", "-c", str(conf), "start"], capture_output=True, text=True
+        )
         try:
             if started.returncode != 0:
-                pytest.fail(f"postfix start failed: {started.stderr}\n"
-                            f"{log.read_text(errors='replace') if log.exists() else ''}")
+                pytest.fail(
+                    f"postfix start failed: {started.stderr}\n"
+                    f"{log.read_text(errors='replace') if log.exists() else ''}"
+                )
             _wait_for_port(port, 20, log)
             yield Relay(port, sink, log)
         finally:
@@ -106,16 +123,21 @@ def postfix_relay() -> Iterator[Relay]:
             shutil.rmtree(base, ignore_errors=True)
 
 
-def test_a_campaign_through_postfix_arrives_once_each(project: Path,
-                                                      postfix_relay: Relay) -> None:
+def test_a_campaign_through_postfix_arrives_once_each(project: Path, postfix_relay: Relay) -> None:
     listing = project / "subscribers.example.csv"
     valid = [line.split(",")[0] for line in listing.read_text().splitlines()[1:]]
     listing.write_text(listing.read_text() + f"{REJECT},Nobody,X\n{DEFER},Later,Y\n")
     campaign = project / "campaigns" / "kasachstan.yaml"
-    edit_campaign(campaign, lambda text: text.replace("host: local", "host: 127.0.0.1")
-                  .replace("port: 587", f"port: {postfix_relay.port}")
-                  .replace("tls: starttls", "tls: none").replace("per_second: 10", "per_second: 0")
-                  + "\nretry:\n  attempts: 2\n  backoff: 0.05\n")
+    edit_campaign(
+        campaign,
+        lambda text: (
+            text.replace("host: local", "host: 127.0.0.1")
+            .replace("port: 587", f"port: {postfix_relay.port}")
+            .replace("tls: starttls", "tls: none")
+            .replace("per_second: 10", "per_second: 0")
+            + "\nretry:\n  attempts: 2\n  backoff: 0.05\n"
+        ),
+    )
 
     result = service_send.send(current_workspace(), campaign)
 
@@ -124,9 +146,10 @@ def test_a_campaign_through_postfix_arrives_once_each(project: Path,
     deadline = time.monotonic() + 30
     while len(handler.arrivals) < len(valid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(0.5)                      # anything more (a duplicate) would arrive now
-    assert sorted(a.recipient for a in handler.arrivals) == sorted(valid), \
+    time.sleep(0.5)  # anything more (a duplicate) would arrive now
+    assert sorted(a.recipient for a in handler.arrivals) == sorted(valid), (
         postfix_relay.log.read_text(errors="replace")[-2000:]
+    )
     journal = Journal(project / ".kzmail")
     sent = {d.address: d.message_id for d in journal.deliveries("kasachstan", ("sent",))}
     assert {a.recipient: a.message_id for a in handler.arrivals} == sent
@@ -137,5 +160,5 @@ def test_a_campaign_through_postfix_arrives_once_each(project: Path,
     assert failed[DEFER].code == 451
     assert failed[DEFER].retryable
     assert failed[DEFER].attempts == 2
-    for arrival in handler.arrivals:         # each one really went through Postfix
+    for arrival in handler.arrivals:  # each one really went through Postfix
         assert b"by relay.kzmail.test (Postfix)" in arrival.data

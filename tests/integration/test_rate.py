@@ -17,17 +17,30 @@ from tests.helpers.servers import FaultHandler, FaultServer, build, fault_server
 def most_in_any_window(times: list[float], seconds: float) -> int:
     """The largest number of arrivals inside any half-open window of that length."""
     times = sorted(times)
-    return max((sum(1 for t in times[i:] if t < start + seconds)
-                for i, start in enumerate(times)), default=0)
+    return max(
+        (sum(1 for t in times[i:] if t < start + seconds) for i, start in enumerate(times)),
+        default=0,
+    )
 
 
-def send_all(server: FaultServer, journal: Journal, people: list[Subscriber],
-             limiters: list[RateLimiter], connections: int) -> None:
+def send_all(
+    server: FaultServer,
+    journal: Journal,
+    people: list[Subscriber],
+    limiters: list[RateLimiter],
+    connections: int,
+) -> None:
     config = RelayConfig(host=server.host, port=server.port, tls="none", timeout=5.0)
     gate = Gate(limiters)
     lanes = [Lane(SmtpTransport(config), gate) for _ in range(connections)]
-    sender = Sender(run_key="rate", envelope_from="news@kzmail.test", build=build, lanes=lanes,
-                    log=journal, policy=RetryPolicy(attempts=1))
+    sender = Sender(
+        run_key="rate",
+        envelope_from="news@kzmail.test",
+        build=build,
+        lanes=lanes,
+        log=journal,
+        policy=RetryPolicy(attempts=1),
+    )
     report = asyncio.run(sender.run(people))
     assert report.sent == len(people)
 
@@ -53,9 +66,12 @@ def test_the_limit_survives_a_restart_through_the_journal(tmp_path: Path) -> Non
     journal = Journal(tmp_path)
     handler = FaultHandler()
 
-    def limiter() -> RateLimiter:   # what service_send builds: history in, stamps out
-        return RateLimiter([window], history=journal.rate_history("relay t", 2.0),
-                           on_stamp=lambda at: journal.add_rate_stamp("relay t", at))
+    def limiter() -> RateLimiter:  # what service_send builds: history in, stamps out
+        return RateLimiter(
+            [window],
+            history=journal.rate_history("relay t", 2.0),
+            on_stamp=lambda at: journal.add_rate_stamp("relay t", at),
+        )
 
     with fault_server(handler) as server:
         for run in range(2):

@@ -16,7 +16,8 @@ def test_two_relays_share_the_list_and_nobody_is_mailed_twice(project: Path) -> 
         relays = "".join(
             f"  - host: 127.0.0.1\n    port: {server.port}\n    tls: none\n"
             f"    rate:\n      connections: 2\n      per_second: {limit}\n"
-            for server, limit in ((one, 0), (two, 0)))
+            for server, limit in ((one, 0), (two, 0))
+        )
         edit_campaign(campaign, lambda text: text + f"\nrelays:\n{relays}")
         result = service_send.send(current_workspace(), campaign)
     assert result.report.sent == 12

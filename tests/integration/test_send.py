@@ -37,7 +37,8 @@ def _parts(message: EmailMessage) -> tuple[str, str]:
 
 
 def test_one_message_per_subscriber_through_a_real_server(
-        project: Path, smtp_server: SmtpServer) -> None:
+    project: Path, smtp_server: SmtpServer
+) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     result = service_send.send(current_workspace(), project / CAMPAIGN)
     received = smtp_server.handler.messages
@@ -45,7 +46,7 @@ def test_one_message_per_subscriber_through_a_real_server(
     assert result.report.failed == 0
     assert len(received) == EXAMPLE_ADDRESSES
     recipients = [r.rcpt_tos for r in received]
-    assert all(len(r) == 1 for r in recipients)          # never a shared envelope
+    assert all(len(r) == 1 for r in recipients)  # never a shared envelope
     assert len({r[0] for r in recipients}) == EXAMPLE_ADDRESSES
     signer_ids = set()
     for item in received:
@@ -77,7 +78,8 @@ def test_a_second_send_mails_nobody_twice(project: Path, smtp_server: SmtpServer
 
 
 def test_refused_recipient_is_recorded_and_others_still_sent(
-        project: Path, smtp_server: SmtpServer) -> None:
+    project: Path, smtp_server: SmtpServer
+) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     smtp_server.handler.refuse_rcpt["olga.petrova@example.com"] = "550 5.1.1 no such user"
     result = service_send.send(current_workspace(), project / CAMPAIGN)
@@ -93,8 +95,11 @@ def test_refused_recipient_is_recorded_and_others_still_sent(
 def test_suppressed_address_is_never_mailed(project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     journal = Journal(project / ".kzmail")
-    journal.suppress("kasachstan.newsletter.arbeiterinnenmacht.example.org",
-                     "Sophie.Weiss@example.org", "unsubscribed")
+    journal.suppress(
+        "kasachstan.newsletter.arbeiterinnenmacht.example.org",
+        "Sophie.Weiss@example.org",
+        "unsubscribed",
+    )
     journal.close()
     result = service_send.send(current_workspace(), project / CAMPAIGN)
     assert result.plan.summary.suppressed == 1
@@ -117,7 +122,9 @@ def test_to_sends_exactly_one_real_looking_message(project: Path, smtp_server: S
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "me@example.net" in _parts(message)[0]
     # a test message does not count as the campaign's delivery to anyone
-    assert service_send.send(current_workspace(), project / CAMPAIGN).report.sent == EXAMPLE_ADDRESSES
+    assert (
+        service_send.send(current_workspace(), project / CAMPAIGN).report.sent == EXAMPLE_ADDRESSES
+    )
 
 
 def test_embedded_sink_writes_one_maildir_file_per_subscriber(project: Path) -> None:
@@ -153,14 +160,15 @@ def test_rate_limit_spaces_the_sends(project: Path, smtp_server: SmtpServer) -> 
 
 
 def test_an_unsubscribe_arriving_mid_send_is_honoured(
-        project: Path, smtp_server: SmtpServer) -> None:
-    use_long_list(project / CAMPAIGN, 40)      # longer than the sender reads ahead
+    project: Path, smtp_server: SmtpServer
+) -> None:
+    use_long_list(project / CAMPAIGN, 40)  # longer than the sender reads ahead
     use_relay(project / CAMPAIGN, smtp_server)
     list_id = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
     unsubscribed: list[str] = []
 
     def on_progress(progress: Progress) -> None:
-        if not unsubscribed:           # after the first message: the web page, meanwhile
+        if not unsubscribed:  # after the first message: the web page, meanwhile
             other = Journal(project / ".kzmail")
             other.suppress(list_id, "leser39@example.org", "unsubscribed")
             other.close()
@@ -189,9 +197,9 @@ class JournalWatchingHandler(RecordingHandler):
 
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_sending_is_on_disk_before_any_message_reaches_the_relay(
-        project: Path, pipelining: bool) -> None:
-    handler = JournalWatchingHandler(pipelining=pipelining,
-                                     state_db=project / ".kzmail" / DB_FILE)
+    project: Path, pipelining: bool
+) -> None:
+    handler = JournalWatchingHandler(pipelining=pipelining, state_db=project / ".kzmail" / DB_FILE)
     factory = lambda: SMTP(handler, hostname="test.localhost", decode_data=False)  # noqa: E731
     use_long_list(project / CAMPAIGN, 40)
     with smtp_in_thread(factory) as port:

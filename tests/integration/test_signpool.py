@@ -37,8 +37,10 @@ from tests.helpers.smtp import SmtpServer, smtp_in_thread
 DOMAIN = "arbeiterinnenmacht.example.org"
 Sealer = Callable[[Outgoing], Awaitable[Outgoing]]
 CAMPAIGN = Path("campaigns/kasachstan.yaml")
-MESSAGE = (b"From: Gruppe <newsletter@arbeiterinnenmacht.example.org>\r\nTo: a@example.org\r\n"
-           b"Subject: x\r\n\r\nHallo\r\n")
+MESSAGE = (
+    b"From: Gruppe <newsletter@arbeiterinnenmacht.example.org>\r\nTo: a@example.org\r\n"
+    b"Subject: x\r\n\r\nHallo\r\n"
+)
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,19 @@ class KeyFile:
 
 @pytest.fixture(scope="module", params=["rsa", "ed25519"])
 def key_file(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> KeyFile:
-    key: Key = (rsa.generate_private_key(public_exponent=65537, key_size=2048)
-                if request.param == "rsa" else ed25519.Ed25519PrivateKey.generate())
+    key: Key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if request.param == "rsa"
+        else ed25519.Ed25519PrivateKey.generate()
+    )
     path = tmp_path_factory.mktemp("dkim") / f"{request.param}.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return KeyFile(key, path, public_record(key).encode())
 
 
@@ -98,6 +107,7 @@ def with_dkim(project: Path, key: KeyFile) -> Path:
 
 
 # the pool on its own ---------------------------------------------------------------------
+
 
 async def test_pool_signs_the_same_bytes_as_in_process(key_file: KeyFile) -> None:
     settings = DkimSettings(domain=DOMAIN, selector="news", key_file=key_file.path)
@@ -148,7 +158,8 @@ async def test_close_after_an_error_in_the_block_leaves_no_process(key_file: Key
 
 
 async def test_a_worker_that_cannot_start_is_one_clear_error(
-        key_file: KeyFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key_file: KeyFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a real process that fails at once: the interpreter cannot open the script
     monkeypatch.setattr(signpool, "WORKER", tmp_path / "missing-worker.py")
     pool = SignPool(key_file.key)
@@ -172,7 +183,7 @@ async def test_a_killed_worker_fails_pending_and_later_requests(key_file: KeyFil
     async with SignPool(key_file.key) as pool:
         [pid] = pool.pids
         pending = [asyncio.ensure_future(pool.sign(bytes([i]) * 32)) for i in range(200)]
-        await asyncio.sleep(0)               # the requests are written
+        await asyncio.sleep(0)  # the requests are written
         os.kill(pid, signal.SIGKILL)
         outcomes = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 10)
         failed = [o for o in outcomes if isinstance(o, BaseException)]
@@ -186,8 +197,10 @@ async def test_a_killed_worker_fails_pending_and_later_requests(key_file: KeyFil
 
 # through a real send ---------------------------------------------------------------------
 
-def test_every_message_sent_through_the_pool_verifies(project: Path, smtp_server: SmtpServer,
-                                                      key_file: KeyFile) -> None:
+
+def test_every_message_sent_through_the_pool_verifies(
+    project: Path, smtp_server: SmtpServer, key_file: KeyFile
+) -> None:
     campaign = with_dkim(project, key_file)
     use_relay(campaign, smtp_server)
     result = service_send.send(current_workspace(), campaign)
@@ -200,8 +213,8 @@ def test_every_message_sent_through_the_pool_verifies(project: Path, smtp_server
 
 
 def test_signatures_are_made_ahead_while_earlier_messages_go_out(
-        project: Path, smtp_server: SmtpServer, key_file: KeyFile,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, smtp_server: SmtpServer, key_file: KeyFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # one connection: were messages sealed only when their lane takes them, every seal but
     # the first would come after the message before it had arrived
     campaign = with_dkim(project, key_file)
@@ -216,12 +229,13 @@ def test_signatures_are_made_ahead_while_earlier_messages_go_out(
         def seal(message: Outgoing) -> Awaitable[Outgoing]:
             arrived_at_seal.append(len(smtp_server.handler.messages))
             return sealed(message)
+
         return seal
 
     monkeypatch.setattr(app.Prepared, "sealer", counting_sealer)
     result = service_send.send(current_workspace(), campaign)
     assert result.report.sent == len(smtp_server.handler.messages) == 12
-    assert arrived_at_seal.count(0) > 1          # sealed before the first one was sent
+    assert arrived_at_seal.count(0) > 1  # sealed before the first one was sent
     for item in smtp_server.handler.messages:
         assert verifies(key_file, item.data)
 
@@ -242,21 +256,29 @@ class KillingHandler:
             for pid in signing_children():
                 os.kill(pid, signal.SIGKILL)
                 self.killed.append(pid)
-        await asyncio.sleep(0.05)     # keep the send going while the worker dies
+        await asyncio.sleep(0.05)  # keep the send going while the worker dies
         return "250 OK queued"
 
 
-def test_killing_the_signing_process_mid_send_fails_cleanly(project: Path,
-                                                            key_file: KeyFile) -> None:
+def test_killing_the_signing_process_mid_send_fails_cleanly(
+    project: Path, key_file: KeyFile
+) -> None:
     campaign = with_dkim(project, key_file)
     handler = KillingHandler(after=3)
     # more subscribers than the sender seals ahead (4 per connection): some still wait
     # for a signature when the signing process dies
     use_long_list(campaign, 40)
-    with smtp_in_thread(lambda: SMTP(handler, hostname="test.localhost",
-                                     decode_data=False)) as port:
-        edit_campaign(campaign, lambda text: text.replace("host: local", "host: 127.0.0.1")
-                      .replace("port: 587", f"port: {port}").replace("tls: starttls", "tls: none"))
+    with smtp_in_thread(
+        lambda: SMTP(handler, hostname="test.localhost", decode_data=False)
+    ) as port:
+        edit_campaign(
+            campaign,
+            lambda text: (
+                text.replace("host: local", "host: 127.0.0.1")
+                .replace("port: 587", f"port: {port}")
+                .replace("tls: starttls", "tls: none")
+            ),
+        )
         result = CliRunner().invoke(cli, ["send", str(campaign), "--yes"])
     assert handler.killed, "the signing process was not found"
     assert result.exit_code == 1, result.output
@@ -271,6 +293,6 @@ def test_killing_the_signing_process_mid_send_fails_cleanly(project: Path,
         sent = {d.address for d in journal.deliveries("kasachstan", ("sent",))}
     finally:
         journal.close()
-    assert sent <= {r.lower() for r in handler.recipients}   # nothing sent that did not go
+    assert sent <= {r.lower() for r in handler.recipients}  # nothing sent that did not go
     assert all(gone(pid) for pid in handler.killed)
     assert signing_children() == []

@@ -13,11 +13,12 @@ from kzmail.services import send as service_send
 from kzmail.services import suppressions
 from tests.helpers.campaigns import edit_campaign
 
-NINE_NINE = 1_000_000_000.0        # 2001-09-09T01:46:40Z
+NINE_NINE = 1_000_000_000.0  # 2001-09-09T01:46:40Z
 
 
-def test_state_and_clock_come_from_the_workspace(project: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_state_and_clock_come_from_the_workspace(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     elsewhere = tmp_path / "from-the-environment"
     monkeypatch.setenv("KZMAIL_STATE_DIR", str(elsewhere))
     ws = Workspace(state=project / "given", root=project, clock=lambda: NINE_NINE)
@@ -31,10 +32,15 @@ def test_state_and_clock_come_from_the_workspace(project: Path, tmp_path: Path,
 
 
 def test_the_relay_password_comes_from_the_workspace_environment(
-        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     campaign = project / "campaigns/kasachstan.yaml"
-    edit_campaign(campaign, lambda text: text.replace("host: local", "host: relay.example.org")
-                  .replace('username: ""', "username: news"))
+    edit_campaign(
+        campaign,
+        lambda text: text.replace("host: local", "host: relay.example.org").replace(
+            'username: ""', "username: news"
+        ),
+    )
     monkeypatch.setenv("KZMAIL_SMTP_PASSWORD", "in the process, not in the workspace")
     ws = Workspace(state=project / ".kzmail", root=project, environ={})
     with pytest.raises(CampaignError, match="KZMAIL_SMTP_PASSWORD is not set"):

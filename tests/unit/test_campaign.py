@@ -79,7 +79,9 @@ def test_bad_yaml_names_the_line(project: Path) -> None:
 
 def test_password_in_file_is_refused(project: Path) -> None:
     path = project / "campaigns/kasachstan.yaml"
-    edit_campaign(path, lambda t: t.replace('  username: ""', '  username: ""\n  password: hunter2'))
+    edit_campaign(
+        path, lambda t: t.replace('  username: ""', '  username: ""\n  password: hunter2')
+    )
     error = _error(path)
     assert error.key == "smtp.password"
     assert "password_env" in str(error)
@@ -88,15 +90,16 @@ def test_password_in_file_is_refused(project: Path) -> None:
 
 def test_header_injection_in_subject_is_refused(project: Path) -> None:
     path = project / "campaigns/kasachstan.yaml"
-    edit_campaign(path, lambda t: t.replace(
-        'subject: "Solidarität', 'subject: "Bcc: x@example.net\\nSolidarität'))
+    edit_campaign(
+        path,
+        lambda t: t.replace('subject: "Solidarität', 'subject: "Bcc: x@example.net\\nSolidarität'),
+    )
     assert _error(path).key == "subject"
 
 
 def test_from_with_two_addresses_is_refused(project: Path) -> None:
     path = project / "campaigns/kasachstan.yaml"
-    edit_campaign(path, lambda t: t.replace(
-        'from: "Gruppe', 'from: "a@example.org, Gruppe'))
+    edit_campaign(path, lambda t: t.replace('from: "Gruppe', 'from: "a@example.org, Gruppe'))
     assert _error(path).key == "from"
 
 
@@ -109,32 +112,38 @@ def test_find_single_campaign(project: Path) -> None:
 
 def test_unsubscribe_mailto_must_be_a_bare_address(project: Path) -> None:
     path = project / "campaigns/kasachstan.yaml"
-    edit_campaign(path, lambda t: t.replace(
-        'mailto: "abmelden@', 'mailto: "Abmelden <abmelden@').replace(
-        'example.org"          # address for mailto', 'example.org>"  # address for mailto'))
+    edit_campaign(
+        path,
+        lambda t: t.replace('mailto: "abmelden@', 'mailto: "Abmelden <abmelden@').replace(
+            'example.org"          # address for mailto', 'example.org>"  # address for mailto'
+        ),
+    )
     error = _error(path)
     assert error.key == "unsubscribe.mailto"
     assert "bare address" in str(error)
 
 
 @pytest.mark.parametrize("escape", ["\\u2028", "\\u0085", "\\u202e", "\\u2066", "\\x1b"])
-def test_a_subject_with_a_separator_or_bidi_control_is_refused(project: Path,
-                                                               escape: str) -> None:
+def test_a_subject_with_a_separator_or_bidi_control_is_refused(project: Path, escape: str) -> None:
     path = project / "campaigns/kasachstan.yaml"
-    edit_campaign(path, lambda t: t.replace('subject: "Solidarität',
-                                            f'subject: "Solidarität{escape}'))
+    edit_campaign(
+        path, lambda t: t.replace('subject: "Solidarität', f'subject: "Solidarität{escape}')
+    )
     error = _error(path)
     assert error.key == "subject"
     assert "control or bidi" in str(error)
 
 
-@pytest.mark.parametrize("sender", ["jürgen@example.org", "a..b@example.org",
-                                    "a@-news.example.org", "news@müller.example"])
+@pytest.mark.parametrize(
+    "sender",
+    ["jürgen@example.org", "a..b@example.org", "a@-news.example.org", "news@müller.example"],
+)
 def test_from_must_be_a_plain_ascii_address(project: Path, sender: str) -> None:
     """The From becomes the SMTP envelope sender, which takes no quoting and no UTF-8."""
     path = project / "campaigns/kasachstan.yaml"
-    edit_campaign(path, lambda t: t.replace(
-        "<newsletter@arbeiterinnenmacht.example.org>", f"<{sender}>"))
+    edit_campaign(
+        path, lambda t: t.replace("<newsletter@arbeiterinnenmacht.example.org>", f"<{sender}>")
+    )
     error = _error(path)
     assert error.key == "from"
     assert "plain e-mail address" in str(error)

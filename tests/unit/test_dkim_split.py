@@ -19,8 +19,10 @@ from kzmail.models import DkimSettings, Rendered, Subscriber
 from kzmail.render.message import MessageFactory
 
 DOMAIN = "arbeiterinnenmacht.example.org"
-MESSAGE = (b"From: Gruppe <newsletter@arbeiterinnenmacht.example.org>\r\nTo: a@example.org\r\n"
-           b"Subject: x\r\nDate: Thu, 1 Jan 2026 00:00:00 +0000\r\n\r\nHallo  \r\nWelt\r\n")
+MESSAGE = (
+    b"From: Gruppe <newsletter@arbeiterinnenmacht.example.org>\r\nTo: a@example.org\r\n"
+    b"Subject: x\r\nDate: Thu, 1 Jan 2026 00:00:00 +0000\r\n\r\nHallo  \r\nWelt\r\n"
+)
 
 
 @pytest.fixture(scope="module", params=["rsa", "ed25519"])
@@ -46,8 +48,9 @@ def test_digest_signature_is_the_signature_over_the_bytes() -> None:
     rng = random.Random(6376)
     for size in (0, 1, 100, 5000):
         data = rng.randbytes(size)
-        assert sign_digest(key, hashlib.sha256(data).digest()) == \
-            key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        assert sign_digest(key, hashlib.sha256(data).digest()) == key.sign(
+            data, padding.PKCS1v15(), hashes.SHA256()
+        )
 
 
 def test_prepare_then_finish_equals_sign(key: Key) -> None:
@@ -56,15 +59,14 @@ def test_prepare_then_finish_equals_sign(key: Key) -> None:
     assert len(unsigned.digest) == 32
     assert unsigned.message == MESSAGE
     split = signer.finish(unsigned, sign_digest(key, unsigned.digest))
-    assert split == signer.sign(MESSAGE)      # both algorithms are deterministic
+    assert split == signer.sign(MESSAGE)  # both algorithms are deterministic
     assert split.endswith(MESSAGE)
     assert verifies(key, split)
 
 
 def test_deferred_message_sealed_later_verifies(project: Path, key: Key) -> None:
     c = campaign.load(project / "campaigns/kasachstan.yaml")
-    factory = MessageFactory(c, mailto=c.unsubscribe.mailto, static_text=[],
-                             signer=_signer(key))
+    factory = MessageFactory(c, mailto=c.unsubscribe.mailto, static_text=[], signer=_signer(key))
     parts = Rendered.of(html="<p>Hallo Jürgen</p>", text="Hallo Jürgen\n")
     person = Subscriber("juergen@example.org", "Jürgen Müller")
     deferred = factory.build(person, parts, "https://news.example.org/u/t", defer_signature=True)

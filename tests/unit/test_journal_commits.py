@@ -19,14 +19,15 @@ from tests.helpers.journals import open_watched
 RUN = "commits"
 
 
-async def lane(journal: Journal, state: Path, lane_no: int, count: int,
-               seen: list[str | None]) -> None:
+async def lane(
+    journal: Journal, state: Path, lane_no: int, count: int, seen: list[str | None]
+) -> None:
     for i in range(count):
         address = f"l{lane_no}-{i}@x.test"
         journal.mark(RUN, address, "sending", durable=False)
         await journal.committed()
         seen.append(status_on_disk(state / DB_FILE, address) if i % 50 == 0 else "sending")
-        for _ in range((i * 7 + lane_no) % 4):       # the "transaction": lanes drift apart
+        for _ in range((i * 7 + lane_no) % 4):  # the "transaction": lanes drift apart
             await asyncio.sleep(0)
         journal.mark(RUN, address, "sent", durable=False)
 
@@ -36,7 +37,7 @@ def test_many_lanes_committing_at_once_see_their_marks_on_disk(tmp_path: Path) -
     seen: list[str | None] = []
 
     async def run() -> None:
-        journal = Journal(state)     # in the thread that uses it, as SQLite wants
+        journal = Journal(state)  # in the thread that uses it, as SQLite wants
         await asyncio.gather(*(lane(journal, state, n, 1000, seen) for n in range(16)))
         journal.close()
 
@@ -47,9 +48,9 @@ def test_many_lanes_committing_at_once_see_their_marks_on_disk(tmp_path: Path) -
     worker.join(30)
     assert not worker.is_alive(), "committed() never returned"
     assert len(seen) == 16 * 1000
-    assert set(seen) == {"sending"}            # each checked mark was on disk in time
+    assert set(seen) == {"sending"}  # each checked mark was on disk in time
     counts = Journal(state).counts(RUN)
-    assert counts == {"sent": 16 * 1000}         # the later `sent` marks all landed, in order
+    assert counts == {"sent": 16 * 1000}  # the later `sent` marks all landed, in order
 
 
 def test_a_failing_commit_reaches_every_waiting_lane(tmp_path: Path) -> None:
@@ -60,13 +61,13 @@ def test_a_failing_commit_reaches_every_waiting_lane(tmp_path: Path) -> None:
     journal.mark(RUN, "b@x.test", "nonsense", durable=False)
 
     async def run() -> list[BaseException | None]:
-        results = await asyncio.gather(journal.committed(), journal.committed(),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            journal.committed(), journal.committed(), return_exceptions=True
+        )
         return [r if isinstance(r, BaseException) else None for r in results]
 
     errors = asyncio.run(run())
-    assert all(isinstance(e, StateError) and "CHECK constraint" in str(e)
-               for e in errors), errors
+    assert all(isinstance(e, StateError) and "CHECK constraint" in str(e) for e in errors), errors
 
 
 def test_one_commit_takes_every_mark_queued_since_the_last(tmp_path: Path) -> None:
@@ -74,15 +75,16 @@ def test_one_commit_takes_every_mark_queued_since_the_last(tmp_path: Path) -> No
     find theirs committed already, and nothing is lost either way."""
     journal, db = open_watched(tmp_path / "state")
     writes: list[str] = []
-    db.set_trace_callback(                 # count the statements it runs
-        lambda sql: writes.append(sql) if sql.startswith("INSERT INTO marks") else None)
+    db.set_trace_callback(  # count the statements it runs
+        lambda sql: writes.append(sql) if sql.startswith("INSERT INTO marks") else None
+    )
 
     async def run() -> None:
-        for n in range(4):                     # four lanes mark, one round trip apart
+        for n in range(4):  # four lanes mark, one round trip apart
             journal.mark(RUN, f"l{n}@x.test", "sending", durable=False)
-        await journal.committed()              # the first lane's message is due
+        await journal.committed()  # the first lane's message is due
         assert len(writes) == 1
-        for _ in range(3):                     # the others': nothing left to write
+        for _ in range(3):  # the others': nothing left to write
             await journal.committed()
         assert len(writes) == 1
         journal.mark(RUN, "late@x.test", "sending", durable=False)
@@ -98,9 +100,10 @@ def test_marks_a_failed_commit_did_not_write_stay_queued(tmp_path: Path) -> None
     """After a failed commit, a later `committed()` must not return as if all were on disk."""
     journal, db = open_watched(tmp_path / "state")
     appends: list[str] = []
-    db.set_trace_callback(lambda sql: appends.append(sql) if sql.startswith("INSERT INTO marks")
-                          else None)
-    journal.mark(RUN, "a@x.test", "nonsense", durable=False)    # the schema refuses it
+    db.set_trace_callback(
+        lambda sql: appends.append(sql) if sql.startswith("INSERT INTO marks") else None
+    )
+    journal.mark(RUN, "a@x.test", "nonsense", durable=False)  # the schema refuses it
 
     async def run() -> list[BaseException | None]:
         results: list[BaseException | None] = []
@@ -115,14 +118,13 @@ def test_marks_a_failed_commit_did_not_write_stay_queued(tmp_path: Path) -> None
 
     errors = asyncio.run(run())
     assert all(isinstance(e, StateError) for e in errors), errors
-    with pytest.raises(StateError):            # closing tries the queued mark once more
+    with pytest.raises(StateError):  # closing tries the queued mark once more
         journal.close()
     # the one mark stayed queued, once: each commit (and the close) tried exactly that row
     assert [sql.count("'a@x.test'") for sql in appends] == [1, 1, 1]
 
 
-def test_a_full_database_is_one_clear_error_and_the_journal_still_closes(
-        tmp_path: Path) -> None:
+def test_a_full_database_is_one_clear_error_and_the_journal_still_closes(tmp_path: Path) -> None:
     """Disk full mid-send (here: a database capped at its current size, SQLite's own
     "database or disk is full"): a StateError naming the file, also from `close`, which
     still closes the connection."""
@@ -136,7 +138,7 @@ def test_a_full_database_is_one_clear_error_and_the_journal_still_closes(
         asyncio.run(journal.committed())
     with pytest.raises(StateError, match="database or disk is full"):
         journal.close()
-    with pytest.raises(sqlite3.ProgrammingError):          # closed all the same
+    with pytest.raises(sqlite3.ProgrammingError):  # closed all the same
         db.execute("SELECT 1")
 
 
@@ -151,6 +153,6 @@ def test_a_fold_the_full_database_refuses_is_one_clear_error_too(tmp_path: Path)
 
     with pytest.raises(StateError, match=r"state\.db: database or disk is full"):
         journal.counts(RUN)
-    assert not db.in_transaction                   # rolled back, not left open
+    assert not db.in_transaction  # rolled back, not left open
     with pytest.raises(StateError, match="database or disk is full"):
         journal.close()

@@ -45,31 +45,42 @@ def test_a_crash_leaves_the_log_and_the_next_process_replays_it(tmp_path: Path) 
     # the last `sent` was never committed; everything else is in the log, not yet merged
     assert table_rows(state, "marks") == 50 + 40
     assert table_rows(state, "deliveries") == 0
-    journal = Journal(state)                 # replays the log
+    journal = Journal(state)  # replays the log
     assert table_rows(state, "marks") == 0
     assert journal.counts(RUN) == {"sent": 40, "sending": 10}
     uncertain = [d.address for d in journal.settle_interrupted(RUN)]
     assert sorted(uncertain) == sorted(f"a{i}@x.test" for i in range(40, 50))
     sent = next(iter(journal.deliveries(RUN, ("sent",))))
     assert (sent.address, sent.attempts, sent.code, sent.message_id, sent.name) == (
-        "a0@x.test", 1, 250, "<0@x>", "A")
+        "a0@x.test",
+        1,
+        250,
+        "<0@x>",
+        "A",
+    )
     journal.close()
 
 
 def test_the_log_is_folded_in_batches_and_later_marks_win(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(journal_module, "MERGE_EVERY", 7)
     state = tmp_path / "state"
     journal = Journal(state)
-    other = Journal(state)                   # another process, e.g. `kzmail status`
-    for attempt in range(3):                 # the same addresses, three tries each
+    other = Journal(state)  # another process, e.g. `kzmail status`
+    for attempt in range(3):  # the same addresses, three tries each
         for i in range(5):
             journal.mark(RUN, f"b{i}@x.test", "sending", durable=False)
             journal.flush()
-            journal.mark(RUN, f"b{i}@x.test", "pending" if attempt < 2 else "sent",
-                         code=451 if attempt < 2 else 250, durable=False)
+            journal.mark(
+                RUN,
+                f"b{i}@x.test",
+                "pending" if attempt < 2 else "sent",
+                code=451 if attempt < 2 else 250,
+                durable=False,
+            )
     journal.flush()
-    assert table_rows(state, "marks") < 7   # folded in as it went
+    assert table_rows(state, "marks") < 7  # folded in as it went
     assert other.counts(RUN) == {"sent": 5}  # the other process folds the rest in to read
     assert table_rows(state, "marks") == 0
     rows = list(other.deliveries(RUN, ("sent",)))
@@ -83,12 +94,13 @@ def test_a_resumed_run_does_not_fold_the_log_for_every_look_up(tmp_path: Path) -
     # addresses this run has not marked yet, so the look-up need not fold the log first
     state = tmp_path / "state"
     journal = Journal(state)
-    journal.mark(RUN, "early@x.test", "sent", code=250)          # the interrupted run
+    journal.mark(RUN, "early@x.test", "sent", code=250)  # the interrupted run
     journal.close()
     journal, db = open_watched(state)
     folds: list[str] = []
     db.set_trace_callback(
-        lambda sql: folds.append(sql) if sql.startswith("DELETE FROM marks") else None)
+        lambda sql: folds.append(sql) if sql.startswith("DELETE FROM marks") else None
+    )
     assert journal.status(RUN, "early@x.test") == "sent"
     for i in range(100):
         address = f"a{i}@x.test"

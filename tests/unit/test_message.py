@@ -23,8 +23,9 @@ from kzmail.render.message import (
 )
 
 URL = "https://news.example.org/u/abc.def"
-PARTS = Rendered.of(html="<p>Hallo Jürgen</p>" + "<p>x</p>" * 2000,
-                    text="Hallo Jürgen\n" + "y " * 3000)
+PARTS = Rendered.of(
+    html="<p>Hallo Jürgen</p>" + "<p>x</p>" * 2000, text="Hallo Jürgen\n" + "y " * 3000
+)
 
 
 @pytest.fixture
@@ -45,7 +46,8 @@ def test_message_parses_strictly_with_every_list_header(factory: MessageFactory)
     assert not msg.defects
     assert all(not part.defects for part in msg.walk())
     assert str(make_header(decode_header(msg["Subject"]))) == (
-        "Solidarität mit den Arbeiter*innen und Jugendlichen in Kasachstan!")
+        "Solidarität mit den Arbeiter*innen und Jugendlichen in Kasachstan!"
+    )
     assert b"Subject: =?utf-8?" in out.data
     assert msg["To"] == "Jürgen Müller <juergen@example.org>"
     assert msg["Date"] is not None
@@ -55,8 +57,10 @@ def test_message_parses_strictly_with_every_list_header(factory: MessageFactory)
     unsubscribe = msg["List-Unsubscribe"]
     assert f"<{URL}>" in unsubscribe
     token = URL.rpartition("/u/")[2]
-    assert (f"<mailto:abmelden@arbeiterinnenmacht.example.org?subject=unsubscribe%20{token}>"
-            in unsubscribe)
+    assert (
+        f"<mailto:abmelden@arbeiterinnenmacht.example.org?subject=unsubscribe%20{token}>"
+        in unsubscribe
+    )
     assert msg.get_content_type() == "multipart/alternative"
     text, html = [part.get_content().replace("\r\n", "\n") for part in msg.iter_parts()]
     assert text == PARTS.text
@@ -68,8 +72,9 @@ def test_message_parses_strictly_with_every_list_header(factory: MessageFactory)
 
 
 def test_message_ids_are_unique(factory: MessageFactory) -> None:
-    ids = {factory.build(Subscriber(f"p{i}@example.org"), PARTS, URL).message_id
-           for i in range(2000)}
+    ids = {
+        factory.build(Subscriber(f"p{i}@example.org"), PARTS, URL).message_id for i in range(2000)
+    }
     assert len(ids) == 2000
 
 
@@ -90,17 +95,20 @@ def test_crlf_in_name_cannot_inject_a_header(factory: MessageFactory) -> None:
     assert msg["To"].addresses[0].addr_spec == "a@example.org"
 
 
-@pytest.mark.parametrize("address", [
-    "a@example.org, b@example.net",
-    "a@example.org\r\nBcc: b@example.net",
-    "Eve <a@example.org>",
-    "a@example.org>,<b@example.net",
-    "a..b@example.org",
-    ".a@example.org",
-    "a@localhost",
-    "a@-x.example.org",
-    "a@example..org",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@example.org, b@example.net",
+        "a@example.org\r\nBcc: b@example.net",
+        "Eve <a@example.org>",
+        "a@example.org>,<b@example.net",
+        "a..b@example.org",
+        ".a@example.org",
+        "a@localhost",
+        "a@-x.example.org",
+        "a@example..org",
+    ],
+)
 def test_unsafe_addresses_are_refused(address: str) -> None:
     with pytest.raises(UnsafeAddressError):
         mailbox_header("Eve", address)
@@ -117,7 +125,8 @@ def test_ascii_name_with_specials_is_quoted() -> None:
 
 
 def test_chunked_encoding_decodes_to_exactly_the_rendered_parts(
-        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from kzmail.render import message as message_module
     from kzmail.services import workspace as app
 
@@ -143,8 +152,7 @@ def test_chunked_encoding_decodes_to_exactly_the_rendered_parts(
     assert any("Müller, Anna" in c for c in encoded)
 
 
-def test_piecewise_dkim_body_hash_equals_the_whole_body_one(
-        project: Path, tmp_path: Path) -> None:
+def test_piecewise_dkim_body_hash_equals_the_whole_body_one(project: Path, tmp_path: Path) -> None:
     import re
 
     from cryptography.hazmat.primitives import serialization
@@ -155,12 +163,23 @@ def test_piecewise_dkim_body_hash_equals_the_whole_body_one(
     from tests.helpers.campaigns import edit_campaign
 
     key = ed25519.Ed25519PrivateKey.generate()
-    (project / "k.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    edit_campaign(project / "campaigns/kasachstan.yaml", lambda t: t + (
-        "\ndkim:\n  domain: arbeiterinnenmacht.example.org\n  selector: s\n"
-        "  key_file: ../k.pem\n"))
+    (project / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    edit_campaign(
+        project / "campaigns/kasachstan.yaml",
+        lambda t: (
+            t
+            + (
+                "\ndkim:\n  domain: arbeiterinnenmacht.example.org\n  selector: s\n"
+                "  key_file: ../k.pem\n"
+            )
+        ),
+    )
     prepared = app.prepare(current_workspace(), project / "campaigns/kasachstan.yaml")
     # names with runs of spaces and tabs: the per-subscriber chunks need canonicalising too
     for name in ("Anna", "Anna  \t  Müller", "x   y"):
@@ -172,7 +191,8 @@ def test_piecewise_dkim_body_hash_equals_the_whole_body_one(
 
 
 def test_chunks_remembered_by_value_encode_exactly_as_fresh_ones(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from markupsafe import Markup
 
     from kzmail.render import message as message_module
@@ -183,8 +203,7 @@ def test_chunks_remembered_by_value_encode_exactly_as_fresh_ones(
     # a campaign value comes out of each render as a new object (escaped for HTML); personal
     # values are new every time and push the remembered ones out (recent=2)
     for i in range(5):
-        chunks = (static[0], Markup(demand), f"Leser {i} <x{i}@example.org>.\n",
-                  Markup(demand))
+        chunks = (static[0], Markup(demand), f"Leser {i} <x{i}@example.org>.\n", Markup(demand))
         canonical: list[bytes] = []
         encoded = encoder.encode(chunks, canonical)
         expected = [qp_piece(c) for c in chunks]
@@ -221,8 +240,7 @@ def test_control_and_bidi_characters_leave_names(control: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["😀" * 200, "ä" * 200, "=?" + "x" * 198])
-def test_a_long_name_is_folded_into_short_encoded_words(factory: MessageFactory,
-                                                         name: str) -> None:
+def test_a_long_name_is_folded_into_short_encoded_words(factory: MessageFactory, name: str) -> None:
     out = factory.build(Subscriber("anna@example.org", name), PARTS, URL)
     head = out.data.split(b"\r\n\r\n", 1)[0]
     assert max(len(line) for line in out.data.split(b"\r\n")) <= 998

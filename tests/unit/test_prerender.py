@@ -26,25 +26,31 @@ class CountedList(list[str]):
 
 
 def _env(autoescape: bool = True) -> jinja2.Environment:
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=autoescape,
-                              keep_trailing_newline=True)
+    return jinja2.Environment(
+        undefined=jinja2.StrictUndefined, autoescape=autoescape, keep_trailing_newline=True
+    )
 
 
 TEMPLATE = (
     "<h1>{{ title }}</h1>{% if subscriber.name %}Hallo {{ subscriber.name }}"
     "{% for d in demands %}[{{ d }}]{% endfor %}{% else %}Hallo{% endif %}"
     "<ul>{% for d in demands %}<li>{{ d | upper }}</li>{% endfor %}</ul>"
-    "{{ article }} <a href=\"{{ unsubscribe_url }}\">{{ subscriber.email }}</a>"
+    '{{ article }} <a href="{{ unsubscribe_url }}">{{ subscriber.email }}</a>'
     "{% if demands | length > 1 %}viele{% endif %}\n"
 )
-PEOPLE = [{"name": "<b>Änne</b>", "email": "a@example.org"},
-          {"name": "", "email": "b@example.org"},
-          {"name": "{{ 7*7 }}", "email": "c@example.org"}]
+PEOPLE = [
+    {"name": "<b>Änne</b>", "email": "a@example.org"},
+    {"name": "", "email": "b@example.org"},
+    {"name": "{{ 7*7 }}", "email": "c@example.org"},
+]
 
 
 def _values() -> dict[str, Any]:
-    return {"title": "Öl & <Gas>", "demands": CountedList(["frei", "<sofort>"]),
-            "article": Markup("<p>Text &amp; mehr</p>")}
+    return {
+        "title": "Öl & <Gas>",
+        "demands": CountedList(["frei", "<sofort>"]),
+        "article": Markup("<p>Text &amp; mehr</p>"),
+    }
 
 
 @pytest.mark.parametrize("autoescape", [True, False])
@@ -61,7 +67,7 @@ def test_campaign_level_loops_run_once_not_per_subscriber() -> None:
     values = _values()
     CountedList.loops = 0
     folded, reads = prerender(_env(), TEMPLATE, values, SUBSCRIBER_NAMES)
-    assert CountedList.loops == 2      # the two loops, once each, at compile time
+    assert CountedList.loops == 2  # the two loops, once each, at compile time
     for person in PEOPLE:
         folded.render(**values, subscriber=person, unsubscribe_url="u")
     # not even the loop inside the `if` on a personal value runs again
@@ -70,19 +76,25 @@ def test_campaign_level_loops_run_once_not_per_subscriber() -> None:
 
 
 def test_a_template_without_personal_parts_reads_nothing_per_subscriber() -> None:
-    folded, reads = prerender(_env(), "<p>{{ title }}</p>{% for d in demands %}{{ d }}"
-                              "{% endfor %}", _values(), SUBSCRIBER_NAMES)
+    folded, reads = prerender(
+        _env(),
+        "<p>{{ title }}</p>{% for d in demands %}{{ d }}{% endfor %}",
+        _values(),
+        SUBSCRIBER_NAMES,
+    )
     assert reads == set()
     assert folded.render() == "<p>Öl &amp; &lt;Gas&gt;</p>frei&lt;sofort&gt;"
 
 
 def test_templates_that_set_variables_are_left_whole() -> None:
-    source = ("{% set greeting = 'Hallo ' ~ title %}{{ greeting }} {{ subscriber.name }}"
-              "{% for d in demands %}{{ d }}{% endfor %}")
+    source = (
+        "{% set greeting = 'Hallo ' ~ title %}{{ greeting }} {{ subscriber.name }}"
+        "{% for d in demands %}{{ d }}{% endfor %}"
+    )
     values = _values()
     CountedList.loops = 0
     folded, reads = prerender(_env(), source, values, SUBSCRIBER_NAMES)
-    assert CountedList.loops == 0         # nothing rendered ahead
+    assert CountedList.loops == 0  # nothing rendered ahead
     assert "title" in reads and "demands" in reads
     out = folded.render(**values, subscriber={"name": "A"})
     assert out == "Hallo Öl &amp; &lt;Gas&gt; Afrei&lt;sofort&gt;"
@@ -90,8 +102,7 @@ def test_templates_that_set_variables_are_left_whole() -> None:
 
 def test_a_misspelt_campaign_variable_fails_at_compile_time() -> None:
     with pytest.raises(jinja2.UndefinedError, match="titel"):
-        prerender(_env(), "<h1>{{ titel }}</h1>{{ subscriber.name }}", _values(),
-                  SUBSCRIBER_NAMES)
+        prerender(_env(), "<h1>{{ titel }}</h1>{{ subscriber.name }}", _values(), SUBSCRIBER_NAMES)
 
 
 def test_a_personal_name_alone_is_personal() -> None:
@@ -106,14 +117,20 @@ def test_rendered_ahead_campaign_text_is_never_parsed_again() -> None:
     # what a campaign-level part renders to is literal text of the compiled template
     env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
     values = {"title": "{{ 7*7 }} {% if 1 %}x{% endif %}", "demands": ["{{ 6*7 }}"]}
-    folded, _ = prerender(env, "<h1>{{ title }}</h1>{% for d in demands %}{{ d }}{% endfor %}"
-                          "{{ subscriber.name }}", values, SUBSCRIBER_NAMES)
+    folded, _ = prerender(
+        env,
+        "<h1>{{ title }}</h1>{% for d in demands %}{{ d }}{% endfor %}{{ subscriber.name }}",
+        values,
+        SUBSCRIBER_NAMES,
+    )
     assert folded.render(subscriber={"name": "{{ 1+1 }}"}) == (
-        "<h1>{{ 7*7 }} {% if 1 %}x{% endif %}</h1>{{ 6*7 }}{{ 1+1 }}")
+        "<h1>{{ 7*7 }} {% if 1 %}x{% endif %}</h1>{{ 6*7 }}{{ 1+1 }}"
+    )
 
 
 def test_a_sandboxed_environment_refuses_internals_when_rendering_ahead() -> None:
     env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
     with pytest.raises(SecurityError):
-        prerender(env, "{{ cycler.__init__.__globals__ }}{{ subscriber.name }}", {},
-                  SUBSCRIBER_NAMES)
+        prerender(
+            env, "{{ cycler.__init__.__globals__ }}{{ subscriber.name }}", {}, SUBSCRIBER_NAMES
+        )

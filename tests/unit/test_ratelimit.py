@@ -35,8 +35,8 @@ def test_a_window_counts_transactions_in_flight_and_remembers_their_end() -> Non
     limiter = RateLimiter([(2, 1.0)], clock=clock)
     limiter.take()
     limiter.take()
-    assert limiter.wait_time(clock.now) == math.inf      # two in flight: wait for an end
-    clock.now += 5.0                                    # a slow transaction...
+    assert limiter.wait_time(clock.now) == math.inf  # two in flight: wait for an end
+    clock.now += 5.0  # a slow transaction...
     limiter.release(clock.now)
     # one in flight, one ended just now: room when that end leaves the window, not before
     assert limiter.wait_time(clock.now) == 1.0
@@ -62,7 +62,7 @@ def test_a_gate_waits_until_every_limiter_has_room() -> None:
     assert starts[:3] == [1000.0] * 3
     assert 1001.0 <= starts[3] < 1001.001
     assert all(start >= 1010.0 for start in starts[4:])
-    for i, start in enumerate(starts):            # no 10 s window holds more than 4
+    for i, start in enumerate(starts):  # no 10 s window holds more than 4
         assert sum(1 for s in starts if start <= s < start + 10.0) <= 4, i
 
 
@@ -107,7 +107,7 @@ async def test_float_rounding_never_lets_one_more_into_a_full_window() -> None:
     ends = []
     for _ in range(12):
         await gate.acquire()
-        gate.release()                      # an instant transaction: it ends where it starts
+        gate.release()  # an instant transaction: it ends where it starts
         ends.append(clock.now)
     for i, start in enumerate(ends):
         assert sum(1 for t in ends[i:] if t - start < 1.0) <= 3, ends

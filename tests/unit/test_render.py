@@ -25,8 +25,10 @@ def _compile(project: Path, template: str | None = None) -> render.CompiledTempl
 
 
 def _mjml(body: str, head: str = "") -> str:
-    return (f"<mjml><mj-head>{head}</mj-head><mj-body><mj-section><mj-column>"
-            f"<mj-text>{body}</mj-text></mj-column></mj-section></mj-body></mjml>")
+    return (
+        f"<mjml><mj-head>{head}</mj-head><mj-body><mj-section><mj-column>"
+        f"<mj-text>{body}</mj-text></mj-column></mj-section></mj-body></mjml>"
+    )
 
 
 def test_unsubscribe_href_survives_premailer(project: Path) -> None:
@@ -50,7 +52,8 @@ def test_inline_mj_style_is_inlined_by_premailer(project: Path) -> None:
     # mjml-python ignores <mj-style inline="inline">; premailer must do the inlining
     head = '<mj-style inline="inline">.hl { color: #8b0000; }</mj-style>'
     out = _compile(project, _mjml('<p class="hl">rot</p>', head)).render(
-        Subscriber("a@example.org"), URL)
+        Subscriber("a@example.org"), URL
+    )
     assert re.search(r'<p class="hl" style="[^"]*color:\s*#8b0000', out.html)
 
 
@@ -117,7 +120,8 @@ def test_text_part_reads_like_the_article(project: Path) -> None:
 
 
 def test_template_is_compiled_once_not_per_subscriber(
-        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls = {"mjml": 0, "premailer": 0}
     real_mjml = render.mjml2html  # type: ignore[attr-defined]
 
@@ -126,7 +130,7 @@ def test_template_is_compiled_once_not_per_subscriber(
         return real_mjml(*args, **kwargs)  # type: ignore[arg-type]
 
     def counting_premailer(*args: Any, **kwargs: Any) -> Premailer:
-        calls["premailer"] += 1           # one Premailer per inlining of the CSS
+        calls["premailer"] += 1  # one Premailer per inlining of the CSS
         return Premailer(*args, **kwargs)
 
     monkeypatch.setattr(render, "mjml2html", counting_mjml)
@@ -151,8 +155,9 @@ def test_a_misspelt_campaign_variable_fails_when_the_campaign_compiles(project: 
 
 
 def test_campaign_level_loops_are_rendered_once_with_the_same_output(project: Path) -> None:
-    compiled = _compile(project, _mjml("{% for d in demands %}<li>{{ d }}</li>{% endfor %}"
-                                       "{{ subscriber.name }}"))
+    compiled = _compile(
+        project, _mjml("{% for d in demands %}<li>{{ d }}</li>{% endfor %}{{ subscriber.name }}")
+    )
     out = compiled.render(Subscriber("a@example.org", "<A>"), URL)
     assert "&lt;A&gt;" in out.html and "<li>" in out.html
     # the loop's output is one literal of the compiled template: the same object each time
@@ -216,22 +221,22 @@ def test_a_payload_in_a_campaign_text_runs_nothing(project: Path, key: str) -> N
     _set_text(project, key, payload)
     out = _compile(project).render(Subscriber("a@example.org", "A"), URL)
     assert not (project / f"pwned-{key}").exists()
-    shown = payload.replace("'", "&#39;")     # autoescape writes ' as &#39;
+    shown = payload.replace("'", "&#39;")  # autoescape writes ' as &#39;
     assert shown in out.html or payload in out.html
-    if key != "preheader":                    # the preheader is hidden from the text part
+    if key != "preheader":  # the preheader is hidden from the text part
         assert payload in out.text
 
 
 def test_a_payload_in_the_article_runs_nothing(project: Path) -> None:
     payload = _payload("pwned-article")
-    _set_article(project, f"Hallo `{payload}`\n")   # a code span: `__init__` stays as is
+    _set_article(project, f"Hallo `{payload}`\n")  # a code span: `__init__` stays as is
     out = _compile(project).render(Subscriber("a@example.org", "A"), URL)
     assert not (project / "pwned-article").exists()
     assert payload in out.text
 
 
 def test_the_article_cannot_add_a_tracking_pixel(project: Path) -> None:
-    pixel = ("{{ ('<img src=https://t.example/p.gif?u=' ~ subscriber.email ~ '>')|safe }}")
+    pixel = "{{ ('<img src=https://t.example/p.gif?u=' ~ subscriber.email ~ '>')|safe }}"
     _set_article(project, f"Text {pixel}\n")
     out = _compile(project).render(Subscriber("anna@example.org", "A"), URL)
     assert "<img" not in out.html
@@ -248,16 +253,20 @@ def test_the_template_s_own_placeholders_in_a_value_stay_text(project: Path) -> 
     assert "kzjinja0x kzjinja1x kzjinja2x kzjinja3x" in out.text
 
 
-@pytest.mark.parametrize("expression", [
-    "{{ cycler.__init__.__globals__ }}",
-    "{{ subscriber.__class__.__mro__ }}",
-    "{{ ''.__class__.__subclasses__() }}",
-])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ subscriber.__class__.__mro__ }}",
+        "{{ ''.__class__.__subclasses__() }}",
+    ],
+)
 def test_the_template_runs_in_a_sandbox(project: Path, expression: str) -> None:
     # even a template from elsewhere cannot reach Python's internals: one clear error
     with pytest.raises(TemplateError, match=r"newsletter\.mjml.*(unsafe|sandbox)") as caught:
         _compile(project, _mjml(f"<p>{expression}</p>")).render(
-            Subscriber("a@example.org", "A"), URL)
+            Subscriber("a@example.org", "A"), URL
+        )
     assert "\n" not in str(caught.value)
 
 
@@ -265,24 +274,35 @@ def test_a_value_the_css_inliner_takes_apart_is_refused_not_run(project: Path) -
     # premailer reorders and drops declarations of a style: part of the lead would land
     # outside the value, in template source; it is refused instead of compiled
     _set_text(project, "lead", "a; color: {{ 7*7 }}; x: y")
-    template = _mjml('<p style="font-family: {{ lead }}">a</p>',
-                     '<mj-style inline="inline">p { color: blue; }</mj-style>')
+    template = _mjml(
+        '<p style="font-family: {{ lead }}">a</p>',
+        '<mj-style inline="inline">p { color: blue; }</mj-style>',
+    )
     with pytest.raises(TemplateError, match=r"\{\{ lead \}\}.*style"):
         _compile(project, template)
 
 
 def test_a_campaign_variable_inside_raw_stays_a_tag(project: Path) -> None:
     out = _compile(project, _mjml("{% raw %}{{ title }}{% endraw %}")).render(
-        Subscriber("a@example.org", "A"), URL)
+        Subscriber("a@example.org", "A"), URL
+    )
     assert "{{ title }}" in out.html and "{{ title }}" in out.text
 
 
 def test_remote_resources_are_found_in_values_template_and_loops(project: Path) -> None:
     _set_article(project, "![Foto](https://images.example/foto.jpg)\n\n[Link](https://a.example/)")
-    template = _mjml('<img src="https://logo.example/{{ subscriber.name }}.png">{{ article }}'
-                     '{% for s in sources %}<img src="{{ s.url }}/icon.png">{% endfor %}'
-                     '<a href="{{ unsubscribe_url }}">weg</a>')
-    hosts = [re.sub(r"^https?://([^/]+).*$", r"\1", url) for url in
-             _compile(project, template).remote]
-    assert hosts == ["logo.example", "images.example", "socialismkz.info",
-                     "anticapitalistresistance.org", "www.fr.de"]
+    template = _mjml(
+        '<img src="https://logo.example/{{ subscriber.name }}.png">{{ article }}'
+        '{% for s in sources %}<img src="{{ s.url }}/icon.png">{% endfor %}'
+        '<a href="{{ unsubscribe_url }}">weg</a>'
+    )
+    hosts = [
+        re.sub(r"^https?://([^/]+).*$", r"\1", url) for url in _compile(project, template).remote
+    ]
+    assert hosts == [
+        "logo.example",
+        "images.example",
+        "socialismkz.info",
+        "anticapitalistresistance.org",
+        "www.fr.de",
+    ]

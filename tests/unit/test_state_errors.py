@@ -14,7 +14,7 @@ from kzmail.state.journal import Journal
 @pytest.fixture
 def closed(tmp_path: Path) -> Journal:
     journal = Journal(tmp_path / ".kzmail")
-    journal.close()      # every later call fails inside sqlite3 ("closed database")
+    journal.close()  # every later call fails inside sqlite3 ("closed database")
     return journal
 
 

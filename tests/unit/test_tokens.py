@@ -42,7 +42,7 @@ def test_every_single_changed_character_is_refused() -> None:
     for i, char in enumerate(token):
         for other in "AbZ09-_.!+/=~":
             if other != char:
-                changed = token[:i] + other + token[i + 1:]
+                changed = token[:i] + other + token[i + 1 :]
                 assert isinstance(signer.check(changed), Refusal), (i, changed)
                 tried += 1
     assert tried > 10 * len(token)
@@ -95,13 +95,20 @@ def test_tags_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> 
     assert all(len(a) == len(b) == 16 for a, b in calls)
 
 
-@pytest.mark.parametrize("address", [
-    "jane@example.org", "o'brien+news/2024@example.org", "ÿ?&=#%@example.org",
-    "a" * 64 + "@" + "b" * 180 + ".example", "x~y!z$@example.org"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "jane@example.org",
+        "o'brien+news/2024@example.org",
+        "ÿ?&=#%@example.org",
+        "a" * 64 + "@" + "b" * 180 + ".example",
+        "x~y!z$@example.org",
+    ],
+)
 def test_tokens_are_url_safe(address: str) -> None:
     token = TokenSigner(SECRET).make("list-1.example.org", address)
     assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", token)
-    assert quote(token, safe="") == token       # nothing for a URL or mail client to escape
+    assert quote(token, safe="") == token  # nothing for a URL or mail client to escape
     url = unsubscribe.unsubscribe_url("https://news.example.org/", token)
     assert url == f"https://news.example.org/u/{token}"
 
@@ -134,8 +141,8 @@ def test_rotating_twice_keeps_both_old_secrets_and_drops_expired(tmp_path: Path)
     rotate_secret(tmp_path, 100, clock)
     signer = load_signer(tmp_path, clock)
     assert signer.check(first) == signer.check(second) == (LIST_A, "a@example.org")
-    clock.now += 60                         # the first secret's grace is over
-    rotate_secret(tmp_path, 100, clock)     # and rotation prunes it from the file
+    clock.now += 60  # the first secret's grace is over
+    rotate_secret(tmp_path, 100, clock)  # and rotation prunes it from the file
     assert len(load_retired(tmp_path)) == 2
     assert load_signer(tmp_path, clock).check(first) is Refusal.FORGED
 

@@ -16,15 +16,23 @@ def test_quoted_printable_chunks_round_trip_and_keep_lines_short() -> None:
     rng = random.Random(11)
     static = ["shared text that every subscriber gets\n.and a dotted line " * 3]
     encoder = ChunkEncoder(static)
-    texts = ["Hallo Jürgen,\n.dot\nspace at end \n" + "ü" * 90 + "\n", "", "=\r\n.\r\nx\ry",
-             "." + "x" * 200 + "\n" + "y" * 75 + "." + "z" * 10, ".c { color: red }\n"]
-    texts += ["".join(rng.choice("ab =.\t\n\r€ü<>") for _ in range(rng.randint(0, 300)))
-              for _ in range(300)]
+    texts = [
+        "Hallo Jürgen,\n.dot\nspace at end \n" + "ü" * 90 + "\n",
+        "",
+        "=\r\n.\r\nx\ry",
+        "." + "x" * 200 + "\n" + "y" * 75 + "." + "z" * 10,
+        ".c { color: red }\n",
+    ]
+    texts += [
+        "".join(rng.choice("ab =.\t\n\r€ü<>") for _ in range(rng.randint(0, 300)))
+        for _ in range(300)
+    ]
     for text in texts:
         # lone CRs and CRLFs become LF inside one chunk (below); rendered chunks carry none,
         # so none is ever split across two chunks
-        assert quopri.decodestring(encoder.encode((text,))).decode().replace("\r\n", "\n") \
-            == text.replace("\r\n", "\n").replace("\r", "\n")
+        assert quopri.decodestring(encoder.encode((text,))).decode().replace(
+            "\r\n", "\n"
+        ) == text.replace("\r\n", "\n").replace("\r", "\n")
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, rng.randint(0, 6))))
         chunks = tuple(text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True))
@@ -50,7 +58,7 @@ def test_sent_rides_with_the_next_commit_and_a_crash_leaves_it_sending(tmp_path:
     writer = Journal(tmp_path)
     writer.mark("run", "a@x.org", "sending", message_id="<1@x>", name="A")
     writer.mark("run", "a@x.org", "sent", code=250, detail="250 ok", durable=False)
-    reader = Journal(tmp_path)              # another process, e.g. after kill -9 now
+    reader = Journal(tmp_path)  # another process, e.g. after kill -9 now
     assert reader.status("run", "a@x.org") == "sending"
     writer.mark("run", "b@x.org", "sending", message_id="<2@x>")
     assert reader.status("run", "a@x.org") == "sent"

@@ -37,8 +37,9 @@ class _PlainConsole(Console):
     """
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
-        super().print(*(_UNPRINTABLE.sub("?", o) if isinstance(o, str) else o
-                        for o in objects), **kwargs)
+        super().print(
+            *(_UNPRINTABLE.sub("?", o) if isinstance(o, str) else o for o in objects), **kwargs
+        )
 
 
 def untrusted(value: object) -> str:
@@ -61,14 +62,15 @@ def current_workspace() -> Workspace:
     """
     from kzmail.models import Workspace  # pydantic loads only when a command runs
 
-    return Workspace(state=Path(os.environ.get(STATE_ENV) or ".kzmail"), root=Path("."),
-                     environ=dict(os.environ))
+    return Workspace(
+        state=Path(os.environ.get(STATE_ENV) or ".kzmail"), root=Path("."), environ=dict(os.environ)
+    )
 
 
 class KzmailGroup(TyperGroup):
     """The root group: the one place where a `KzmailError` becomes a line and an exit code."""
 
-    def invoke(self, ctx: Any) -> Any:   # a click Context (typer 0.2x vendors its own click)
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer 0.2x vendors its own click)
         try:
             return super().invoke(ctx)
         except KzmailError as exc:

@@ -13,9 +13,13 @@ import typer
 from kzmail.cli import lists, sending, unsubscribe
 from kzmail.cli.common import KzmailGroup, out
 
-cli = typer.Typer(cls=KzmailGroup, add_completion=False, no_args_is_help=True,
-                  pretty_exceptions_enable=False,
-                  help="Send a newsletter campaign to the subscriber list in your spreadsheet.")
+cli = typer.Typer(
+    cls=KzmailGroup,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Send a newsletter campaign to the subscriber list in your spreadsheet.",
+)
 cli.add_typer(sending.app)
 cli.add_typer(lists.app)
 cli.add_typer(unsubscribe.app)
@@ -31,8 +35,12 @@ def _version(asked: bool) -> None:
 
 @cli.callback()
 def _root(
-    version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Send a newsletter campaign to the subscriber list in your spreadsheet."""
 

@@ -25,15 +25,21 @@ app = typer.Typer()
 
 @app.command()
 def preview(
-    campaign: Annotated[Path | None, typer.Argument(
-        help="The campaign YAML file (default: the only one in campaigns/).")] = None,
-    subscriber: Annotated[str | None, typer.Option(
-        help="Preview for this subscriber's address (default: the first).")] = None,
+    campaign: Annotated[
+        Path | None,
+        typer.Argument(help="The campaign YAML file (default: the only one in campaigns/)."),
+    ] = None,
+    subscriber: Annotated[
+        str | None, typer.Option(help="Preview for this subscriber's address (default: the first).")
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the files.")] = Path("preview"),
-    serve: Annotated[bool, typer.Option(
-        "--serve", help="Serve a live preview on localhost instead of writing files.")] = False,
-    no_open: Annotated[bool, typer.Option(
-        "--no-open", help="With --serve: do not open the browser.")] = False,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Serve a live preview on localhost instead of writing files."),
+    ] = False,
+    no_open: Annotated[
+        bool, typer.Option("--no-open", help="With --serve: do not open the browser.")
+    ] = False,
     port: Annotated[int, typer.Option(min=0, max=65535, help="With --serve: the port.")] = 8026,
 ) -> None:
     """Write exactly what one subscriber will get: .html, .txt and the whole .eml."""
@@ -54,8 +60,9 @@ def _show_plan(plan: kzmail.services.send.SendPlan) -> None:
         err.print(f"skipped {problem}", markup=False, soft_wrap=True)
     if s.problems_truncated:
         err.print(f"... and {s.problems_truncated} more (`kzmail check` lists them all)")
-    out.print(f"Campaign {plan.campaign.name!r}: {plan.campaign.subject}", markup=False,
-              soft_wrap=True)
+    out.print(
+        f"Campaign {plan.campaign.name!r}: {plan.campaign.subject}", markup=False, soft_wrap=True
+    )
     out.print(f"  {list_summary(s)}", markup=False, soft_wrap=True)
     target = f"{plan.relay}" + (f" -> {plan.outbox}/" if plan.outbox else "")
     mode = "dry run, nothing is sent" if plan.dry_run else f"via {target}"
@@ -84,13 +91,27 @@ def _progress() -> Progress:
             speed = task.finished_speed or task.speed
             return Text(f"{speed:,.0f} msg/s" if speed else "")
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    RateColumn(), TimeRemainingColumn(), console=out, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+        console=out,
+        transient=True,
+    )
 
 
-def _run_send(campaign: Path, *, dry_run: bool = False, to: str | None = None,
-              limit: int | None = None, yes: bool = False, resend_uncertain: bool = False,
-              mode: kzmail.services.send.Mode = "send") -> None:
+def _run_send(
+    campaign: Path,
+    *,
+    dry_run: bool = False,
+    to: str | None = None,
+    limit: int | None = None,
+    yes: bool = False,
+    resend_uncertain: bool = False,
+    mode: kzmail.services.send.Mode = "send",
+) -> None:
     progress = _progress()
     task = progress.add_task("sending", total=None)
 
@@ -107,10 +128,18 @@ def _run_send(campaign: Path, *, dry_run: bool = False, to: str | None = None,
     import kzmail.services.send
 
     try:
-        result = kzmail.services.send.send(current_workspace(), campaign, dry_run=dry_run, to=to,
-                                   limit=limit, resend_uncertain=resend_uncertain, mode=mode,
-                                   confirm=confirm, on_start=start,
-                                   on_progress=lambda _: progress.advance(task))
+        result = kzmail.services.send.send(
+            current_workspace(),
+            campaign,
+            dry_run=dry_run,
+            to=to,
+            limit=limit,
+            resend_uncertain=resend_uncertain,
+            mode=mode,
+            confirm=confirm,
+            on_start=start,
+            on_progress=lambda _: progress.advance(task),
+        )
     except typer.Abort:
         err.print("Not sent.")
         raise typer.Exit(1) from None
@@ -122,20 +151,27 @@ def _run_send(campaign: Path, *, dry_run: bool = False, to: str | None = None,
 def _show_result(campaign: Path, result: kzmail.services.send.SendResult, dry_run: bool) -> None:
     report = result.report
     for address, reason in report.failures:
-        err.print(f"[red]failed[/] {untrusted(address)}: {untrusted(reason)}", markup=True,
-                  soft_wrap=True)
+        err.print(
+            f"[red]failed[/] {untrusted(address)}: {untrusted(reason)}", markup=True, soft_wrap=True
+        )
     for d in result.uncertain:
         who = f"{d.name} <{d.address}>" if d.name else d.address
-        err.print(f"[yellow]uncertain[/] {untrusted(who)}: a crash caught this message "
-                  "mid-transaction; "
-                  "it may or may not have arrived, so it is not re-sent "
-                  "(use --resend-uncertain to send it again)", markup=True, soft_wrap=True)
+        err.print(
+            f"[yellow]uncertain[/] {untrusted(who)}: a crash caught this message "
+            "mid-transaction; "
+            "it may or may not have arrived, so it is not re-sent "
+            "(use --resend-uncertain to send it again)",
+            markup=True,
+            soft_wrap=True,
+        )
     if dry_run:
         out.print(f"Dry run: built {result.built} messages, sent none.")
         return
-    out.print(f"Sent {report.sent}, failed {report.failed}, "
-              f"skipped {report.skipped + result.plan.summary.problems_total}"
-              f" (already sent, uncertain or invalid).")
+    out.print(
+        f"Sent {report.sent}, failed {report.failed}, "
+        f"skipped {report.skipped + result.plan.summary.problems_total}"
+        f" (already sent, uncertain or invalid)."
+    )
     if report.suppressed:
         out.print(f"{report.suppressed} unknown addresses were added to the suppression list.")
     if result.plan.outbox is not None and report.sent:
@@ -143,13 +179,15 @@ def _show_result(campaign: Path, result: kzmail.services.send.SendResult, dry_ru
     if report.retryable:
         out.print(f"Temporary failures can be re-attempted: kzmail retry {campaign}")
     if report.paused:
-        err.print(f"[bold red]paused:[/] {untrusted(report.paused)}", markup=True,
-                  soft_wrap=True)
+        err.print(f"[bold red]paused:[/] {untrusted(report.paused)}", markup=True, soft_wrap=True)
         err.print(f"Fix the cause, then resume with: kzmail send {campaign}", soft_wrap=True)
         raise typer.Exit(4)
     if report.interrupted:
-        err.print(f"Interrupted: every message in flight was finished and recorded. "
-                  f"Resume with: kzmail send {campaign}", soft_wrap=True)
+        err.print(
+            f"Interrupted: every message in flight was finished and recorded. "
+            f"Resume with: kzmail send {campaign}",
+            soft_wrap=True,
+        )
         raise typer.Exit(130)
     if report.failed:
         raise typer.Exit(3)
@@ -158,23 +196,32 @@ def _show_result(campaign: Path, result: kzmail.services.send.SendResult, dry_ru
 @app.command()
 def send(
     campaign: CampaignArg,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Build every message, send none.")] = False,
-    to: Annotated[str | None, typer.Option(
-        help="Send one message, identical to a real one, to this address only.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1,
-        help="Send to the first N pending subscribers only.")] = None,
-    resend_uncertain: Annotated[bool, typer.Option(
-        "--resend-uncertain",
-        help="Also send to those a crash left uncertain (they may get it twice).")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build every message, send none.")
+    ] = False,
+    to: Annotated[
+        str | None,
+        typer.Option(help="Send one message, identical to a real one, to this address only."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Send to the first N pending subscribers only.")
+    ] = None,
+    resend_uncertain: Annotated[
+        bool,
+        typer.Option(
+            "--resend-uncertain",
+            help="Also send to those a crash left uncertain (they may get it twice).",
+        ),
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Send one personal message per subscriber (asks first, unless --yes or the sink).
 
     An interrupted send resumes where it stopped: nobody already sent is mailed again.
     """
-    _run_send(campaign, dry_run=dry_run, to=to, limit=limit, yes=yes,
-              resend_uncertain=resend_uncertain)
+    _run_send(
+        campaign, dry_run=dry_run, to=to, limit=limit, yes=yes, resend_uncertain=resend_uncertain
+    )
 
 
 @app.command()
@@ -212,7 +259,8 @@ def status(
 def report(
     campaign: CampaignArg,
     out_file: Annotated[Path, typer.Option("--out", help="The CSV file to write.")] = Path(
-        "failures.csv"),
+        "failures.csv"
+    ),
 ) -> None:
     """Write who failed (or is uncertain) and why, with the relay's reply, to a CSV file."""
     import kzmail.services.send
@@ -221,15 +269,24 @@ def report(
     out.print(f"Wrote {count} rows to {out_file}.")
 
 
-def _serve_preview(campaign: Path | None, subscriber: str | None, port: int, *,
-                   open_browser: bool) -> None:
+def _serve_preview(
+    campaign: Path | None, subscriber: str | None, port: int, *, open_browser: bool
+) -> None:
     """`preview --serve`: live preview with reload, picker, both widths and the text part."""
     import kzmail.services.preview
 
     def ready(url: str) -> None:
-        out.print(f"Live preview on {url} (reloads when campaign, article or template "
-                  "change). Ctrl-C stops it.", soft_wrap=True)
+        out.print(
+            f"Live preview on {url} (reloads when campaign, article or template "
+            "change). Ctrl-C stops it.",
+            soft_wrap=True,
+        )
 
-    kzmail.services.preview.serve_preview(current_workspace(), campaign, port=port,
-                                          address=subscriber, open_browser=open_browser,
-                                          on_ready=ready)
+    kzmail.services.preview.serve_preview(
+        current_workspace(),
+        campaign,
+        port=port,
+        address=subscriber,
+        open_browser=open_browser,
+        on_ready=ready,
+    )

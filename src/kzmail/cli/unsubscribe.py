@@ -18,8 +18,10 @@ secret_cli = typer.Typer(no_args_is_help=True, help="The secret that signs unsub
 
 @app.command()
 def serve(
-    campaigns: Annotated[list[Path] | None, typer.Option(
-        "--campaigns", help="Campaign files or folders (default: campaigns/).")] = None,
+    campaigns: Annotated[
+        list[Path] | None,
+        typer.Option("--campaigns", help="Campaign files or folders (default: campaigns/)."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8025,
 ) -> None:
@@ -31,19 +33,25 @@ def serve(
         out.print(f"Unsubscribe service on {serving.url} for {names}", soft_wrap=True)
         out.print("Put it behind your HTTPS reverse proxy (see README). Ctrl-C stops it.")
 
-    kzmail.services.unsubscribe.serve(current_workspace(), campaigns or [], host, port,
-                                      on_ready=ready)
+    kzmail.services.unsubscribe.serve(
+        current_workspace(), campaigns or [], host, port, on_ready=ready
+    )
 
 
 @secret_cli.command("rotate")
 def secret_rotate(
-    grace_days: Annotated[float, typer.Option(
-        min=0, help="Days the old secret's links keep working (0: stop every old link now).")] = 90,
+    grace_days: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Days the old secret's links keep working (0: stop every old link now)."
+        ),
+    ] = 90,
 ) -> None:
     """Make a new unsubscribe secret; links already sent keep working for the grace period."""
     from datetime import datetime
 
     import kzmail.services.unsubscribe
+
     old = kzmail.services.unsubscribe.rotate(current_workspace(), grace_days)
     if grace_days:
         until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
@@ -53,67 +61,97 @@ def secret_rotate(
 
 
 # the suppression list: mailto unsubscribes in, CSV out -----------------------------------
-unsubscribes_cli = typer.Typer(no_args_is_help=True,
-                               help="Who unsubscribed: import mailto replies, list, export.")
-ListOption = Annotated[str | None, typer.Option(
-    "--list", help="List id (default: the campaign's list; '*' means every list).")]
-FilterOption = Annotated[str | None, typer.Option(
-    "--list", help="Only this list id (default: every list).")]
+unsubscribes_cli = typer.Typer(
+    no_args_is_help=True, help="Who unsubscribed: import mailto replies, list, export."
+)
+ListOption = Annotated[
+    str | None,
+    typer.Option("--list", help="List id (default: the campaign's list; '*' means every list)."),
+]
+FilterOption = Annotated[
+    str | None, typer.Option("--list", help="Only this list id (default: every list).")
+]
 
 
 @unsubscribes_cli.command("import")
 def unsubscribes_import(
-    file: Annotated[Path, typer.Argument(
-        help="An mbox file or Maildir of replies, a list of addresses, or a CSV.",
-        show_default=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="An mbox file or Maildir of replies, a list of addresses, or a CSV.",
+            show_default=False,
+        ),
+    ],
     list_id: ListOption = None,
-    campaign: Annotated[Path | None, typer.Option(
-        help="Take the list from this campaign (default: the only one in campaigns/).")] = None,
-    authserv_id: Annotated[list[str] | None, typer.Option(
-        "--authserv-id", help="Trust Authentication-Results from this receiving server "
-        "(e.g. mx.example.org); repeat for several.")] = None,
-    trust_from: Annotated[bool, typer.Option(
-        "--trust-from", help="Act on every reply's From header, proven or not.")] = False,
+    campaign: Annotated[
+        Path | None,
+        typer.Option(
+            help="Take the list from this campaign (default: the only one in campaigns/)."
+        ),
+    ] = None,
+    authserv_id: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--authserv-id",
+            help="Trust Authentication-Results from this receiving server "
+            "(e.g. mx.example.org); repeat for several.",
+        ),
+    ] = None,
+    trust_from: Annotated[
+        bool, typer.Option("--trust-from", help="Act on every reply's From header, proven or not.")
+    ] = False,
 ) -> None:
     """Suppress the proven senders of unsubscribe replies (or the addresses in a list)."""
     from kzmail.services import suppressions
+
     trust = suppressions.Trust(tuple(authserv_id or ()), trust_from)
     ws = current_workspace()
-    report = suppressions.import_file(ws, file, suppressions.target_list(ws, list_id, campaign),
-                                      trust)
+    report = suppressions.import_file(
+        ws, file, suppressions.target_list(ws, list_id, campaign), trust
+    )
     for line in report.skipped:
         err.print(f"[yellow]skipped[/] {untrusted(line)}", markup=True, soft_wrap=True)
-    for line in report.unverified:   # attacker-written text: no markup
-        err.print("not verified (no token, no aligned DKIM/SPF pass): " + line, markup=False,
-                  soft_wrap=True)
+    for line in report.unverified:  # attacker-written text: no markup
+        err.print(
+            "not verified (no token, no aligned DKIM/SPF pass): " + line,
+            markup=False,
+            soft_wrap=True,
+        )
     for address in report.added:
         out.print(f"unsubscribed {address}")
-    out.print(f"{len(report.added)} newly unsubscribed from {report.list_id}, "
-              f"{len(report.already)} already were, {len(report.skipped)} skipped, "
-              f"{len(report.unverified)} not verified.")
+    out.print(
+        f"{len(report.added)} newly unsubscribed from {report.list_id}, "
+        f"{len(report.already)} already were, {len(report.skipped)} skipped, "
+        f"{len(report.unverified)} not verified."
+    )
 
 
 @unsubscribes_cli.command("list")
 def unsubscribes_list(list_id: FilterOption = None) -> None:
     """Show who unsubscribed, when, from which list and how."""
     from kzmail.services import suppressions
+
     records = suppressions.rows(current_workspace(), list_id)
     for row in records:
-        out.print(f"{row['unsubscribed_at']}  {row['email']}  {row['list_id']}  "
-                  f"({row['reason']})", soft_wrap=True)
+        out.print(
+            f"{row['unsubscribed_at']}  {row['email']}  {row['list_id']}  ({row['reason']})",
+            soft_wrap=True,
+        )
     out.print(f"{len(records)} unsubscribed.")
 
 
 @unsubscribes_cli.command("export")
 def unsubscribes_export(
     list_id: FilterOption = None,
-    out_file: Annotated[Path | None, typer.Option(
-        "--out", help="Write the CSV here (default: print it).")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the CSV here (default: print it).")
+    ] = None,
 ) -> None:
     """Write who unsubscribed as CSV (email, list_id, reason, unsubscribed_at)."""
     import sys
 
     from kzmail.services import suppressions
+
     if out_file is None:
         suppressions.write_csv(suppressions.rows(current_workspace(), list_id), sys.stdout)
         return
@@ -130,8 +168,9 @@ def forget(
     import kzmail.services.forget
 
     def confirm(clean: str) -> bool:
-        return yes or typer.confirm(f"Erase {clean} from the state? This cannot be undone.",
-                                    default=False)
+        return yes or typer.confirm(
+            f"Erase {clean} from the state? This cannot be undone.", default=False
+        )
 
     done = kzmail.services.forget.forget(current_workspace(), address, confirm)
     if done is None:
@@ -139,10 +178,16 @@ def forget(
         raise typer.Exit(1)
     out.print(f"Erased {done.deliveries} delivery records of {done.address}.", markup=False)
     if done.lists:
-        out.print(f"Still suppressed (as a keyed hash only) on: {', '.join(done.lists)}.",
-                  markup=False, soft_wrap=True)
-    out.print("Delete them from your subscriber lists and from reports, exports, previews "
-              "and the outbox yourself.", soft_wrap=True)
+        out.print(
+            f"Still suppressed (as a keyed hash only) on: {', '.join(done.lists)}.",
+            markup=False,
+            soft_wrap=True,
+        )
+    out.print(
+        "Delete them from your subscriber lists and from reports, exports, previews "
+        "and the outbox yourself.",
+        soft_wrap=True,
+    )
 
 
 app.add_typer(secret_cli, name="secret")

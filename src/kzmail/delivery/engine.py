@@ -35,9 +35,15 @@ Mode = Literal["send", "retry"]
 
 class Transport(Protocol):
     async def open(self) -> None: ...
-    async def send(self, sender: str, recipient: str, data: bytes, *,
-                   wire_safe: bool = False,
-                   ready: Callable[[], Awaitable[None]] | None = None) -> str: ...
+    async def send(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        wire_safe: bool = False,
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> str: ...
     async def close(self) -> None: ...
 
 
@@ -59,10 +65,19 @@ class NoLimit:
 class DeliveryLog(Protocol):
     def status(self, campaign: str, address: str) -> str | None: ...
     def retryable(self, campaign: str, address: str) -> bool: ...
-    def mark(self, campaign: str, address: str, status: str, *, code: int | None = None,
-             detail: str | None = None, message_id: str | None = None,
-             name: str | None = None, retryable: bool = False,
-             durable: bool = True) -> None: ...
+    def mark(
+        self,
+        campaign: str,
+        address: str,
+        status: str,
+        *,
+        code: int | None = None,
+        detail: str | None = None,
+        message_id: str | None = None,
+        name: str | None = None,
+        retryable: bool = False,
+        durable: bool = True,
+    ) -> None: ...
     def suppress(self, list_id: str, address: str, reason: str) -> None: ...
     def has_deliveries(self, campaign: str) -> bool: ...
     def flush(self) -> None: ...
@@ -100,9 +115,9 @@ class SendReport:
 
     sent: int = 0
     failed: int = 0
-    retryable: int = 0            # failed for a temporary reason: `kzmail retry` may help
+    retryable: int = 0  # failed for a temporary reason: `kzmail retry` may help
     skipped: int = 0
-    uncertain: int = 0            # skipped because a crash left them uncertain
+    uncertain: int = 0  # skipped because a crash left them uncertain
     retried: int = 0
     suppressed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -120,16 +135,25 @@ class Progress:
 class Sender:
     """Runs one campaign's deliveries; build, lanes and journal are injected."""
 
-    def __init__(self, *, run_key: str, envelope_from: str,
-                 build: Callable[[Subscriber], Outgoing], lanes: list[Lane], log: DeliveryLog,
-                 policy: RetryPolicy | None = None, mode: Mode = "send",
-                 resend_uncertain: bool = False, rng: random.Random | None = None,
-                 on_progress: Callable[[Progress], None] = lambda _: None,
-                 seal: Callable[[Outgoing], Awaitable[Outgoing]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        run_key: str,
+        envelope_from: str,
+        build: Callable[[Subscriber], Outgoing],
+        lanes: list[Lane],
+        log: DeliveryLog,
+        policy: RetryPolicy | None = None,
+        mode: Mode = "send",
+        resend_uncertain: bool = False,
+        rng: random.Random | None = None,
+        on_progress: Callable[[Progress], None] = lambda _: None,
+        seal: Callable[[Outgoing], Awaitable[Outgoing]] | None = None,
+    ) -> None:
         self._run_key = run_key
         self._from = envelope_from
         self._build = build
-        self._seal = seal       # e.g. DKIM-signs in another process while the loop goes on
+        self._seal = seal  # e.g. DKIM-signs in another process while the loop goes on
         self._lanes = lanes
         self._log = log
         self._policy = policy or RetryPolicy()
@@ -181,8 +205,9 @@ class Sender:
             return None
         return asyncio.ensure_future(self._seal(self._build(subscriber)))
 
-    async def _deliver(self, lane: Lane, subscriber: Subscriber,
-                       sealed: asyncio.Future[Outgoing] | None) -> None:
+    async def _deliver(
+        self, lane: Lane, subscriber: Subscriber, sealed: asyncio.Future[Outgoing] | None
+    ) -> None:
         message = self._build(subscriber) if sealed is None else await sealed
         attempt = 0
         while not self.stopping:
@@ -191,22 +216,33 @@ class Sender:
             if self.stopping:
                 lane.limiter.release()
                 return
-            self._log.mark(self._run_key, subscriber.email, "sending",
-                           message_id=message.message_id, name=subscriber.name, durable=False)
+            self._log.mark(
+                self._run_key,
+                subscriber.email,
+                "sending",
+                message_id=message.message_id,
+                name=subscriber.name,
+                durable=False,
+            )
             try:
                 # `sending` is on disk before the message goes out: committed (with the
                 # other lanes' marks) while the relay answers MAIL, RCPT and DATA
-                reply = await lane.transport.send(self._from, message.recipient, message.data,
-                                                  wire_safe=message.wire_safe,
-                                                  ready=self._log.committed)
+                reply = await lane.transport.send(
+                    self._from,
+                    message.recipient,
+                    message.data,
+                    wire_safe=message.wire_safe,
+                    ready=self._log.committed,
+                )
             except DeliveryError as exc:
                 lane.limiter.release()
                 if not await self._failed(subscriber, exc, attempt):
                     return
             else:
                 lane.limiter.release()
-                self._log.mark(self._run_key, subscriber.email, "sent", code=250, detail=reply,
-                               durable=False)
+                self._log.mark(
+                    self._run_key, subscriber.email, "sent", code=250, detail=reply, durable=False
+                )
                 self._consecutive = 0
                 self.report.sent += 1
                 self._on_progress(Progress(subscriber.email))
@@ -223,8 +259,14 @@ class Sender:
             self.stop(f"the relay refuses to take mail: {detail}")
             return False
         if permanent or attempt >= self._policy.attempts:
-            self._log.mark(self._run_key, email, "failed", code=exc.code, detail=detail,
-                           retryable=not permanent)
+            self._log.mark(
+                self._run_key,
+                email,
+                "failed",
+                code=exc.code,
+                detail=detail,
+                retryable=not permanent,
+            )
             self.report.failed += 1
             self.report.retryable += not permanent
             self.report.failures.append((email, detail))
@@ -234,8 +276,9 @@ class Sender:
             self._on_progress(Progress(email))
             self._check_pause(detail)
             return False
-        self._log.mark(self._run_key, email, "pending", code=exc.code, detail=detail,
-                       retryable=True)
+        self._log.mark(
+            self._run_key, email, "pending", code=exc.code, detail=detail, retryable=True
+        )
         self.report.retried += 1
         self._check_pause(detail)
         if self.stopping:
@@ -277,17 +320,19 @@ class Sender:
         finally:
             for task in workers:
                 task.cancel()
-            while not queue.empty():          # left when stopped: nothing of them was sent
+            while not queue.empty():  # left when stopped: nothing of them was sent
                 _discard(queue.get_nowait())
             await asyncio.gather(*workers, return_exceptions=True)
-            await asyncio.gather(*(lane.transport.close() for lane in self._lanes),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(lane.transport.close() for lane in self._lanes), return_exceptions=True
+            )
             self._log.flush()
         return self.report
 
     @staticmethod
-    async def _feed(queue: asyncio.Queue[_Item | None], item: _Item | None,
-                    workers: list[asyncio.Task[None]]) -> None:
+    async def _feed(
+        queue: asyncio.Queue[_Item | None], item: _Item | None, workers: list[asyncio.Task[None]]
+    ) -> None:
         """Put `item` on the queue, but surface a worker's crash instead of waiting forever."""
         if not queue.full():
             queue.put_nowait(item)
@@ -315,5 +360,12 @@ def _discard(item: _Item | None) -> None:
         sealed.exception()
 
 
-__all__ = ["Lane", "PermanentDeliveryError", "Progress", "RetryPolicy", "SendReport",
-           "Sender", "Transport"]
+__all__ = [
+    "Lane",
+    "PermanentDeliveryError",
+    "Progress",
+    "RetryPolicy",
+    "SendReport",
+    "Sender",
+    "Transport",
+]

@@ -58,16 +58,19 @@ class Pipeline(asyncio.Protocol):
             try:
                 code = int(line[:3])
             except ValueError:
-                self._fail(TransientDeliveryError(
-                    f"the relay sent a malformed reply: {line[:80]!r}", stage="reply"))
+                self._fail(
+                    TransientDeliveryError(
+                        f"the relay sent a malformed reply: {line[:80]!r}", stage="reply"
+                    )
+                )
                 return
             self._lines.append(line[4:].decode("utf-8", "replace").strip())
-            if line[3:4] != b"-":                     # the last line of a reply
+            if line[3:4] != b"-":  # the last line of a reply
                 reply = Reply(code, "\n".join(self._lines))
                 self._lines = []
                 if self._busy:
                     self._replies.append(reply)
-                elif code == 421:                     # "closing": the idle connection ends
+                elif code == 421:  # "closing": the idle connection ends
                     self._fail(aiosmtplib.SMTPServerDisconnected(str(reply)))
                     return
         del buffer[:start]
@@ -122,8 +125,13 @@ class Pipeline(asyncio.Protocol):
         self._transport.write(data)
 
     # one delivery ---------------------------------------------------------------------
-    async def transaction(self, sender: str, recipient: str, wire: bytes,
-                          ready: Callable[[], Awaitable[None]] | None = None) -> Reply:
+    async def transaction(
+        self,
+        sender: str,
+        recipient: str,
+        wire: bytes,
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> Reply:
         """Deliver `wire` (CRLF lines, dot-stuffed, ending in CRLF) to one recipient.
 
         Returns the relay's 250 to the message; raises `Refused` for an error reply (with
@@ -138,15 +146,20 @@ class Pipeline(asyncio.Protocol):
         finally:
             self._busy = False
 
-    async def _transaction(self, sender: str, recipient: str, wire: bytes,
-                           ready: Callable[[], Awaitable[None]] | None) -> Reply:
-        self._write(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode(),
-                    "mail")
+    async def _transaction(
+        self, sender: str, recipient: str, wire: bytes, ready: Callable[[], Awaitable[None]] | None
+    ) -> Reply:
+        self._write(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode(), "mail")
         mail = await self._reply("mail")
         rcpt = await self._reply("rcpt")
         data = await self._reply("data")
-        refused = (Refused(mail, "mail") if mail.code != 250 else
-                   Refused(rcpt, "rcpt") if rcpt.code not in (250, 251) else None)
+        refused = (
+            Refused(mail, "mail")
+            if mail.code != 250
+            else Refused(rcpt, "rcpt")
+            if rcpt.code not in (250, 251)
+            else None
+        )
         if data.code == 354:
             if refused is not None:
                 # RFC 2920 3.1: the relay took DATA with no valid recipient; send nothing
@@ -161,7 +174,7 @@ class Pipeline(asyncio.Protocol):
                     # the relay waits for a message: dropping the connection leaves it none
                     self._fail(aiosmtplib.SMTPServerDisconnected("the message was held back"))
                     raise
-            self._write(wire + b".\r\n", "data")     # one copy is cheaper than one more send
+            self._write(wire + b".\r\n", "data")  # one copy is cheaper than one more send
             final = await self._reply("data")
             if final.code != 250:
                 raise Refused(final, "data")

@@ -40,8 +40,7 @@ def windows_for(rate: RateSettings) -> list[Window]:
             windows.append((int(rate.per_second), 1.0))
         else:
             windows.append((1, 1.0 / rate.per_second))
-    for count, seconds in ((rate.per_minute, 60.0), (rate.per_hour, 3600.0),
-                           (rate.per_day, DAY)):
+    for count, seconds in ((rate.per_minute, 60.0), (rate.per_hour, 3600.0), (rate.per_day, DAY)):
         if count > 0:
             windows.append((count, seconds))
     return windows
@@ -50,10 +49,14 @@ def windows_for(rate: RateSettings) -> list[Window]:
 class RateLimiter:
     """One set of sliding windows: in-flight transactions plus remembered ends."""
 
-    def __init__(self, windows: Iterable[Window], *,
-                 clock: Callable[[], float] = time.monotonic,
-                 history: Iterable[float] = (),
-                 on_stamp: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        windows: Iterable[Window],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        history: Iterable[float] = (),
+        on_stamp: Callable[[float], None] | None = None,
+    ) -> None:
         self.windows = sorted((count, seconds) for count, seconds in windows if count > 0)
         self._clock = clock
         self._span = max((seconds for _, seconds in self.windows), default=0.0)
@@ -82,7 +85,7 @@ class RateLimiter:
             if excess <= 0:
                 continue
             if excess > in_window:
-                return math.inf        # only a transaction in flight ending can make room
+                return math.inf  # only a transaction in flight ending can make room
             # A full window must make us wait: `stamp + seconds - now` can round to 0 while
             # that stamp is still inside the window (1.0000000000000002 + 1.0 == 2.0).
             wait = max(wait, self._stamps[start + excess - 1] + seconds - now, _MIN_WAIT)
@@ -91,7 +94,7 @@ class RateLimiter:
     def _expire(self, now: float) -> None:
         self._first = bisect_right(self._stamps, now - self._span, lo=self._first)
         if self._first > 4096 and self._first * 2 > len(self._stamps):
-            del self._stamps[:self._first]
+            del self._stamps[: self._first]
             self._first = 0
 
     def take(self) -> None:
@@ -102,7 +105,7 @@ class RateLimiter:
         self._in_flight -= 1
         if self.windows:
             if self._stamps and now < self._stamps[-1]:
-                now = self._stamps[-1]           # keep the list sorted whatever the clock does
+                now = self._stamps[-1]  # keep the list sorted whatever the clock does
             self._stamps.append(now)
             if self._on_stamp is not None:
                 self._on_stamp(now + self._offset)
@@ -116,9 +119,13 @@ class RateLimiter:
 class Gate:
     """Takes a slot in several limiters at once, right before a transaction."""
 
-    def __init__(self, limiters: Sequence[RateLimiter], *,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        limiters: Sequence[RateLimiter],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         self._limiters = [limiter for limiter in limiters if limiter.limited]
         self._clock = clock
         self._sleep = sleep

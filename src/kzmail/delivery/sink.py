@@ -50,14 +50,25 @@ class EmbeddedSink:
     async def __aenter__(self) -> EmbeddedSink:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(self.handler, hostname="kzmail-sink.localhost", decode_data=False,
-                         enable_SMTPUTF8=True, ident="kzmail embedded sink"),
-            host=self.host, port=0)
+            lambda: SMTP(
+                self.handler,
+                hostname="kzmail-sink.localhost",
+                decode_data=False,
+                enable_SMTPUTF8=True,
+                ident="kzmail embedded sink",
+            ),
+            host=self.host,
+            port=0,
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -32,7 +32,8 @@ from kzmail.errors import (
 _UNKNOWN_USER = re.compile(
     r"\b5\.1\.[016]\b|no such (user|mailbox|recipient)|user unknown|unknown (user|recipient)"
     r"|mailbox (does not exist|not found|unavailable)|does not exist|recipient not found",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class RelayConfig:
 
     host: str
     port: int
-    tls: str = "starttls"          # none | starttls | ssl
+    tls: str = "starttls"  # none | starttls | ssl
     username: str = ""
     password: str = ""
     timeout: float = 30.0
@@ -115,8 +116,7 @@ def to_wire(data: bytes, wire_safe: bool = False) -> bytes:
     return ready
 
 
-async def _data(smtp: aiosmtplib.SMTP, data: bytes,
-                wire_safe: bool) -> aiosmtplib.SMTPResponse:
+async def _data(smtp: aiosmtplib.SMTP, data: bytes, wire_safe: bool) -> aiosmtplib.SMTPResponse:
     """DATA with the bytes in wire form (`to_wire`), sent as they are; should aiosmtplib's
     internals ever change, its own `data()` does it the slow way."""
     protocol = smtp.protocol
@@ -160,13 +160,19 @@ class SmtpTransport:
     async def _connect(self) -> aiosmtplib.SMTP:
         c = self._config
         smtp = aiosmtplib.SMTP(
-            hostname=c.host, port=c.port, timeout=c.timeout, local_hostname=c.local_hostname,
-            use_tls=c.tls == "ssl", start_tls=c.tls == "starttls",
+            hostname=c.host,
+            port=c.port,
+            timeout=c.timeout,
+            local_hostname=c.local_hostname,
+            use_tls=c.tls == "ssl",
+            start_tls=c.tls == "starttls",
             validate_certs=c.verify_certificate,
             cert_bundle=str(c.ca_file) if c.ca_file else None,
-            username=c.username or None, password=c.password or None)
+            username=c.username or None,
+            password=c.password or None,
+        )
         await smtp.connect()
-        if smtp.is_ehlo_or_helo_needed:        # without TLS or AUTH nothing has asked yet
+        if smtp.is_ehlo_or_helo_needed:  # without TLS or AUTH nothing has asked yet
             try:
                 await smtp.ehlo()
             except aiosmtplib.SMTPHeloError:
@@ -188,15 +194,21 @@ class SmtpTransport:
             smtp = await self._connect()
         except Exception as exc:
             raise map_error(exc, "connect") from exc
-        if smtp.supports_extension("pipelining"):     # RFC 2920: fewer round trips
+        if smtp.supports_extension("pipelining"):  # RFC 2920: fewer round trips
             self._pipe = Pipeline.take_over(smtp, self._config.timeout)
         else:
             self._smtp = smtp
         self._used = 0
 
-    async def send(self, sender: str, recipient: str, data: bytes, *,
-                   wire_safe: bool = False,
-                   ready: Callable[[], Awaitable[None]] | None = None) -> str:
+    async def send(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        wire_safe: bool = False,
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> str:
         """Deliver `data` to exactly one recipient; return the relay's reply to DATA.
 
         `wire_safe` says the bytes are CRLF lines with none starting with a dot (the
@@ -211,8 +223,7 @@ class SmtpTransport:
         reused = self._connected
         await self.open()
         if self._pipe is not None:
-            return await self._pipelined(sender, recipient, to_wire(data, wire_safe), reused,
-                                         ready)
+            return await self._pipelined(sender, recipient, to_wire(data, wire_safe), reused, ready)
         try:
             await self._mail(sender, reused)
         except DeliveryError:
@@ -232,7 +243,7 @@ class SmtpTransport:
             try:
                 await ready()
             except BaseException:
-                self._smtp.close()          # no DATA yet: the relay drops the transaction
+                self._smtp.close()  # no DATA yet: the relay drops the transaction
                 self._smtp = None
                 raise
         try:
@@ -243,8 +254,14 @@ class SmtpTransport:
             raise map_error(exc, "data") from exc
         return f"{reply.code} {reply.message}"
 
-    async def _pipelined(self, sender: str, recipient: str, wire: bytes, reused: bool,
-                         ready: Callable[[], Awaitable[None]] | None) -> str:
+    async def _pipelined(
+        self,
+        sender: str,
+        recipient: str,
+        wire: bytes,
+        reused: bool,
+        ready: Callable[[], Awaitable[None]] | None,
+    ) -> str:
         while True:
             assert self._pipe is not None
             self._used += 1
@@ -260,8 +277,9 @@ class SmtpTransport:
             reused = False
             await self.open()
             if self._pipe is None:
-                raise TransientDeliveryError("the relay stopped offering PIPELINING",
-                                             stage="connect")
+                raise TransientDeliveryError(
+                    "the relay stopped offering PIPELINING", stage="connect"
+                )
 
     async def _mail(self, sender: str, reused: bool) -> None:
         assert self._smtp is not None
@@ -269,8 +287,9 @@ class SmtpTransport:
             await self._smtp.mail(sender)
         except aiosmtplib.SMTPServerDisconnected:
             if not reused:
-                raise TransientDeliveryError("the relay closed the connection",
-                                             stage="mail") from None
+                raise TransientDeliveryError(
+                    "the relay closed the connection", stage="mail"
+                ) from None
         except Exception as exc:
             raise map_error(exc, "mail") from exc
         else:

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from kzmail.dkim.worker import HELLO, REPLY, REQUEST, Key
 from kzmail.errors import SigningError
 
-WORKER = Path(__file__).with_name("worker.py")     # run as a script: a fresh interpreter
+WORKER = Path(__file__).with_name("worker.py")  # run as a script: a fresh interpreter
 _STDERR_KEPT = 2000
 
 
@@ -42,26 +42,29 @@ class _Worker:
     def __init__(self, loop: asyncio.AbstractEventLoop, pem: bytes) -> None:
         self._loop = loop
         self._buffer = bytearray()
-        self._unsent = bytearray()        # requests the full stdin pipe did not take yet
+        self._unsent = bytearray()  # requests the full stdin pipe did not take yet
         self._sequence = 0
         self.pending: dict[int, asyncio.Future[bytes]] = {}
         self.ready: asyncio.Future[None] = loop.create_future()
-        self.ended: asyncio.Future[None] = loop.create_future()   # EOF on its stdout
+        self.ended: asyncio.Future[None] = loop.create_future()  # EOF on its stdout
         self.failure: str | None = None
         # -P: the script's folder (this package) must not shadow the standard library
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-P", str(WORKER)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [sys.executable, "-P", str(WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert self.process.stdin is not None and self.process.stdout is not None
         self._stdin = self.process.stdin.fileno()
         self._stdout = self.process.stdout.fileno()
         try:
-            os.write(self._stdin, len(pem).to_bytes(4, "big") + pem)   # a fresh pipe takes it
+            os.write(self._stdin, len(pem).to_bytes(4, "big") + pem)  # a fresh pipe takes it
             os.set_blocking(self._stdin, False)
             os.set_blocking(self._stdout, False)
             loop.add_reader(self._stdout, self._readable)
         except BaseException:
-            self.reap()                   # nobody else knows about this process yet
+            self.reap()  # nobody else knows about this process yet
             raise
 
     @property
@@ -77,7 +80,7 @@ class _Worker:
             written = os.write(self._stdin, data)
         except BlockingIOError:
             written = 0
-        except OSError:                   # EPIPE: it died; its stdout EOF reports that
+        except OSError:  # EPIPE: it died; its stdout EOF reports that
             return
         if written < len(data):
             self._unsent += data[written:]
@@ -101,7 +104,7 @@ class _Worker:
             return
         except OSError:
             data = b""
-        if not data:      # EOF: every reply the worker made has been read
+        if not data:  # EOF: every reply the worker made has been read
             self._loop.remove_reader(self._stdout)
             self._fail("ended unexpectedly")
             if not self.ended.done():
@@ -112,10 +115,10 @@ class _Worker:
         if not self.ready.done():
             if len(buffer) < len(HELLO):
                 return
-            if buffer[:len(HELLO)] != HELLO:
+            if buffer[: len(HELLO)] != HELLO:
                 self._fail("answered with something unexpected")
                 return
-            del buffer[:len(HELLO)]
+            del buffer[: len(HELLO)]
             self.ready.set_result(None)
         start, size = 0, len(buffer)
         while size - start >= REPLY.size:
@@ -124,8 +127,8 @@ class _Worker:
             if end > size:
                 break
             future = self.pending.pop(sequence, None)
-            if future is not None and not future.done():   # done: its sender was cancelled
-                future.set_result(bytes(buffer[start + REPLY.size:end]))
+            if future is not None and not future.done():  # done: its sender was cancelled
+                future.set_result(bytes(buffer[start + REPLY.size : end]))
             start = end
         del buffer[:start]
 
@@ -153,9 +156,11 @@ class _Worker:
     def _fail(self, what: str) -> None:
         if self.failure is None:
             said = self._said()
-            self.failure = (f"the DKIM signing process (pid {self.pid}) {what}"
-                            + (f": {said}" if said else "")
-                            + "; messages waiting for a signature were not sent")
+            self.failure = (
+                f"the DKIM signing process (pid {self.pid}) {what}"
+                + (f": {said}" if said else "")
+                + "; messages waiting for a signature were not sent"
+            )
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(SigningError(self.failure))
@@ -190,8 +195,9 @@ class _Worker:
 class SignPool:
     """Worker processes that sign digests for one key; `async with` or `start()`/`close()`."""
 
-    def __init__(self, key: Key, *, workers: int = 1, start_timeout: float = 30.0,
-                 stop_timeout: float = 5.0) -> None:
+    def __init__(
+        self, key: Key, *, workers: int = 1, start_timeout: float = 30.0, stop_timeout: float = 5.0
+    ) -> None:
         if workers < 1:
             raise ValueError("a SignPool needs at least one worker")
         self._key = key
@@ -204,8 +210,9 @@ class SignPool:
         await self.start()
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     @property
@@ -218,21 +225,25 @@ class SignPool:
         if self._workers:
             return
         loop = asyncio.get_running_loop()
-        pem = self._key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
         try:
             for _ in range(self._size):
                 self._workers.append(_Worker(loop, pem))
-            await asyncio.wait_for(asyncio.gather(*(w.ready for w in self._workers)),
-                                   self._start_timeout)
+            await asyncio.wait_for(
+                asyncio.gather(*(w.ready for w in self._workers)), self._start_timeout
+            )
         except OSError as exc:
             await self.close()
             raise SigningError(f"cannot start the DKIM signing process: {exc}") from exc
         except TimeoutError:
             await self.close()
-            raise SigningError("the DKIM signing process did not start within "
-                               f"{self._start_timeout:g} s") from None
+            raise SigningError(
+                f"the DKIM signing process did not start within {self._start_timeout:g} s"
+            ) from None
         except BaseException:
             await self.close()
             raise
@@ -242,7 +253,7 @@ class SignPool:
         workers = self._workers
         if not workers:
             raise SigningError("the DKIM signing pool is not running")
-        for worker in workers:      # one dead worker stops the pool: something is wrong
+        for worker in workers:  # one dead worker stops the pool: something is wrong
             if worker.failure is not None:
                 raise SigningError(worker.failure)
         worker = workers[0] if len(workers) == 1 else min(workers, key=lambda w: len(w.pending))

@@ -34,11 +34,32 @@ from kzmail.models import DkimSettings
 # Signed when present. From, Subject, List-Unsubscribe(-Post), List-Id, To, Reply-To and Date are
 # also "over-signed" (named once more than they occur, even when absent), so that nobody can add
 # one more later without breaking the signature.
-SIGNED = ("from", "to", "subject", "date", "message-id", "reply-to", "list-id",
-          "list-unsubscribe", "list-unsubscribe-post", "mime-version", "content-type",
-          "content-language")
-OVERSIGNED = frozenset(("from", "to", "subject", "date", "reply-to", "list-id",
-                        "list-unsubscribe", "list-unsubscribe-post"))
+SIGNED = (
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "reply-to",
+    "list-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "mime-version",
+    "content-type",
+    "content-language",
+)
+OVERSIGNED = frozenset(
+    (
+        "from",
+        "to",
+        "subject",
+        "date",
+        "reply-to",
+        "list-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    )
+)
 MIN_RSA_BITS = 2048
 
 _WSP = re.compile(rb"[ \t]+")
@@ -66,11 +87,13 @@ def load_key(path: Path) -> Key:
 def public_record(key: Key) -> str:
     """The TXT record to publish at `<selector>._domainkey.<domain>` for this key."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
-        raw = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                            serialization.PublicFormat.Raw)
+        raw = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
         return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
-    der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
 
 
@@ -122,7 +145,7 @@ def relaxed_body(body: bytes) -> bytes:
     """RFC 6376 3.4.4: runs of WSP -> one SP, no WSP at line ends, no empty lines at the end."""
     body = relaxed_piece(body)
     end = len(body)
-    while body.endswith(b"\r\n", 0, end):      # only whole empty lines, not a stray CR
+    while body.endswith(b"\r\n", 0, end):  # only whole empty lines, not a stray CR
         end -= 2
     return body[:end] + b"\r\n" if end else b""
 
@@ -131,7 +154,7 @@ def relaxed_header(name: str, raw_value: bytes) -> bytes:
     """RFC 6376 3.4.2: lower-case name, value unfolded, WSP runs -> one SP, trimmed."""
     if b"\r" in raw_value or b"\t" in raw_value or b"  " in raw_value:
         value = _WSP.sub(b" ", _FOLD.sub(b"", raw_value)).strip(b" ")
-    else:                       # the common case: nothing to unfold or squeeze
+    else:  # the common case: nothing to unfold or squeeze
         value = raw_value.strip(b" ")
     return name.encode("ascii") + b":" + value + b"\r\n"
 
@@ -165,7 +188,7 @@ def _fold_list(names: Sequence[str], first: int) -> str:
 def _fold_b64(value: str, first: int) -> str:
     lines, width, start = [], 76 - first, 0
     while start < len(value):
-        lines.append(value[start:start + width])
+        lines.append(value[start : start + width])
         start += width
         width = 75
     return "\r\n ".join(lines)
@@ -187,14 +210,22 @@ class Unsigned:
 class DkimSigner:
     """Signs one campaign's messages; key, algorithm and tag template are prepared once."""
 
-    def __init__(self, settings: DkimSettings, key: Key | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: DkimSettings,
+        key: Key | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.key = key if key is not None else load_key(settings.key_file)
-        algorithm = ("ed25519-sha256" if isinstance(self.key, ed25519.Ed25519PrivateKey)
-                     else "rsa-sha256")
-        self._prefix = (f"v=1; a={algorithm}; c=relaxed/relaxed;\r\n"
-                        f" d={settings.domain}; s={settings.selector};")
+        algorithm = (
+            "ed25519-sha256" if isinstance(self.key, ed25519.Ed25519PrivateKey) else "rsa-sha256"
+        )
+        self._prefix = (
+            f"v=1; a={algorithm}; c=relaxed/relaxed;\r\n"
+            f" d={settings.domain}; s={settings.selector};"
+        )
         self._clock = clock
         self._names: dict[tuple[str, ...], tuple[list[str], str]] = {}
 
@@ -221,10 +252,10 @@ class DkimSigner:
 
     def prepare(self, message: bytes, bh: str | None = None) -> Unsigned:
         """Everything `sign` does before the private-key operation (same arguments)."""
-        end = message.find(b"\r\n\r\n")       # no copy of the body when `bh` is given
+        end = message.find(b"\r\n\r\n")  # no copy of the body when `bh` is given
         head = message[:end] if end >= 0 else message.rstrip(b"\r\n")
         if bh is None:
-            bh = body_hash(relaxed_body(message[end + 4:] if end >= 0 else b""))
+            bh = body_hash(relaxed_body(message[end + 4 :] if end >= 0 else b""))
         fields = split_headers(head)
         names, h_tag = self._h_tag(tuple(name for name, _ in fields))
         # RFC 6376 5.4.2: several instances of a name are taken from the bottom up.
@@ -236,8 +267,7 @@ class DkimSigner:
             values = remaining.get(name)
             if values:
                 signed += relaxed_header(name, values.pop())
-        tags = (f" {self._prefix} t={int(self._clock())};\r\n h={h_tag};\r\n"
-                f" bh={bh};\r\n b=")
+        tags = f" {self._prefix} t={int(self._clock())};\r\n h={h_tag};\r\n bh={bh};\r\n b="
         # The header signs itself with an empty b= (RFC 6376 3.7), without its final CRLF.
         signed += relaxed_header("dkim-signature", tags.encode("ascii"))[:-2]
         return Unsigned(message, tags, hashlib.sha256(signed).digest())
@@ -256,36 +286,44 @@ def _domain_of(address: str) -> str:
 def _aligned(domain: str, from_domain: str) -> bool:
     """DMARC relaxed alignment, approximated without a public-suffix list: one domain is the
     other or a subdomain of it."""
-    return (from_domain == domain or from_domain.endswith("." + domain)
-            or domain.endswith("." + from_domain))
+    return (
+        from_domain == domain
+        or from_domain.endswith("." + domain)
+        or domain.endswith("." + from_domain)
+    )
 
 
-def check_key(settings: DkimSettings, from_address: str,
-              published: str | None = None) -> list[str]:
+def check_key(settings: DkimSettings, from_address: str, published: str | None = None) -> list[str]:
     """Problems that would make the signature fail or be ignored; empty when all is well.
 
     `published` is the TXT record found at `<selector>._domainkey.<domain>` (if the caller
     looked it up); it must carry the public half of the configured key.
     """
-    problems: list[str] = []    # `DkimSettings` made sure domain and selector are DNS names
+    problems: list[str] = []  # `DkimSettings` made sure domain and selector are DNS names
     try:
         key = load_key(settings.key_file)
     except DkimKeyError as exc:
         return [*problems, f"dkim.key_file: {exc}"]
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MIN_RSA_BITS:
-        problems.append(f"dkim.key_file: RSA key has {key.key_size} bits; use at least "
-                        f"{MIN_RSA_BITS} (receivers ignore or distrust shorter keys)")
+        problems.append(
+            f"dkim.key_file: RSA key has {key.key_size} bits; use at least "
+            f"{MIN_RSA_BITS} (receivers ignore or distrust shorter keys)"
+        )
     from_domain = _domain_of(from_address)
     if not _aligned(settings.domain.lower(), from_domain):
-        problems.append(f"dkim.domain: {settings.domain} is not aligned with the From domain "
-                        f"{from_domain}: DMARC will not count the signature")
+        problems.append(
+            f"dkim.domain: {settings.domain} is not aligned with the From domain "
+            f"{from_domain}: DMARC will not count the signature"
+        )
     if published is not None:
         expected = _tags(public_record(key))
         found = _tags(published)
         if found.get("p") != expected["p"] or found.get("k", "rsa") != expected["k"]:
-            problems.append(f"dkim: the record published at {settings.selector}._domainkey."
-                            f"{settings.domain} does not match the key in dkim.key_file; "
-                            f"publish: {public_record(key)}")
+            problems.append(
+                f"dkim: the record published at {settings.selector}._domainkey."
+                f"{settings.domain} does not match the key in dkim.key_file; "
+                f"publish: {public_record(key)}"
+            )
     return problems
 
 

@@ -56,7 +56,7 @@ def _read_exactly(size: int) -> bytes:
 def _write_all(data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(1, view):]
+        view = view[os.write(1, view) :]
 
 
 def _load(pem: bytes) -> Key:
@@ -93,7 +93,7 @@ def main() -> int:
     try:
         serve()
     except (EOFError, BrokenPipeError):
-        return 0                       # the parent went away: nothing left to do
+        return 0  # the parent went away: nothing left to do
     except Exception as exc:  # noqa: BLE001 - one line for the parent's error message
         # the exception's text, never the key: cryptography's messages do not quote it
         sys.stderr.write(f"{type(exc).__name__}: {exc}\n")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 HEADER = "authentication-results"
-MAX_HEADER_CHARS = 8192       # far above any real header; a longer one is not trusted
+MAX_HEADER_CHARS = 8192  # far above any real header; a longer one is not trusted
 _PAIR = re.compile(r'([A-Za-z0-9_.\-/]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s";]+)')
 
 

@@ -29,7 +29,7 @@ from kzmail.lists.seen import SeenAddresses
 from kzmail.lists.writer import runs_as_formula
 from kzmail.models import ANY_LIST, ListSource, Subscriber
 
-ADDRESS_NOTES = 100          # per list; the rest are counted in one more note
+ADDRESS_NOTES = 100  # per list; the rest are counted in one more note
 
 
 class Suppressions(Protocol):
@@ -72,11 +72,16 @@ class Checked:
 class ListChecker:
     """Classify the rows of `sources`; `check()` for counts, `subscribers()` to send."""
 
-    def __init__(self, sources: Sequence[ListSource], *, list_id: str = ANY_LIST,
-                 suppressions: Suppressions | None = None,
-                 addresses: AddressChecker | None = None,
-                 on_problem: Callable[[Problem], None] = lambda _: None,
-                 keep_problems: int = 1000) -> None:
+    def __init__(
+        self,
+        sources: Sequence[ListSource],
+        *,
+        list_id: str = ANY_LIST,
+        suppressions: Suppressions | None = None,
+        addresses: AddressChecker | None = None,
+        on_problem: Callable[[Problem], None] = lambda _: None,
+        keep_problems: int = 1000,
+    ) -> None:
         self.sources = list(sources)
         self._list_id = list_id
         self._suppressions = suppressions
@@ -118,19 +123,22 @@ class ListChecker:
             except SubscriberListError as exc:
                 if strict:
                     raise
-                self.summary.errors.append(Problem(exc.path or str(source.path),
-                                                   exc.line or 0, exc.reason, kind="error"))
+                self.summary.errors.append(
+                    Problem(exc.path or str(source.path), exc.line or 0, exc.reason, kind="error")
+                )
 
     def _one_list(self, index: int, source: ListSource) -> Iterator[Checked]:
-        raw = open_list(source.path, encoding=source.encoding, delimiter=source.delimiter,
-                        sheet=source.sheet)
+        raw = open_list(
+            source.path, encoding=source.encoding, delimiter=source.delimiter, sheet=source.sheet
+        )
         label = str(source.path)
         self.summary.notes.extend(f"{label}: {note}" for note in raw.notes)
         columns = find_columns(raw.rows, source.path, source.columns)
         self.columns[index] = columns
         if columns.header_row > 1:
-            self.summary.notes.append(f"{label}: header found on row {columns.header_row}; "
-                                      "the rows above it are ignored")
+            self.summary.notes.append(
+                f"{label}: header found on row {columns.header_row}; the rows above it are ignored"
+            )
         count = noted = 0
         for row, cells in raw.rows:
             result = parse_row(columns, label, row, cells, self._addresses)
@@ -148,11 +156,11 @@ class ListChecker:
                 self._problem(result)
             yield Checked(index, columns, cells, result)
         if noted > ADDRESS_NOTES:
-            self.summary.notes.append(f"{label}: {noted - ADDRESS_NOTES} more addresses "
-                                      "with a note like the above")
+            self.summary.notes.append(
+                f"{label}: {noted - ADDRESS_NOTES} more addresses with a note like the above"
+            )
         if count == 0:
-            self.summary.notes.append(f"{label}: the list has a header row but no "
-                                      "subscriber rows")
+            self.summary.notes.append(f"{label}: the list has a header row but no subscriber rows")
 
     def _where(self, file: int, line: int, here: int) -> str:
         return f"line {line}" if file == here else f"{self.sources[file].path}:{line}"
@@ -164,7 +172,7 @@ class ListChecker:
             s.invalid += 1
             return result
         s.valid += 1
-        if isinstance(result, Problem):              # marked unsubscribed in the list
+        if isinstance(result, Problem):  # marked unsubscribed in the list
             address = result.address.lower()
             self._seen.mark(address, index, result.line)
             earlier = self._seen.first(address, index, result.line, "unsubscribed")
@@ -173,8 +181,13 @@ class ListChecker:
                 s.sendable -= 1
                 self._seen.set_state(address, "unsubscribed")
                 where = self._where(earlier[0], earlier[1], index)
-                return Problem(result.file, result.line, f"{result.reason}; {where} has the "
-                               "same address and is not mailed either", result.kind, address)
+                return Problem(
+                    result.file,
+                    result.line,
+                    f"{result.reason}; {where} has the same address and is not mailed either",
+                    result.kind,
+                    address,
+                )
             return result
         address = result.email.lower()
         label = str(self.sources[index].path)
@@ -185,20 +198,35 @@ class ListChecker:
             if earlier is None:
                 self._seen.set_state(address, "unsubscribed")
             where = self._where(marked[0], marked[1], index)
-            return Problem(label, result.line, f"{where} marks this address "
-                           f"unsubscribed: not mailed ({result.email})", "unsubscribed",
-                           result.email)
+            return Problem(
+                label,
+                result.line,
+                f"{where} marks this address unsubscribed: not mailed ({result.email})",
+                "unsubscribed",
+                result.email,
+            )
         if earlier is not None:
             s.duplicates += 1
             where = self._where(earlier[0], earlier[1], index)
-            return Problem(label, result.line, f"duplicate of {where}: {result.email}",
-                           "duplicate", result.email)
+            return Problem(
+                label,
+                result.line,
+                f"duplicate of {where}: {result.email}",
+                "duplicate",
+                result.email,
+            )
         if self._suppressions is not None and self._suppressions.is_suppressed(
-                self._list_id, result.email):
+            self._list_id, result.email
+        ):
             s.suppressed += 1
             self._seen.set_state(address, "suppressed")
-            return Problem(label, result.line, f"{result.email} unsubscribed or bounced "
-                           "earlier (state database): not mailed", "suppressed", result.email)
+            return Problem(
+                label,
+                result.line,
+                f"{result.email} unsubscribed or bounced earlier (state database): not mailed",
+                "suppressed",
+                result.email,
+            )
         s.sendable += 1
         return result
 
@@ -216,9 +244,13 @@ def _address_note(cell: str, address: str) -> str | None:
     if not cell.isascii():
         written = written_address(cell)[0]
         if not written.isascii():
-            return (f"address {written!r} was normalised (IDNA/NFKC) to {address!r}: "
-                    "make sure it is the one meant")
+            return (
+                f"address {written!r} was normalised (IDNA/NFKC) to {address!r}: "
+                "make sure it is the one meant"
+            )
     if runs_as_formula(address):
-        return (f"address {address!r} starts with {address[0]!r}: a spreadsheet may run it "
-                "as a formula when it opens a CSV of this list")
+        return (
+            f"address {address!r} starts with {address[0]!r}: a spreadsheet may run it "
+            "as a formula when it opens a CSV of this list"
+        )
     return None

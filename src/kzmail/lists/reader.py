@@ -25,9 +25,11 @@ SHEET_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
 _SAMPLE = 64 * 1024
 _DELIMITERS = (",", ";", "\t", "|")
 _NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
-_BINARY = {b"PK\x03\x04": "a zipped file (an .xlsx or .ods spreadsheet?)",
-           b"\xd0\xcf\x11\xe0": "an Office file (an .xls spreadsheet?)",
-           b"%PDF": "a PDF document"}
+_BINARY = {
+    b"PK\x03\x04": "a zipped file (an .xlsx or .ods spreadsheet?)",
+    b"\xd0\xcf\x11\xe0": "an Office file (an .xls spreadsheet?)",
+    b"%PDF": "a PDF document",
+}
 
 _UNDECODED = re.compile("[\udc80-\udcff]")
 
@@ -45,8 +47,13 @@ class RawList:
     delimiter: str = ""
 
 
-def open_list(path: Path, *, encoding: str | None = None, delimiter: str | None = None,
-              sheet: str | None = None) -> RawList:
+def open_list(
+    path: Path,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | None = None,
+) -> RawList:
     """Open `path` as a stream of rows; raise SubscriberListError if it cannot be read."""
     if path.suffix.lower() in SHEET_SUFFIXES:
         return _open_sheet(path, sheet)
@@ -56,8 +63,9 @@ def open_list(path: Path, *, encoding: str | None = None, delimiter: str | None 
     except FileNotFoundError:
         raise SubscriberListError("subscriber list not found", path=path) from None
     except OSError as exc:
-        raise SubscriberListError(f"cannot read subscriber list ({exc.strerror})",
-                                  path=path) from exc
+        raise SubscriberListError(
+            f"cannot read subscriber list ({exc.strerror})", path=path
+        ) from exc
     if not head.strip():
         raise SubscriberListError("the list is empty (no header row)", path=path, line=1)
     raw = RawList(path, iter(()))
@@ -77,23 +85,31 @@ def _detect_encoding(head: bytes, path: Path, notes: list[str]) -> str:
         if head.startswith(magic):
             raise SubscriberListError(
                 f"this is {what}, not a text list; save it with its proper extension "
-                "(.xlsx, .xls, .ods) or export it as CSV", path=path, line=1)
+                "(.xlsx, .xls, .ods) or export it as CSV",
+                path=path,
+                line=1,
+            )
     pairs = len(head) // 2 or 1
     even_nul = head[0::2].count(0) / pairs
     odd_nul = head[1::2].count(0) / pairs
     if odd_nul > 0.4 and even_nul < 0.05:
-        notes.append("read as UTF-16 little-endian text (no byte-order mark); "
-                     "set `encoding:` to override")
+        notes.append(
+            "read as UTF-16 little-endian text (no byte-order mark); set `encoding:` to override"
+        )
         return "utf-16-le"
     if even_nul > 0.4 and odd_nul < 0.05:
-        notes.append("read as UTF-16 big-endian text (no byte-order mark); "
-                     "set `encoding:` to override")
+        notes.append(
+            "read as UTF-16 big-endian text (no byte-order mark); set `encoding:` to override"
+        )
         return "utf-16-be"
     control = sum(head.count(bytes([c])) for c in (*range(0, 9), *range(14, 27), *range(28, 32)))
     if control > max(8, len(head) // 100):
-        raise SubscriberListError("this is not a text list (it holds binary data); export "
-                                  "the list as CSV or give the spreadsheet file itself",
-                                  path=path, line=1)
+        raise SubscriberListError(
+            "this is not a text list (it holds binary data); export "
+            "the list as CSV or give the spreadsheet file itself",
+            path=path,
+            line=1,
+        )
     try:
         # A multi-byte character may be cut at the end of the sample: ignore only that.
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
@@ -103,8 +119,10 @@ def _detect_encoding(head: bytes, path: Path, notes: list[str]) -> str:
     if any(byte in head for byte in (0x81, 0x8D, 0x8F, 0x90, 0x9D)):
         notes.append("not UTF-8: read as Latin-1 (ISO-8859-1); set `encoding:` to override")
         return "latin-1"
-    notes.append("not UTF-8: read as Windows-1252 (as Excel writes it on Windows); "
-                 "set `encoding:` to override")
+    notes.append(
+        "not UTF-8: read as Windows-1252 (as Excel writes it on Windows); "
+        "set `encoding:` to override"
+    )
     return "cp1252"
 
 
@@ -112,8 +130,9 @@ def _decode_sample(head: bytes, encoding: str, path: Path) -> str:
     try:
         return codecs.getincrementaldecoder(encoding)(errors="strict").decode(head, final=False)
     except UnicodeDecodeError as exc:
-        raise SubscriberListError(f"not {encoding} text ({exc.reason}); set `encoding:` "
-                                  "for this list", path=path) from exc
+        raise SubscriberListError(
+            f"not {encoding} text ({exc.reason}); set `encoding:` for this list", path=path
+        ) from exc
 
 
 def _record_counts(text: str, delimiters: tuple[str, ...]) -> list[dict[str, int]]:
@@ -125,7 +144,7 @@ def _record_counts(text: str, delimiters: tuple[str, ...]) -> list[dict[str, int
         if char == '"':
             quoted = not quoted
         elif not quoted and char in "\r\n":
-            records.append(counts)          # blank records are dropped by the caller
+            records.append(counts)  # blank records are dropped by the caller
             counts = dict.fromkeys(delimiters, 0)
         elif not quoted and char in counts:
             counts[char] += 1
@@ -137,7 +156,7 @@ def _record_counts(text: str, delimiters: tuple[str, ...]) -> list[dict[str, int
 def _detect_delimiter(text: str, notes: list[str]) -> str:
     records = [r for r in _record_counts(text, _DELIMITERS) if any(r.values())]
     if not records:
-        return ","                      # one column: the delimiter does not matter
+        return ","  # one column: the delimiter does not matter
     scores: dict[str, tuple[float, int]] = {}
     for delim in _DELIMITERS:
         per_record = [r[delim] for r in records]
@@ -150,8 +169,10 @@ def _detect_delimiter(text: str, notes: list[str]) -> str:
     best = ranked[0]
     if len(ranked) > 1 and scores[ranked[1]][0] >= 0.9 and scores[best][0] >= 0.9:
         others = ", ".join(_NAMES[d] for d in ranked[1:])
-        notes.append(f"delimiter {_NAMES[best]} chosen (also plausible: {others}); "
-                     "set `delimiter:` to override")
+        notes.append(
+            f"delimiter {_NAMES[best]} chosen (also plausible: {others}); "
+            "set `delimiter:` to override"
+        )
     return best
 
 
@@ -161,29 +182,45 @@ def _csv_rows(path: Path, encoding: str, delimiter: str) -> Iterator[Row]:
     # in (a strict decoder fails a whole 8 KB chunk ahead of the row being parsed).
     utf8 = codecs.lookup(encoding).name in {"utf-8", "utf-8-sig"}
     try:
-        with path.open(encoding=encoding, newline="",
-                       errors="surrogateescape" if utf8 else "strict") as handle:
-            reader = csv.reader(handle, delimiter=delimiter, quotechar='"', doublequote=True,
-                                skipinitialspace=False, strict=False)
+        with path.open(
+            encoding=encoding, newline="", errors="surrogateescape" if utf8 else "strict"
+        ) as handle:
+            reader = csv.reader(
+                handle,
+                delimiter=delimiter,
+                quotechar='"',
+                doublequote=True,
+                skipinitialspace=False,
+                strict=False,
+            )
             for cells in reader:
                 row += 1
                 if utf8 and _UNDECODED.search("\x1f".join(cells)):
                     raise SubscriberListError(
                         f"not {encoding} text in this row; set `encoding:` for this list "
-                        "(e.g. cp1252)", path=path, line=row)
+                        "(e.g. cp1252)",
+                        path=path,
+                        line=row,
+                    )
                 yield row, cells
     except csv.Error as exc:
         reason = str(exc)
         if "field larger than field limit" in reason:
-            reason = (f"a cell is longer than {csv.field_size_limit():,} characters: "
-                      "a quote that is never closed, or not a subscriber list")
+            reason = (
+                f"a cell is longer than {csv.field_size_limit():,} characters: "
+                "a quote that is never closed, or not a subscriber list"
+            )
         raise SubscriberListError(reason, path=path, line=row + 1) from exc
     except UnicodeDecodeError as exc:
-        raise SubscriberListError(f"not {encoding} text here ({exc.reason}); set `encoding:` "
-                                  "for this list (e.g. cp1252)", path=path, line=row + 1) from exc
+        raise SubscriberListError(
+            f"not {encoding} text here ({exc.reason}); set `encoding:` for this list (e.g. cp1252)",
+            path=path,
+            line=row + 1,
+        ) from exc
     except OSError as exc:
-        raise SubscriberListError(f"cannot read subscriber list ({exc.strerror})",
-                                  path=path, line=row + 1) from exc
+        raise SubscriberListError(
+            f"cannot read subscriber list ({exc.strerror})", path=path, line=row + 1
+        ) from exc
 
 
 def _cell(value: object) -> str:
@@ -209,14 +246,16 @@ def _open_sheet(path: Path, sheet: str | None) -> RawList:
         book = CalamineWorkbook.from_path(str(path))
         names = book.sheet_names
         if sheet is not None and sheet not in names:
-            raise SubscriberListError(f"no sheet named {sheet!r} (sheets: {', '.join(names)})",
-                                      path=path)
+            raise SubscriberListError(
+                f"no sheet named {sheet!r} (sheets: {', '.join(names)})", path=path
+            )
         if not names:
             raise SubscriberListError("the spreadsheet has no sheets", path=path)
         chosen = sheet or names[0]
         if sheet is None and len(names) > 1:
-            notes.append(f"read the first sheet {chosen!r} of {len(names)}; "
-                         "set `sheet:` to choose another")
+            notes.append(
+                f"read the first sheet {chosen!r} of {len(names)}; set `sheet:` to choose another"
+            )
         data = book.get_sheet_by_name(chosen)
     except FileNotFoundError:
         raise SubscriberListError("subscriber list not found", path=path) from None

@@ -25,19 +25,39 @@ from kzmail.text import CONTROL_CHARS, PLAIN_ADDRESS
 
 HEADER_SEARCH_ROWS = 20
 MAX_NAME = 200
-_EMAIL = {"email", "mail", "emailaddress", "emailadresse", "mailadresse", "mailaddress",
-          "emailadr", "email1", "email1value", "emailaddress1", "emails", "mailto"}
+_EMAIL = {
+    "email",
+    "mail",
+    "emailaddress",
+    "emailadresse",
+    "mailadresse",
+    "mailaddress",
+    "emailadr",
+    "email1",
+    "email1value",
+    "emailaddress1",
+    "emails",
+    "mailto",
+}
 _NAME = {"name", "fullname", "vollstandigername", "anzeigename", "displayname", "vollername"}
 _FIRST = {"firstname", "vorname", "givenname", "first", "forename"}
 _LAST = {"lastname", "nachname", "surname", "familyname", "familienname", "last", "zuname"}
-_UNSUBSCRIBED = {"unsubscribed", "unsubscribe", "abgemeldet", "abmeldung", "optout",
-                 "abbestellt", "ausgetragen", "unsubscribedat", "abgemeldetam"}
+_UNSUBSCRIBED = {
+    "unsubscribed",
+    "unsubscribe",
+    "abgemeldet",
+    "abmeldung",
+    "optout",
+    "abbestellt",
+    "ausgetragen",
+    "unsubscribedat",
+    "abgemeldetam",
+}
 _FALSY = {"", "0", "no", "n", "nein", "false", "falsch", "f", "-", "none", "off"}
 _SPACES = re.compile(r"\s+")
 _DISPLAY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>\s*$")
 _DOMAIN_CACHE = 50_000
-_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe",
-                       "Ü": "ue"})
+_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +104,22 @@ class Columns:
     fields: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _pick(keys: list[str], wanted: str | None, known: set[str], path: Path, row: int,
-          role: str) -> int | None:
+def _pick(
+    keys: list[str], wanted: str | None, known: set[str], path: Path, row: int, role: str
+) -> int | None:
     if wanted is not None:
         key = header_key(wanted)
         if key not in keys:
-            raise SubscriberListError(f"no column {wanted!r} (columns.{role} in the campaign)",
-                                      path=path, line=row)
+            raise SubscriberListError(
+                f"no column {wanted!r} (columns.{role} in the campaign)", path=path, line=row
+            )
         return keys.index(key)
     return next((i for i, k in enumerate(keys) if k in known), None)
 
 
-def find_columns(rows: Iterator[tuple[int, list[str]]], path: Path,
-                 mapping: ListColumns | None = None) -> Columns:
+def find_columns(
+    rows: Iterator[tuple[int, list[str]]], path: Path, mapping: ListColumns | None = None
+) -> Columns:
     """Consume rows up to and including the header row and map its columns."""
     mapping = mapping or ListColumns()
     first_text: int | None = None
@@ -115,16 +138,20 @@ def find_columns(rows: Iterator[tuple[int, list[str]]], path: Path,
             break
     if first_text is None:
         raise SubscriberListError("the list is empty (no header row)", path=path, line=1)
-    hint = (f"no column {mapping.email!r} (columns.email in the campaign)" if mapping.email
-            else "no email column: expected a header such as 'email', 'E-Mail' or "
-                 "'E-Mail-Adresse' (or name it with `columns: {email: ...}`)")
+    hint = (
+        f"no column {mapping.email!r} (columns.email in the campaign)"
+        if mapping.email
+        else "no email column: expected a header such as 'email', 'E-Mail' or "
+        "'E-Mail-Adresse' (or name it with `columns: {email: ...}`)"
+    )
     if headerless and not mapping.email:
         hint = "no header row: add one above the first address (e.g. 'email,name')"
     raise SubscriberListError(hint, path=path, line=first_text)
 
 
-def _columns(row: int, cells: list[str], keys: list[str], path: Path,
-             mapping: ListColumns) -> Columns:
+def _columns(
+    row: int, cells: list[str], keys: list[str], path: Path, mapping: ListColumns
+) -> Columns:
     email = _pick(keys, mapping.email, _EMAIL, path, row, "email")
     assert email is not None
     name = _pick(keys, mapping.name, _NAME, path, row, "name")
@@ -149,7 +176,7 @@ def _columns(row: int, cells: list[str], keys: list[str], path: Path,
 def clean_text(value: str) -> str:
     """One line of text: control characters and line breaks become single spaces."""
     if value.isprintable() and "  " not in value and value == value.strip():
-        return value                     # the common case, without two regex passes
+        return value  # the common case, without two regex passes
     return _SPACES.sub(" ", CONTROL_CHARS.sub(" ", value)).strip()
 
 
@@ -228,8 +255,7 @@ class AddressChecker:
         if ascii_domain not in self._domains:
             reason: str | None = None
             try:
-                validate_email_deliverability(ascii_domain, domain,
-                                              dns_resolver=self._resolver)
+                validate_email_deliverability(ascii_domain, domain, dns_resolver=self._resolver)
             except EmailNotValidError as exc:
                 reason = str(exc)
             self._domains[ascii_domain] = reason
@@ -247,8 +273,9 @@ def _cell(cells: list[str], index: int | None) -> str:
     return cells[index] if index is not None and index < len(cells) else ""
 
 
-def parse_row(columns: Columns, file: str, row: int, cells: list[str],
-              checker: AddressChecker) -> Subscriber | Problem | None:
+def parse_row(
+    columns: Columns, file: str, row: int, cells: list[str], checker: AddressChecker
+) -> Subscriber | Problem | None:
     """One data row as a Subscriber, a Problem, or None for a blank row."""
     if not any(cell.strip() for cell in cells):
         return None
@@ -262,12 +289,16 @@ def parse_row(columns: Columns, file: str, row: int, cells: list[str],
         name = " ".join(p for p in parts if p) or clean_text(display)
     if len(name) > MAX_NAME:
         return Problem(file, row, f"name is longer than {MAX_NAME} characters: {address}")
-    fields = {ident: clean_text(cells[i]) if i < len(cells) else ""
-              for i, ident in columns.fields}
+    fields = {ident: clean_text(cells[i]) if i < len(cells) else "" for i, ident in columns.fields}
     if columns.unsubscribed is not None:
         mark = _cell(cells, columns.unsubscribed).strip().lower()
         if mark not in _FALSY:
             header = columns.headers[columns.unsubscribed].strip()
-            return Problem(file, row, f"marked {header} = {mark[:40]!r}: not mailed",
-                           kind="unsubscribed", address=address)
+            return Problem(
+                file,
+                row,
+                f"marked {header} = {mark[:40]!r}: not mailed",
+                kind="unsubscribed",
+                address=address,
+            )
     return Subscriber(email=address, name=name, fields=fields, line=row)

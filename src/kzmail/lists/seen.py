@@ -44,29 +44,32 @@ class SeenAddresses:
     def new_pass(self) -> None:
         self._db.execute("DELETE FROM seen")
 
-    def first(self, address: str, file: int, line: int,
-              state: str) -> tuple[int, int, str] | None:
+    def first(self, address: str, file: int, line: int, state: str) -> tuple[int, int, str] | None:
         """Record `address` unless seen before; return the earlier (file, line, state)."""
-        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)",
-                                  (address, file, line, state))
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO seen VALUES (?, ?, ?, ?)", (address, file, line, state)
+        )
         if cursor.rowcount == 1:
             return None
-        row = self._db.execute("SELECT file, line, state FROM seen WHERE address=?",
-                               (address,)).fetchone()
+        row = self._db.execute(
+            "SELECT file, line, state FROM seen WHERE address=?", (address,)
+        ).fetchone()
         return int(row[0]), int(row[1]), str(row[2])
 
     def set_state(self, address: str, state: str) -> None:
         self._db.execute("UPDATE seen SET state=? WHERE address=?", (state, address))
 
     def mark(self, address: str, file: int, line: int) -> None:
-        cursor = self._db.execute("INSERT OR IGNORE INTO marked VALUES (?, ?, ?)",
-                                  (address, file, line))
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO marked VALUES (?, ?, ?)", (address, file, line)
+        )
         self.marked_count += cursor.rowcount
 
     def marked(self, address: str) -> tuple[int, int] | None:
         """Where the list marks `address` unsubscribed, if anywhere (any pass so far)."""
         if not self.marked_count:
             return None
-        row = self._db.execute("SELECT file, line FROM marked WHERE address=?",
-                               (address,)).fetchone()
+        row = self._db.execute(
+            "SELECT file, line FROM marked WHERE address=?", (address,)
+        ).fetchone()
         return None if row is None else (int(row[0]), int(row[1]))

@@ -50,10 +50,8 @@ _CHUNK = 1024 * 1024
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _EOCD = struct.Struct("<4sHHHHIIH")
-_EOCD_SEARCH = _EOCD.size + 65535                # the record plus the longest comment
+_EOCD_SEARCH = _EOCD.size + 65535  # the record plus the longest comment
 MAX_DIRECTORY = 2 * 1024 * 1024
-
-
 
 
 def check_sheet_file(path: Path) -> None:
@@ -65,10 +63,13 @@ def check_sheet_file(path: Path) -> None:
     try:
         size = path.stat().st_size
     except OSError:
-        return                                # calamine reports the missing file
+        return  # calamine reports the missing file
     if size > MAX_FILE:
-        raise SubscriberListError(f"the spreadsheet file is {mb(size)}; kzmail reads at most "
-                                  f"{mb(MAX_FILE)} (export the list as CSV)", path=path)
+        raise SubscriberListError(
+            f"the spreadsheet file is {mb(size)}; kzmail reads at most "
+            f"{mb(MAX_FILE)} (export the list as CSV)",
+            path=path,
+        )
     suffix = path.suffix.lower()
     if suffix in {".xlsx", ".xlsm"}:
         _check_archive(path, "xlsx")
@@ -76,12 +77,6 @@ def check_sheet_file(path: Path) -> None:
         _check_archive(path, "ods")
     elif suffix == ".xls":
         _check_xls(path)
-
-
-
-
-
-
 
 
 # ---- zip archives (.xlsx, .ods) -------------------------------------------------------------
@@ -102,7 +97,9 @@ def _check_archive(path: Path, kind: str) -> None:
                 if total > MAX_TOTAL:
                     raise SubscriberListError(
                         f"the spreadsheet unpacks to more than {mb(MAX_TOTAL)}; kzmail reads "
-                        "at most that much (a zip bomb, or export the list as CSV)", path=path)
+                        "at most that much (a zip bomb, or export the list as CSV)",
+                        path=path,
+                    )
                 scanner.feed(chunk)
             scanner.close()
 
@@ -119,15 +116,20 @@ def _check_directory(path: Path) -> None:
         tail = handle.read()
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < _EOCD.size:
-        return                                   # not a zip: calamine will say so
+        return  # not a zip: calamine will say so
     entries, directory_size = _EOCD.unpack_from(tail, at)[4:6]
     if entries == 0xFFFF or directory_size == 0xFFFFFFFF:
-        raise SubscriberListError("the spreadsheet archive has a zip64 directory, which no "
-                                  "spreadsheet this size needs", path=path)
+        raise SubscriberListError(
+            "the spreadsheet archive has a zip64 directory, which no spreadsheet this size needs",
+            path=path,
+        )
     if entries > MAX_MEMBERS or directory_size > MAX_DIRECTORY:
-        raise SubscriberListError(f"the spreadsheet archive has {entries:,} parts in a "
-                                  f"{directory_size:,}-byte directory; kzmail reads at most "
-                                  f"{MAX_MEMBERS:,} parts", path=path)
+        raise SubscriberListError(
+            f"the spreadsheet archive has {entries:,} parts in a "
+            f"{directory_size:,}-byte directory; kzmail reads at most "
+            f"{MAX_MEMBERS:,} parts",
+            path=path,
+        )
 
 
 def _scanner(path: Path, member: str, kind: str) -> Scanner:
@@ -145,7 +147,7 @@ def _inflate(raw: BinaryIO, member: zipfile.ZipInfo, path: Path) -> Iterator[byt
     raw.seek(member.header_offset)
     header = raw.read(_LOCAL_HEADER.size)
     if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
-        return                                   # damaged: calamine will say so
+        return  # damaged: calamine will say so
     name_length, extra_length = _LOCAL_HEADER.unpack(header)[9:11]
     raw.seek(member.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
     if member.compress_type == zipfile.ZIP_STORED:
@@ -153,8 +155,11 @@ def _inflate(raw: BinaryIO, member: zipfile.ZipInfo, path: Path) -> Iterator[byt
     elif member.compress_type == zipfile.ZIP_DEFLATED:
         inflater = zlib.decompressobj(-15)
     else:
-        raise SubscriberListError(f"the spreadsheet part {member.filename!r} is compressed in "
-                                  "a way spreadsheet programs do not use", path=path)
+        raise SubscriberListError(
+            f"the spreadsheet part {member.filename!r} is compressed in "
+            "a way spreadsheet programs do not use",
+            path=path,
+        )
     left = member.compress_size
     produced = 0
     while left > 0:
@@ -172,46 +177,37 @@ def _inflate(raw: BinaryIO, member: zipfile.ZipInfo, path: Path) -> Iterator[byt
             if produced > MAX_MEMBER:
                 raise SubscriberListError(
                     f"the spreadsheet part {member.filename!r} unpacks to more than "
-                    f"{mb(MAX_MEMBER)}; kzmail reads at most that much per part", path=path)
+                    f"{mb(MAX_MEMBER)}; kzmail reads at most that much per part",
+                    path=path,
+                )
             if out:
                 yield out
             if inflater is not None and inflater.eof:
                 return
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # ---- .xls (BIFF inside an OLE compound file) --------------------------------------------------
+
 
 def _check_xls(path: Path) -> None:
     import xlrd
 
     try:
-        book = xlrd.open_workbook(str(path), on_demand=True, ragged_rows=True,
-                                  logfile=_Discard())
-    except Exception:                  # noqa: BLE001 - xlrd raises many kinds; calamine reports
+        book = xlrd.open_workbook(str(path), on_demand=True, ragged_rows=True, logfile=_Discard())
+    except Exception:  # noqa: BLE001 - xlrd raises many kinds; calamine reports
         return
     try:
         for index, name in enumerate(book.sheet_names()):
             sheet = book.sheet_by_index(index)
-            extent = Extent(sheet.nrows, max((sheet.row_len(r) for r in range(sheet.nrows)),
-                                             default=0))
+            extent = Extent(
+                sheet.nrows, max((sheet.row_len(r) for r in range(sheet.nrows)), default=0)
+            )
             book.unload_sheet(index)
             if extent.cells > MAX_CELLS:
                 raise too_big(path, extent, name)
     except SubscriberListError:
         raise
-    except Exception:                  # noqa: BLE001 - a damaged sheet: calamine reports it
+    except Exception:  # noqa: BLE001 - a damaged sheet: calamine reports it
         return
     finally:
         book.release_resources()

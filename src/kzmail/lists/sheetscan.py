@@ -23,7 +23,7 @@ MAX_TEXT = 1024 * 1024
 MAX_CELLS = 3_000_000
 
 
-_LONG_TEXT = re.compile(rb"(?:\A|<)[^<]{%d}" % (MAX_TEXT + 1))   # tried only at run starts
+_LONG_TEXT = re.compile(rb"(?:\A|<)[^<]{%d}" % (MAX_TEXT + 1))  # tried only at run starts
 
 
 _XLSX_TAG = re.compile(rb"<(?:\w+:)?(row|c)(?=[\s/>])([^>]*)>")
@@ -41,13 +41,15 @@ _FAST_CELL_ROW = re.compile(rb'<c r="[A-Z]{1,3}(\d{1,9})"')
 _FAST_CELL_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})')
 
 
-_OPENINGS = {name: re.compile(b"<" + name + rb"[\s/>]")
-             for name in (b"row", b"c", b"table:table-row", b"table:table-cell",
-                          b"table:covered-table-cell")}
+_OPENINGS = {
+    name: re.compile(b"<" + name + rb"[\s/>]")
+    for name in (b"row", b"c", b"table:table-row", b"table:table-cell", b"table:covered-table-cell")
+}
 
 
 _ODS_TAG = re.compile(
-    rb"<(/?)(?:\w+:)?(table-row|table-cell|covered-table-cell|table)(?=[\s/>])([^>]*?)(/?)>")
+    rb"<(/?)(?:\w+:)?(table-row|table-cell|covered-table-cell|table)(?=[\s/>])([^>]*?)(/?)>"
+)
 
 
 _REPEATED = re.compile(rb'number-(?:rows|columns)-repeated="(\d{1,9})"')
@@ -82,7 +84,9 @@ def too_big(path: Path, extent: Extent, sheet: str) -> SubscriberListError:
         f"{where}spans {extent.rows:,} rows x {extent.columns:,} columns "
         f"({extent.cells:,} cells) from A1 to its farthest cell {_cell_name(extent)}; kzmail "
         f"reads at most {MAX_CELLS:,} cells: delete what lies beyond the list, or export it "
-        "as CSV", path=path)
+        "as CSV",
+        path=path,
+    )
 
 
 def _cell_name(extent: Extent) -> str:
@@ -96,7 +100,7 @@ def _cell_name(extent: Extent) -> str:
 class Scanner:
     """Fed one archive member chunk by chunk: checks text runs; subclasses read tags."""
 
-    pattern = re.compile(rb"(?!)")                 # matches nothing
+    pattern = re.compile(rb"(?!)")  # matches nothing
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -105,8 +109,10 @@ class Scanner:
     def feed(self, chunk: bytes) -> None:
         data = self.pending + chunk
         if _LONG_TEXT.search(data):
-            raise SubscriberListError(f"a cell holds more than {mb(MAX_TEXT)} of text; "
-                                      "not a subscriber list", path=self.path)
+            raise SubscriberListError(
+                f"a cell holds more than {mb(MAX_TEXT)} of text; not a subscriber list",
+                path=self.path,
+            )
         cut = data.rfind(b"<")
         if cut < 0:
             self.pending = data
@@ -151,14 +157,18 @@ class XlsxSheet(Scanner):
         """
         rows = _FAST_ROW.findall(data, 0, end)
         cells = _FAST_CELL_ROW.findall(data, 0, end)
-        if (data.find(b":c", 0, end) >= 0 or data.find(b":row", 0, end) >= 0   # prefixed
-                or len(rows) != _count(data, end, b"row")
-                or len(cells) != _count(data, end, b"c")):
+        if (
+            data.find(b":c", 0, end) >= 0
+            or data.find(b":row", 0, end) >= 0  # prefixed
+            or len(rows) != _count(data, end, b"row")
+            or len(cells) != _count(data, end, b"c")
+        ):
             super().scan(data, end)
             return
         if rows or cells:
-            self.row = max(self.row, max(map(int, rows), default=0),
-                           max(map(int, cells), default=0))
+            self.row = max(
+                self.row, max(map(int, rows), default=0), max(map(int, cells), default=0)
+            )
         columns = set(_FAST_CELL_COLUMN.findall(data, 0, end))
         if columns:
             self.column = max(_column_number(letters) for letters in columns)
@@ -229,14 +239,19 @@ class OdsContent(Scanner):
     def scan(self, data: bytes, end: int) -> None:
         """Without repeats, prefixes other than `table:` or a new table in this stretch,
         count cells per row with C code; otherwise tag by tag."""
-        cells = _count(data, end, b"table:table-cell") + _count(data, end,
-                                                                b"table:covered-table-cell")
-        if (data.find(b"repeated=", 0, end) >= 0 or data.find(b"<table:table ", 0, end) >= 0
-                or data.count(b"table-row", 0, end) != _count(data, end, b"table:table-row")
-                + data.count(b"</table:table-row>", 0, end)
-                or data.count(b"table-cell", 0, end) != cells
-                + data.count(b"</table:table-cell>", 0, end)
-                + data.count(b"</table:covered-table-cell>", 0, end)):
+        cells = _count(data, end, b"table:table-cell") + _count(
+            data, end, b"table:covered-table-cell"
+        )
+        if (
+            data.find(b"repeated=", 0, end) >= 0
+            or data.find(b"<table:table ", 0, end) >= 0
+            or data.count(b"table-row", 0, end)
+            != _count(data, end, b"table:table-row") + data.count(b"</table:table-row>", 0, end)
+            or data.count(b"table-cell", 0, end)
+            != cells
+            + data.count(b"</table:table-cell>", 0, end)
+            + data.count(b"</table:covered-table-cell>", 0, end)
+        ):
             super().scan(data, end)
             return
         first, *rows = data[:end].split(b"<table:table-row")
@@ -244,13 +259,18 @@ class OdsContent(Scanner):
         if not rows:
             return
         *complete, last = rows
-        if complete:                  # whole rows: all counted as holding something
-            widest = max(map(operator.add, map(bytes.count, complete, repeat(b"<table:table-cell")),
-                             map(bytes.count, complete, repeat(b"<table:covered-"))))
+        if complete:  # whole rows: all counted as holding something
+            widest = max(
+                map(
+                    operator.add,
+                    map(bytes.count, complete, repeat(b"<table:table-cell")),
+                    map(bytes.count, complete, repeat(b"<table:covered-")),
+                )
+            )
             self.extent.extend(self.row + len(complete), widest)
             self.row += len(complete)
         self.row_repeat, self.column, self.row_columns = 1, 0, 0
-        if last[:last.find(b">") + 1].endswith(b"/>"):
+        if last[: last.find(b">") + 1].endswith(b"/>"):
             self._end_row()
         else:
             self._fast_row(last)

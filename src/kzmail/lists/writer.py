@@ -50,8 +50,7 @@ class ListWriter:
 
     `verbatim`: the data columns (addresses) a CSV writes without `spreadsheet_text`."""
 
-    def __init__(self, path: Path, header: list[str], *,
-                 verbatim: Collection[int] = ()) -> None:
+    def __init__(self, path: Path, header: list[str], *, verbatim: Collection[int] = ()) -> None:
         self.path = path
         self._verbatim = frozenset(verbatim)
         self.rows = 0
@@ -66,8 +65,11 @@ class ListWriter:
                 self._sheet = self._book.create_sheet("subscribers")
             else:
                 self._handle = open_private(path, "w", encoding="utf-8-sig", newline="")
-                self._csv = csv.writer(self._handle, lineterminator="\r\n",
-                                       delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+                self._csv = csv.writer(
+                    self._handle,
+                    lineterminator="\r\n",
+                    delimiter="\t" if path.suffix.lower() == ".tsv" else ",",
+                )
         except OSError as exc:
             raise InputError(f"cannot write the list ({exc.strerror})", path=path) from exc
         self._write(header, ())
@@ -93,16 +95,16 @@ class ListWriter:
     def __enter__(self) -> ListWriter:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             if self._handle is not None:
                 self._handle.close()
             elif self._book is not None and kind is None:
-                with open_private(self.path, "wb") as target:   # owner-only, like the CSV
+                with open_private(self.path, "wb") as target:  # owner-only, like the CSV
                     self._book.save(target)
         except OSError as error:
-            raise InputError(f"cannot write the list ({error.strerror})",
-                             path=self.path) from error
+            raise InputError(f"cannot write the list ({error.strerror})", path=self.path) from error
         if kind is not None:
-            self.path.unlink(missing_ok=True)      # never leave half a list behind
+            self.path.unlink(missing_ok=True)  # never leave half a list behind

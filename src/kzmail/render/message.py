@@ -74,8 +74,7 @@ class ChunkEncoder:
     ends on a line break, so the body canonicalises chunk by chunk.
     """
 
-    def __init__(self, static: list[str], *, canonical: bool = False,
-                 recent: int = 1024) -> None:
+    def __init__(self, static: list[str], *, canonical: bool = False, recent: int = 1024) -> None:
         self._canonical = canonical
         self._recent: dict[str, tuple[bytes, bytes]] = {}
         self._recent_max = recent
@@ -84,8 +83,11 @@ class ChunkEncoder:
         for text in static:
             if text:
                 encoded = qp_piece(text)
-                self._known[id(text)] = (text, encoded,
-                                         relaxed_piece(encoded) if canonical else b"")
+                self._known[id(text)] = (
+                    text,
+                    encoded,
+                    relaxed_piece(encoded) if canonical else b"",
+                )
 
     def encode(self, chunks: tuple[str, ...], canonical: list[bytes] | None = None) -> bytes:
         """The encoded chunks; their relaxed forms are appended to `canonical` if given."""
@@ -93,8 +95,12 @@ class ChunkEncoder:
         self.extend(out, chunks, None if canonical is None else canonical.append)
         return b"".join(out)
 
-    def extend(self, out: list[bytes], chunks: tuple[str, ...],
-               canonical: Callable[[bytes], object] | None = None) -> None:
+    def extend(
+        self,
+        out: list[bytes],
+        chunks: tuple[str, ...],
+        canonical: Callable[[bytes], object] | None = None,
+    ) -> None:
         """`encode`, appending the encoded pieces to `out` (for one join per message) and
         handing their relaxed forms to `canonical` (e.g. a body hash's `update`)."""
         known = self._known
@@ -153,17 +159,23 @@ def mailbox_header(name: str, address: str) -> str:
     # longer name is split into several, folded, so no line nears 998 octets
     encoded = Charset("utf-8").header_encode(clean)
     if len(encoded) > _MAX_ENCODED_WORD:
-        encoded = Header(clean, "utf-8", header_name="To").encode(maxlinelen=_MAX_ENCODED_WORD,
-                                                              linesep="\r\n")
+        encoded = Header(clean, "utf-8", header_name="To").encode(
+            maxlinelen=_MAX_ENCODED_WORD, linesep="\r\n"
+        )
     return f"{encoded} <{safe_address(address)}>"
 
 
 class MessageFactory:
     """Builds one campaign's messages; everything shared is prepared in `__init__`."""
 
-    def __init__(self, campaign: Campaign, *, mailto: str | None = None,
-                 static_text: list[str] | None = None,
-                 signer: DkimSigner | None = None) -> None:
+    def __init__(
+        self,
+        campaign: Campaign,
+        *,
+        mailto: str | None = None,
+        static_text: list[str] | None = None,
+        signer: DkimSigner | None = None,
+    ) -> None:
         shared = EmailMessage(policy=SMTP)
         shared["From"] = campaign.from_
         if campaign.reply_to:
@@ -185,16 +197,23 @@ class MessageFactory:
         self._signer = signer
         self._date_second, self._date_text = -1, ""
         # the body's fixed pieces, each starting and ending on a line break
-        self._text_head = (f"--{b}\r\n"
-                           'Content-Type: text/plain; charset="utf-8"\r\n'
-                           "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
-        self._middle = (f"\r\n--{b}\r\n"
-                        'Content-Type: text/html; charset="utf-8"\r\n'
-                        "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
-        self._tail = f"\r\n--{b}--\r\n".encode()   # the CRLF before "--" is the delimiter's
+        self._text_head = (
+            f"--{b}\r\n"
+            'Content-Type: text/plain; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        self._middle = (
+            f"\r\n--{b}\r\n"
+            'Content-Type: text/html; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        self._tail = f"\r\n--{b}--\r\n".encode()  # the CRLF before "--" is the delimiter's
         # their DKIM-canonical forms, for the piecewise body hash
-        self._canonical_fixed = (relaxed_piece(self._text_head), relaxed_piece(self._middle),
-                                 relaxed_piece(self._tail))
+        self._canonical_fixed = (
+            relaxed_piece(self._text_head),
+            relaxed_piece(self._middle),
+            relaxed_piece(self._tail),
+        )
 
     def _date(self) -> str:
         """The Date header's value; it changes once a second, so it is made once a second."""
@@ -210,8 +229,14 @@ class MessageFactory:
     def message_id(self) -> str:
         return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{self._domain}>"
 
-    def build(self, subscriber: Subscriber, parts: Rendered, unsubscribe_url: str, *,
-              defer_signature: bool = False) -> Outgoing:
+    def build(
+        self,
+        subscriber: Subscriber,
+        parts: Rendered,
+        unsubscribe_url: str,
+        *,
+        defer_signature: bool = False,
+    ) -> Outgoing:
         """The complete message for one subscriber, CRLF line ends, ready for DATA.
 
         With `defer_signature` (and a signer), the message still needs `seal`.
@@ -242,24 +267,32 @@ class MessageFactory:
             extend(pieces, parts.html_chunks, hasher.update)
             hasher.update(tail)
         pieces.append(self._tail)
-        data = b"".join(pieces)             # the one copy of the body per message
+        data = b"".join(pieces)  # the one copy of the body per message
         if self._signer is not None:
             # the body ends on "--boundary--": no trailing empty lines to strip
             bh = bh_value(hasher.digest())
             if defer_signature:
-                return Outgoing(recipient=subscriber.email, message_id=message_id, data=data,
-                                wire_safe=True, unsigned=self._signer.prepare(data, bh))
-            data = self._signer.sign(data, bh)      # wire-safe still
+                return Outgoing(
+                    recipient=subscriber.email,
+                    message_id=message_id,
+                    data=data,
+                    wire_safe=True,
+                    unsigned=self._signer.prepare(data, bh),
+                )
+            data = self._signer.sign(data, bh)  # wire-safe still
         # CRLF lines and none starting with ".": DATA can take the bytes as they are
-        return Outgoing(recipient=subscriber.email, message_id=message_id, data=data,
-                        wire_safe=True)
+        return Outgoing(
+            recipient=subscriber.email, message_id=message_id, data=data, wire_safe=True
+        )
 
     def seal(self, message: Outgoing, signature: bytes) -> Outgoing:
         """A message built with `defer_signature`, signed: `signature` is over its digest."""
         if message.unsigned is None or self._signer is None:
             raise ValueError("seal: the message is not waiting for a signature")
         # the DKIM-Signature header is folded CRLF ASCII: still wire-safe
-        return Outgoing(recipient=message.recipient, message_id=message.message_id,
-                        data=self._signer.finish(message.unsigned, signature),
-                        wire_safe=message.wire_safe)
-
+        return Outgoing(
+            recipient=message.recipient,
+            message_id=message.message_id,
+            data=self._signer.finish(message.unsigned, signature),
+            wire_safe=message.wire_safe,
+        )

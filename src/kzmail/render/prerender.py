@@ -23,13 +23,25 @@ import jinja2
 from jinja2 import meta, nodes
 
 # nodes that let one part of a template see what another part set up
-_ENTANGLED = (nodes.Assign, nodes.AssignBlock, nodes.Macro, nodes.CallBlock, nodes.Import,
-              nodes.FromImport, nodes.Include, nodes.Extends, nodes.Block, nodes.Scope,
-              nodes.OverlayScope, nodes.EvalContextModifier)
+_ENTANGLED = (
+    nodes.Assign,
+    nodes.AssignBlock,
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Include,
+    nodes.Extends,
+    nodes.Block,
+    nodes.Scope,
+    nodes.OverlayScope,
+    nodes.EvalContextModifier,
+)
 
 
-def prerender(env: jinja2.Environment, source: str, values: Mapping[str, Any],
-              personal: Collection[str]) -> tuple[jinja2.Template, frozenset[str]]:
+def prerender(
+    env: jinja2.Environment, source: str, values: Mapping[str, Any], personal: Collection[str]
+) -> tuple[jinja2.Template, frozenset[str]]:
     """The template with its impersonal parts rendered, and the names it still reads.
 
     Raises what rendering would raise (e.g. `jinja2.UndefinedError` for a misspelt
@@ -42,8 +54,9 @@ def prerender(env: jinja2.Environment, source: str, values: Mapping[str, Any],
 
 
 class _Folder:
-    def __init__(self, env: jinja2.Environment, values: Mapping[str, Any],
-                 personal: frozenset[str]) -> None:
+    def __init__(
+        self, env: jinja2.Environment, values: Mapping[str, Any], personal: frozenset[str]
+    ) -> None:
         self._env = env
         self._values = values
         self._personal = personal
@@ -52,12 +65,15 @@ class _Folder:
         folded: list[nodes.Node] = []
         for node in statements:
             if isinstance(node, nodes.Output):
-                folded.append(nodes.Output([self._expression(child) for child in node.nodes],
-                                           lineno=node.lineno))
+                folded.append(
+                    nodes.Output(
+                        [self._expression(child) for child in node.nodes], lineno=node.lineno
+                    )
+                )
             elif not self._is_personal(node):
                 folded.append(nodes.Output([self._rendered(node)], lineno=node.lineno))
             else:
-                if isinstance(node, nodes.If):       # the test is personal, the branches
+                if isinstance(node, nodes.If):  # the test is personal, the branches
                     node.body = self.body(node.body)  # may not be
                     for branch in node.elif_:
                         branch.body = self.body(branch.body)
@@ -76,8 +92,7 @@ class _Folder:
 
     def _is_personal(self, node: nodes.Node) -> bool:
         names = [node] if isinstance(node, nodes.Name) else []
-        return any(name.name in self._personal
-                   for name in (*names, *node.find_all(nodes.Name)))
+        return any(name.name in self._personal for name in (*names, *node.find_all(nodes.Name)))
 
 
 __all__ = ["prerender"]

@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 
 _REMOTE = re.compile(r"^\s*(?:https?:)?//", re.IGNORECASE)
 # `url(...)` anywhere in CSS, and `@import "..."` without url()
-_CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]*)\1\s*\)|@import\s+(['"])([^'"]+)\3""",
-                      re.IGNORECASE)
+_CSS_URL = re.compile(
+    r"""url\(\s*(['"]?)([^'")]*)\1\s*\)|@import\s+(['"])([^'"]+)\3""", re.IGNORECASE
+)
 # attributes that make a client fetch their URL when it shows the message
 _FETCHED = frozenset({"src", "background", "poster", "data", "lowsrc", "dynsrc"})
 _LINKS_FETCHED = frozenset({"stylesheet", "icon", "preload", "prefetch", "image_src"})

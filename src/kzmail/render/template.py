@@ -54,10 +54,17 @@ SUBSCRIBER_NAMES = ("subscriber", "unsubscribe_url")
 class CompiledTemplate:
     """A campaign's template, compiled once; `render` runs per subscriber."""
 
-    def __init__(self, html: jinja2.Template, text: jinja2.Template,
-                 html_context: Mapping[str, Any], text_context: Mapping[str, Any],
-                 path: str, source: str, reads: tuple[Collection[str], Collection[str]],
-                 remote: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        html: jinja2.Template,
+        text: jinja2.Template,
+        html_context: Mapping[str, Any],
+        text_context: Mapping[str, Any],
+        path: str,
+        source: str,
+        reads: tuple[Collection[str], Collection[str]],
+        remote: tuple[str, ...] = (),
+    ) -> None:
         self._html = html
         self._text = text
         # what `generate` would merge for every render (the template's globals, then the
@@ -66,7 +73,7 @@ class CompiledTemplate:
         self._text_context = _only({**text.globals, **text_context}, reads[1])
         self._path = path
         self._source = source
-        self.remote = remote    # URLs the HTML part would fetch from remote hosts
+        self.remote = remote  # URLs the HTML part would fetch from remote hosts
 
     def render(self, subscriber: Subscriber, unsubscribe_url: str) -> Rendered:
         """Personalise both parts for one subscriber (autoescaped HTML, plain text)."""
@@ -126,8 +133,9 @@ class _Sandbox(SandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-def _run(template: jinja2.Template, context: dict[str, Any], person: _Person,
-         unsubscribe_url: str) -> tuple[str, ...]:
+def _run(
+    template: jinja2.Template, context: dict[str, Any], person: _Person, unsubscribe_url: str
+) -> tuple[str, ...]:
     """`template.generate(context, ...)` without its two copies of the campaign's values
     for every render: the one fresh dict here is the template's context itself."""
     values = {**context, "subscriber": person, "unsubscribe_url": unsubscribe_url}
@@ -170,8 +178,12 @@ def _unknown_field(exc: jinja2.UndefinedError, path: str, source: str) -> Templa
                 line = number
                 break
     fields = "subscriber.email, subscriber.name and the list's extra columns"
-    return TemplateError(f"unknown field {name!r} (subscriber fields are {fields})",
-                         path=path, line=line, key=name or None)
+    return TemplateError(
+        f"unknown field {name!r} (subscriber fields are {fields})",
+        path=path,
+        line=line,
+        key=name or None,
+    )
 
 
 def article_html(markdown: str) -> str:
@@ -185,8 +197,9 @@ def read_article(campaign: Campaign) -> str:
     try:
         return campaign.article.file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise CampaignError(f"cannot read article: {exc}", path=campaign.source_path,
-                            key="article.file") from exc
+        raise CampaignError(
+            f"cannot read article: {exc}", path=campaign.source_path, key="article.file"
+        ) from exc
 
 
 def _campaign_values(campaign: Campaign, article: str) -> dict[str, Any]:
@@ -214,8 +227,9 @@ class _Marks:
 
     def __init__(self) -> None:
         self.prefix = prefix = f"kz{secrets.token_hex(8)}"
-        self.pair = re.compile(re.escape(prefix) + r"o(\d+)x(\s*)(.*?)(\s*)"
-                               + re.escape(prefix) + r"c\1x", re.DOTALL)
+        self.pair = re.compile(
+            re.escape(prefix) + r"o(\d+)x(\s*)(.*?)(\s*)" + re.escape(prefix) + r"c\1x", re.DOTALL
+        )
         self.any = re.compile(re.escape(prefix) + r"(?:[oc](\d+)x|b)")
         self._edges = re.compile(re.escape(prefix) + r"[oc]\d+x")
 
@@ -232,8 +246,9 @@ class _Marks:
         return self.show(self._edges.sub("", text))
 
 
-def _protect(source: str, values: Mapping[str, Any], path: str,
-             marks: _Marks) -> tuple[str, dict[str, str], list[str]]:
+def _protect(
+    source: str, values: Mapping[str, Any], path: str, marks: _Marks
+) -> tuple[str, dict[str, str], list[str]]:
     """Swap Jinja tags for tokens; fill bare campaign-level `{{ name }}` tags in place,
     between marks; return the names filled in, in order."""
     if _TOKEN_PREFIX in source:
@@ -241,11 +256,14 @@ def _protect(source: str, values: Mapping[str, Any], path: str,
     for match in _SHADOW.finditer(source):
         for name in match.group(1).replace(" ", "").split(","):
             if name in values or name in SUBSCRIBER_NAMES:
-                raise TemplateError(f"do not reuse the name {name!r} for a loop or set "
-                                    "variable: it is a campaign variable", path=path)
+                raise TemplateError(
+                    f"do not reuse the name {name!r} for a loop or set "
+                    "variable: it is a campaign variable",
+                    path=path,
+                )
     tokens: dict[str, str] = {}
     filled: list[str] = []
-    raw = [False]      # inside `{% raw %}`: tags are text, nothing is filled in
+    raw = [False]  # inside `{% raw %}`: tags are text, nothing is filled in
 
     def swap(match: re.Match[str]) -> str:
         tag = match.group(0)
@@ -263,11 +281,12 @@ def _protect(source: str, values: Mapping[str, Any], path: str,
     return _TAG.sub(swap, source), tokens, filled
 
 
-_VALUE = "kz_value{}"   # the name a lifted campaign value has in the template
+_VALUE = "kz_value{}"  # the name a lifted campaign value has in the template
 
 
-def _lift(text: str, marks: _Marks, filled: list[str], path: str,
-          *, html: bool) -> tuple[str, dict[str, Any]]:
+def _lift(
+    text: str, marks: _Marks, filled: list[str], path: str, *, html: bool
+) -> tuple[str, dict[str, Any]]:
     """Replace each marked campaign value by a `{{ name }}` that reads it, and return the
     values: what the template compiler sees of campaign text is a variable, never text.
 
@@ -280,15 +299,18 @@ def _lift(text: str, marks: _Marks, filled: list[str], path: str,
         name = _VALUE.format(len(lifted))
         value = marks.show(match.group(3))
         lifted[name] = Markup(value) if html else _tidy_lines(value)  # noqa: S704 - escaped
-        return f"{match.group(2)}{{{{ {name} }}}}{match.group(4)}"    # when filled in
+        return f"{match.group(2)}{{{{ {name} }}}}{match.group(4)}"  # when filled in
 
     skeleton = marks.pair.sub(lift, text)
     stray = marks.any.search(skeleton)
     if stray is not None:
         name = filled[int(stray.group(1))] if stray.group(1) else "a campaign value"
-        raise TemplateError(f"{{{{ {name} }}}} stands where MJML or the CSS inliner takes "
-                            "it apart (inside a style?): use it in text or in an attribute",
-                            path=path, key=name)
+        raise TemplateError(
+            f"{{{{ {name} }}}} stands where MJML or the CSS inliner takes "
+            "it apart (inside a style?): use it in text or in an attribute",
+            path=path,
+            key=name,
+        )
     return skeleton, lifted
 
 
@@ -300,15 +322,23 @@ def _restore(text: str, tokens: Mapping[str, str]) -> str:
 
 def _inline_css(html: str) -> str:
     # cssutils logs every property it does not know (mso-*, etc.): quiet, not an error.
-    return str(Premailer(html, allow_network=False, disable_validation=True,
-                         cssutils_logging_level=logging.CRITICAL, remove_classes=False,
-                         keep_style_tags=False, strip_important=False).transform())
+    return str(
+        Premailer(
+            html,
+            allow_network=False,
+            disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL,
+            remove_classes=False,
+            keep_style_tags=False,
+            strip_important=False,
+        ).transform()
+    )
 
 
 def to_text(html: str) -> str:
     """A readable plain-text reading of HTML, links kept as `[text](url)`."""
     converter = html2text.HTML2Text()
-    converter.body_width = 0          # no hard wraps: they would split tokens and URLs
+    converter.body_width = 0  # no hard wraps: they would split tokens and URLs
     converter.ignore_images = True
     converter.ignore_tables = True
     converter.ignore_emphasis = False
@@ -333,9 +363,13 @@ def _tidy_text(text: str) -> str:
 def _environment(autoescape: bool) -> jinja2.Environment:
     # The text part is text/plain: HTML escaping would corrupt it, so autoescape is off there.
     # Sandboxed: the template is the organiser's, but may come from elsewhere.
-    return _Sandbox(undefined=jinja2.StrictUndefined, autoescape=autoescape,
-                    trim_blocks=not autoescape, lstrip_blocks=not autoescape,
-                    keep_trailing_newline=True)
+    return _Sandbox(
+        undefined=jinja2.StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=not autoescape,
+        lstrip_blocks=not autoescape,
+        keep_trailing_newline=True,
+    )
 
 
 def compile_campaign(campaign: Campaign) -> CompiledTemplate:
@@ -348,8 +382,9 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
     try:
         _environment(True).parse(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"Jinja syntax error: {exc.message}", path=path,
-                            line=exc.lineno) from exc
+        raise TemplateError(
+            f"Jinja syntax error: {exc.message}", path=path, line=exc.lineno
+        ) from exc
     article = article_html(read_article(campaign))
     values = _campaign_values(campaign, article)
     marks = _Marks()
@@ -364,17 +399,25 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
     html, html_lifted = _lift(html, marks, filled, path, html=True)
     html_values = {**values, **html_lifted}
     text_values = {**values, "article": to_text(article), **text_lifted}
-    try:   # what is the same for every subscriber is rendered here, once
-        html_template, html_reads = prerender(_environment(True), _restore(html, tokens),
-                                              html_values, SUBSCRIBER_NAMES)
-        text_template, text_reads = prerender(_environment(False),
-                                              _restore(_tidy_text(text), tokens),
-                                              text_values, SUBSCRIBER_NAMES)
+    try:  # what is the same for every subscriber is rendered here, once
+        html_template, html_reads = prerender(
+            _environment(True), _restore(html, tokens), html_values, SUBSCRIBER_NAMES
+        )
+        text_template, text_reads = prerender(
+            _environment(False), _restore(_tidy_text(text), tokens), text_values, SUBSCRIBER_NAMES
+        )
     except Exception as exc:
         raise _failure(exc, path, source) from exc
-    return CompiledTemplate(html_template, text_template, html_values, text_values, path,
-                            source, reads=(html_reads, text_reads),
-                            remote=_remote(marks.plain(html_source), html_template))
+    return CompiledTemplate(
+        html_template,
+        text_template,
+        html_values,
+        text_values,
+        path,
+        source,
+        reads=(html_reads, text_reads),
+        remote=_remote(marks.plain(html_source), html_template),
+    )
 
 
 def _remote(html: str, template: jinja2.Template) -> tuple[str, ...]:

@@ -23,11 +23,12 @@ from kzmail.state.journal import Journal
 class Forgotten:
     address: str
     deliveries: int
-    lists: list[str]        # where they stay suppressed, by hash only
+    lists: list[str]  # where they stay suppressed, by hash only
 
 
-def forget(ws: Workspace, address: str,
-           confirm: Callable[[str], bool] = lambda _: True) -> Forgotten | None:
+def forget(
+    ws: Workspace, address: str, confirm: Callable[[str], bool] = lambda _: True
+) -> Forgotten | None:
     """Erase `address` from the state after `confirm(address)`; None if not confirmed."""
     try:
         clean = clean_address(address).lower()
@@ -39,9 +40,11 @@ def forget(ws: Workspace, address: str,
     try:
         deliveries, lists = journal.forget_address(clean)
         if not journal.scrub():
-            raise StateError("erased, but another kzmail (serve, send?) holds the state open, "
-                             "so old copies may remain in state.db-wal: stop it and run "
-                             "`kzmail forget` again")
+            raise StateError(
+                "erased, but another kzmail (serve, send?) holds the state open, "
+                "so old copies may remain in state.db-wal: stop it and run "
+                "`kzmail forget` again"
+            )
     finally:
         journal.close()
     return Forgotten(clean, deliveries, lists)

@@ -42,7 +42,7 @@ class CheckResult:
     errors: list[str] = field(default_factory=list)
     lists: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    codes: list[int] = field(default_factory=list)   # exit codes of the errors raised
+    codes: list[int] = field(default_factory=list)  # exit codes of the errors raised
 
     @property
     def ok(self) -> bool:
@@ -83,13 +83,14 @@ def dns_resolver(environ: Mapping[str, str]) -> Any:
     return resolver
 
 
-def _campaign(ws: Workspace, path: Path | None, lists: Sequence[Path], errors: list[str],
-              codes: list[int]) -> Prepared | None:
+def _campaign(
+    ws: Workspace, path: Path | None, lists: Sequence[Path], errors: list[str], codes: list[int]
+) -> Prepared | None:
     try:
         return prepare(ws, resolve_campaign(ws, path))
     except NoCampaignFile as exc:
         if path is None and lists:
-            return None                       # lists alone: nothing to say about a campaign
+            return None  # lists alone: nothing to say about a campaign
         errors.append(str(exc))
         codes.append(exc.exit_code)
     except KzmailError as exc:
@@ -98,9 +99,16 @@ def _campaign(ws: Workspace, path: Path | None, lists: Sequence[Path], errors: l
     return None
 
 
-def check(ws: Workspace, path: Path | None, *, lists: Sequence[Path] = (), check_dns: bool = False,
-          resolver: Any = None, on_problem: Callable[[Problem], None] = lambda _: None,
-          keep_problems: int = 1000) -> CheckResult:
+def check(
+    ws: Workspace,
+    path: Path | None,
+    *,
+    lists: Sequence[Path] = (),
+    check_dns: bool = False,
+    resolver: Any = None,
+    on_problem: Callable[[Problem], None] = lambda _: None,
+    keep_problems: int = 1000,
+) -> CheckResult:
     """Validate the campaign and its template, then read every list once and count.
 
     `lists` replaces the campaign's lists (and works without a campaign). DNS is only
@@ -111,8 +119,13 @@ def check(ws: Workspace, path: Path | None, *, lists: Sequence[Path] = (), check
     prepared = _campaign(ws, path, lists, errors, codes)
     if prepared is None and not lists:
         return CheckResult(ListSummary(), errors=errors, codes=codes)
-    sources = ([ListSource(path=p) for p in lists] if lists
-               else prepared.campaign.subscribers if prepared else [])
+    sources = (
+        [ListSource(path=p) for p in lists]
+        if lists
+        else prepared.campaign.subscribers
+        if prepared
+        else []
+    )
     if check_dns and resolver is None:
         resolver = dns_resolver(ws.environ)
     journal = Journal(ws.state, ws.clock)
@@ -120,9 +133,14 @@ def check(ws: Workspace, path: Path | None, *, lists: Sequence[Path] = (), check
     list_id = prepared.campaign.list_id if prepared else ANY_LIST
     first: dict[int, Subscriber] = {}
     try:
-        with ListChecker(sources, list_id=list_id, suppressions=suppressions,
-                         addresses=AddressChecker(check_dns=check_dns, resolver=resolver),
-                         on_problem=on_problem, keep_problems=keep_problems) as checker:
+        with ListChecker(
+            sources,
+            list_id=list_id,
+            suppressions=suppressions,
+            addresses=AddressChecker(check_dns=check_dns, resolver=resolver),
+            on_problem=on_problem,
+            keep_problems=keep_problems,
+        ) as checker:
             for item in checker.rows(strict=False):
                 if isinstance(item.result, Subscriber) and item.source not in first:
                     first[item.source] = item.result
@@ -135,13 +153,15 @@ def check(ws: Workspace, path: Path | None, *, lists: Sequence[Path] = (), check
             try:
                 prepared.render(subscriber)
             except KzmailError as exc:
-                errors.append(f"{exc} (rendering row {subscriber.line} of "
-                              f"{sources[index].path})")
+                errors.append(f"{exc} (rendering row {subscriber.line} of {sources[index].path})")
                 codes.append(exc.exit_code)
                 break
-    warnings = _dkim_warnings(prepared.campaign, resolver if check_dns else None) \
-        if prepared is not None else []
-    if prepared is not None:    # a remote image tells its host who reads the message
+    warnings = (
+        _dkim_warnings(prepared.campaign, resolver if check_dns else None)
+        if prepared is not None
+        else []
+    )
+    if prepared is not None:  # a remote image tells its host who reads the message
         remote = remote_problems(prepared)
         if prepared.campaign.allow_remote_images:
             warnings = remote + warnings
@@ -149,8 +169,14 @@ def check(ws: Workspace, path: Path | None, *, lists: Sequence[Path] = (), check
             errors.extend(remote)
     if not summary.errors and summary.sendable == 0 and not errors:
         errors.append("no sendable subscriber in the list" + ("s" if len(sources) > 1 else ""))
-    return CheckResult(summary, prepared.campaign if prepared else None, errors,
-                       [str(s.path) for s in sources], warnings, codes)
+    return CheckResult(
+        summary,
+        prepared.campaign if prepared else None,
+        errors,
+        [str(s.path) for s in sources],
+        warnings,
+        codes,
+    )
 
 
 def _dkim_warnings(campaign: Campaign, resolver: Any) -> list[str]:
@@ -162,11 +188,14 @@ def _dkim_warnings(campaign: Campaign, resolver: Any) -> list[str]:
         name = f"{campaign.dkim.selector}._domainkey.{campaign.dkim.domain}"
         try:
             answer = resolver.resolve(name, "TXT")
-            published = "".join(b.decode("ascii", "replace")
-                                for record in answer for b in record.strings)
+            published = "".join(
+                b.decode("ascii", "replace") for record in answer for b in record.strings
+            )
         except Exception as exc:  # noqa: BLE001 - any DNS failure is one warning, not a crash
-            return [*check_key(campaign.dkim, campaign.from_),
-                    f"dkim: no DKIM record found at {name} ({type(exc).__name__})"]
+            return [
+                *check_key(campaign.dkim, campaign.from_),
+                f"dkim: no DKIM record found at {name} ({type(exc).__name__})",
+            ]
     return check_key(campaign.dkim, campaign.from_, published)
 
 
@@ -177,9 +206,16 @@ class CleanResult:
     written: int
 
 
-def clean(ws: Workspace, list_path: Path, out: Path, *, campaign: Path | None = None,
-          encoding: str | None = None, delimiter: str | None = None,
-          on_problem: Callable[[Problem], None] = lambda _: None) -> CleanResult:
+def clean(
+    ws: Workspace,
+    list_path: Path,
+    out: Path,
+    *,
+    campaign: Path | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    on_problem: Callable[[Problem], None] = lambda _: None,
+) -> CleanResult:
     """Write `list_path` to `out` (UTF-8 CSV, or .xlsx) without invalid, duplicate,
     unsubscribed and suppressed rows, keeping every column."""
     if out.suffix.lower() not in XLSX_SUFFIXES | {".csv", ".txt", ".tsv"}:
@@ -190,16 +226,21 @@ def clean(ws: Workspace, list_path: Path, out: Path, *, campaign: Path | None = 
         source = ListSource(path=list_path, encoding=encoding, delimiter=delimiter)
     except ValidationError as exc:
         detail = exc.errors()[0]
-        raise InputError(detail["msg"].removeprefix("Value error, "),
-                         key=f"--{detail['loc'][0]}") from exc
+        raise InputError(
+            detail["msg"].removeprefix("Value error, "), key=f"--{detail['loc'][0]}"
+        ) from exc
     loaded = campaign_file.load(campaign) if campaign is not None else None
     journal = Journal(ws.state, ws.clock)
     try:
-        with ListChecker([source], list_id=loaded.list_id if loaded else ANY_LIST,
-                         suppressions=journal if loaded else _AnyList(journal),
-                         on_problem=on_problem, keep_problems=1000) as checker:
-            summary = checker.check()               # first pass: marks, counts, errors
-            checker.on_problem = lambda _: None     # reported once, in the first pass
+        with ListChecker(
+            [source],
+            list_id=loaded.list_id if loaded else ANY_LIST,
+            suppressions=journal if loaded else _AnyList(journal),
+            on_problem=on_problem,
+            keep_problems=1000,
+        ) as checker:
+            summary = checker.check()  # first pass: marks, counts, errors
+            checker.on_problem = lambda _: None  # reported once, in the first pass
             if summary.errors:
                 first = summary.errors[0]
                 raise InputError(first.reason, path=first.file, line=first.line or None)

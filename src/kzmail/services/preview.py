@@ -21,7 +21,7 @@ from kzmail.web.preview import preview_app
 from kzmail.web.server import bind, make_server
 
 DEFAULT_PORT = 8026
-PICKER_LIMIT = 200     # the picker lists the first subscribers; any other works by address
+PICKER_LIMIT = 200  # the picker lists the first subscribers; any other works by address
 PLACEHOLDER = Subscriber(email="subscriber@example.org", name="")
 
 Signature = tuple[tuple[str, int, int], ...]
@@ -74,8 +74,12 @@ class LivePreview:
         try:
             prepared = workspace.prepare(self.workspace, self.path)
             campaign = prepared.campaign
-            self._watched = [self.path, campaign.template, campaign.article.file,
-                             *campaign.list_paths]
+            self._watched = [
+                self.path,
+                campaign.template,
+                campaign.article.file,
+                *campaign.list_paths,
+            ]
             found: list[Subscriber] = []
             with ListChecker(campaign.subscribers) as checker:
                 for item in checker.subscribers():
@@ -96,7 +100,7 @@ class LivePreview:
         return [s.email for s in self._subscribers]
 
     def _subscriber(self, address: str | None) -> Subscriber:
-        wanted = (address or "").strip() or None        # none given: the first
+        wanted = (address or "").strip() or None  # none given: the first
         found = pick_subscriber(self._subscribers, wanted)
         if found is None and wanted and self._prepared is not None:
             with ListChecker(self._prepared.campaign.subscribers) as checker:
@@ -114,17 +118,22 @@ class LivePreview:
             subscriber = self._subscriber(address)
             try:
                 parts, _ = self._prepared.render(subscriber)
-            except KzmailError as exc:      # shown until the next change of a file
+            except KzmailError as exc:  # shown until the next change of a file
                 self._failure = exc
                 return None
             self._cache[key] = (subscriber.email, parts)
         return self._cache[key]
 
 
-def serve_preview(ws: Workspace, path: Path | None, *, port: int = DEFAULT_PORT,
-                  address: str | None = None,
-                  open_browser: bool = True,
-                  on_ready: Callable[[str], None] = lambda _: None) -> None:
+def serve_preview(
+    ws: Workspace,
+    path: Path | None,
+    *,
+    port: int = DEFAULT_PORT,
+    address: str | None = None,
+    open_browser: bool = True,
+    on_ready: Callable[[str], None] = lambda _: None,
+) -> None:
     """Serve the live preview on localhost until interrupted; open it in the browser."""
     preview = LivePreview(ws, workspace.resolve_campaign(ws, path))
     preview.refresh()

@@ -39,8 +39,17 @@ from kzmail.services.workspace import (
 from kzmail.state.journal import Delivery, Journal
 from kzmail.state.runlock import run_lock
 
-__all__ = ["Mode", "SendPlan", "SendReport", "SendResult", "Status", "report", "run_key", "send",
-           "status"]
+__all__ = [
+    "Mode",
+    "SendPlan",
+    "SendReport",
+    "SendResult",
+    "Status",
+    "report",
+    "run_key",
+    "send",
+    "status",
+]
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class SendResult:
     plan: SendPlan
     report: SendReport
     built: int = 0
-    uncertain: list[Delivery] = field(default_factory=list)   # left by a crash, not re-sent
+    uncertain: list[Delivery] = field(default_factory=list)  # left by a crash, not re-sent
     run_key: str = ""
 
 
@@ -69,26 +78,40 @@ def run_key(campaign: Campaign, *, test_only: bool = False) -> str:
     """The journal's name for a run: `<name>`, `<name>#sink` (rehearsal), `<name>#test`."""
     if test_only:
         return f"{campaign.name}#test"
-    return f"{campaign.name}#sink" if campaign.smtp.is_local and not campaign.relays else \
-        campaign.name
+    return (
+        f"{campaign.name}#sink" if campaign.smtp.is_local and not campaign.relays else campaign.name
+    )
 
 
-def _relay_config(ws: Workspace, campaign: Campaign, smtp: SmtpSettings,
-                  rate: RateSettings) -> RelayConfig:
+def _relay_config(
+    ws: Workspace, campaign: Campaign, smtp: SmtpSettings, rate: RateSettings
+) -> RelayConfig:
     password = ""
     if smtp.username:
         if not smtp.password_env:
-            raise CampaignError("smtp.username is set: name the environment variable that "
-                                "holds the password", path=campaign.source_path,
-                                key="smtp.password_env")
+            raise CampaignError(
+                "smtp.username is set: name the environment variable that holds the password",
+                path=campaign.source_path,
+                key="smtp.password_env",
+            )
         password = ws.environ.get(smtp.password_env, "")
         if not password:
-            raise CampaignError(f"environment variable {smtp.password_env} is not set",
-                                path=campaign.source_path, key="smtp.password_env")
-    return RelayConfig(host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username,
-                       password=password, timeout=smtp.timeout,
-                       verify_certificate=smtp.verify_certificate, ca_file=smtp.ca_file,
-                       messages_per_connection=rate.messages_per_connection)
+            raise CampaignError(
+                f"environment variable {smtp.password_env} is not set",
+                path=campaign.source_path,
+                key="smtp.password_env",
+            )
+    return RelayConfig(
+        host=smtp.host,
+        port=smtp.port,
+        tls=smtp.tls,
+        username=smtp.username,
+        password=password,
+        timeout=smtp.timeout,
+        verify_certificate=smtp.verify_certificate,
+        ca_file=smtp.ca_file,
+        messages_per_connection=rate.messages_per_connection,
+    )
 
 
 def _limiter(journal: Journal | None, scope: str, rate: RateSettings) -> RateLimiter:
@@ -96,20 +119,28 @@ def _limiter(journal: Journal | None, scope: str, rate: RateSettings) -> RateLim
     if journal is None or not windows:
         return RateLimiter(windows)
     span = max(seconds for _, seconds in windows)
-    return RateLimiter(windows, history=journal.rate_history(scope, span),
-                       on_stamp=lambda at: journal.add_rate_stamp(scope, at))
+    return RateLimiter(
+        windows,
+        history=journal.rate_history(scope, span),
+        on_stamp=lambda at: journal.add_rate_stamp(scope, at),
+    )
 
 
 def _relay_configs(ws: Workspace, campaign: Campaign) -> list[tuple[RelayConfig, RateSettings]]:
     """Each relay's connection settings (password from the workspace) with its own limits."""
     if not campaign.relays:
         return [(_relay_config(ws, campaign, campaign.smtp, campaign.rate), campaign.rate)]
-    return [(_relay_config(ws, campaign, relay, relay.rate), relay.rate)
-            for relay in campaign.relays]
+    return [
+        (_relay_config(ws, campaign, relay, relay.rate), relay.rate) for relay in campaign.relays
+    ]
 
 
-def _lanes(campaign: Campaign, journal: Journal, sink: RelayConfig | None,
-           relays: list[tuple[RelayConfig, RateSettings]]) -> list[Lane]:
+def _lanes(
+    campaign: Campaign,
+    journal: Journal,
+    sink: RelayConfig | None,
+    relays: list[tuple[RelayConfig, RateSettings]],
+) -> list[Lane]:
     """Connections per relay, each behind its relay's gate (which includes the campaign's)."""
     if sink is not None:
         gate = Gate([_limiter(None, "sink", campaign.rate)])
@@ -165,12 +196,19 @@ def _to_do(journal: Journal, key: str, valid: int, mode: Mode, resend_uncertain:
     return max(0, valid - done)
 
 
-def send(ws: Workspace, path: Path, *, dry_run: bool = False, to: str | None = None,
-         limit: int | None = None,
-         resend_uncertain: bool = False, mode: Mode = "send",
-         confirm: Callable[[SendPlan], bool] = lambda _: True,
-         on_start: Callable[[int], None] = lambda _: None,
-         on_progress: Callable[[Progress], None] = lambda _: None) -> SendResult:
+def send(
+    ws: Workspace,
+    path: Path,
+    *,
+    dry_run: bool = False,
+    to: str | None = None,
+    limit: int | None = None,
+    resend_uncertain: bool = False,
+    mode: Mode = "send",
+    confirm: Callable[[SendPlan], bool] = lambda _: True,
+    on_start: Callable[[int], None] = lambda _: None,
+    on_progress: Callable[[Progress], None] = lambda _: None,
+) -> SendResult:
     """Check the list, ask `confirm`, then build (dry run) or send every message still due."""
     prepared = prepare(ws, path)
     refuse_remote(prepared)
@@ -182,7 +220,7 @@ def send(ws: Workspace, path: Path, *, dry_run: bool = False, to: str | None = N
         if summary.errors:
             first = summary.errors[0]
             raise SubscriberListError(first.reason, path=first.file, line=first.line or None)
-        if summary.sendable:   # a template mistake stops us here, before any connection
+        if summary.sendable:  # a template mistake stops us here, before any connection
             prepared.render(find_subscriber(prepared, journal, None))
         local = campaign.smtp.is_local and not campaign.relays
         outbox = (campaign.outbox or ws.outbox(campaign.name)) if local else None
@@ -208,22 +246,34 @@ def send(ws: Workspace, path: Path, *, dry_run: bool = False, to: str | None = N
                 built += 1
                 on_progress(Progress(subscriber.email))
             return SendResult(plan, SendReport(), built, run_key=key)
-        with run_lock(ws.state, key):     # one send of a run at a time
+        with run_lock(ws.state, key):  # one send of a run at a time
             if to is not None or (local and mode == "send"):
-                journal.forget(key)      # a test message, or a sink rehearsal: start afresh
+                journal.forget(key)  # a test message, or a sink rehearsal: start afresh
                 if local and to is None and outbox is not None:
                     _empty_maildir(outbox)
             uncertain = journal.settle_interrupted(key)
             total = 1 if to else _to_do(journal, key, summary.sendable, mode, resend_uncertain)
             on_start(min(total, limit) if limit else total)
             try:
-                report = asyncio.run(_deliver(prepared, journal, recipients, key, outbox, configs,
-                                              mode=mode, resend_uncertain=resend_uncertain,
-                                              on_progress=on_progress))
+                report = asyncio.run(
+                    _deliver(
+                        prepared,
+                        journal,
+                        recipients,
+                        key,
+                        outbox,
+                        configs,
+                        mode=mode,
+                        resend_uncertain=resend_uncertain,
+                        on_progress=on_progress,
+                    )
+                )
             except asyncio.CancelledError:
-                raise KzmailError("stopped at once (Ctrl-C twice): messages that were in "
-                                  "flight are uncertain; `kzmail send` resumes and names "
-                                  "them") from None
+                raise KzmailError(
+                    "stopped at once (Ctrl-C twice): messages that were in "
+                    "flight are uncertain; `kzmail send` resumes and names "
+                    "them"
+                ) from None
         left = [] if resend_uncertain else uncertain
         return SendResult(plan, report, uncertain=left, run_key=key)
     finally:
@@ -239,25 +289,42 @@ def interrupt(sender: Sender, task: asyncio.Task[SendReport] | None) -> None:
         sender.stop()
 
 
-async def _deliver(prepared: Prepared, journal: Journal, recipients: Iterator[Subscriber],
-                   key: str, outbox: Path | None,
-                   relays: list[tuple[RelayConfig, RateSettings]], *, mode: Mode,
-                   resend_uncertain: bool,
-                   on_progress: Callable[[Progress], None]) -> SendReport:
+async def _deliver(
+    prepared: Prepared,
+    journal: Journal,
+    recipients: Iterator[Subscriber],
+    key: str,
+    outbox: Path | None,
+    relays: list[tuple[RelayConfig, RateSettings]],
+    *,
+    mode: Mode,
+    resend_uncertain: bool,
+    on_progress: Callable[[Progress], None],
+) -> SendReport:
     campaign = prepared.campaign
     retry = campaign.retry
-    policy = RetryPolicy(attempts=retry.attempts, backoff=retry.backoff,
-                         backoff_max=retry.backoff_max, pause_after=retry.pause_after)
+    policy = RetryPolicy(
+        attempts=retry.attempts,
+        backoff=retry.backoff,
+        backoff_max=retry.backoff_max,
+        pause_after=retry.pause_after,
+    )
 
     async def run(sink: RelayConfig | None) -> SendReport:
         # DKIM: the private-key operation runs in a signing process, off the event loop
         pool = prepared.sign_pool()
-        sender = Sender(run_key=key, envelope_from=prepared.factory.envelope_from,
-                        build=prepared.build if pool is None else prepared.build_unsealed,
-                        lanes=_lanes(campaign, journal, sink, relays), log=journal,
-                        policy=policy, mode=mode, resend_uncertain=resend_uncertain,
-                        on_progress=on_progress,
-                        seal=None if pool is None else prepared.sealer(pool))
+        sender = Sender(
+            run_key=key,
+            envelope_from=prepared.factory.envelope_from,
+            build=prepared.build if pool is None else prepared.build_unsealed,
+            lanes=_lanes(campaign, journal, sink, relays),
+            log=journal,
+            policy=policy,
+            mode=mode,
+            resend_uncertain=resend_uncertain,
+            on_progress=on_progress,
+            seal=None if pool is None else prepared.sealer(pool),
+        )
         loop = asyncio.get_running_loop()
         no_signals = (NotImplementedError, RuntimeError, ValueError)  # not the main thread
         with contextlib.suppress(*no_signals):
@@ -275,9 +342,14 @@ async def _deliver(prepared: Prepared, journal: Journal, recipients: Iterator[Su
     if outbox is None:
         return await run(None)
     async with EmbeddedSink(outbox) as sink:
-        return await run(RelayConfig(host=sink.host, port=sink.port, tls="none",
-                                     messages_per_connection=campaign.rate.
-                                     messages_per_connection))
+        return await run(
+            RelayConfig(
+                host=sink.host,
+                port=sink.port,
+                tls="none",
+                messages_per_connection=campaign.rate.messages_per_connection,
+            )
+        )
 
 
 # status and report ----------------------------------------------------------------------
@@ -308,8 +380,11 @@ def status(ws: Workspace, path: Path) -> Status:
                 counts["total"] += 1
                 state = journal.status(key, item.email)
                 if state is None:
-                    state = ("suppressed" if journal.is_suppressed(campaign.list_id, item.email)
-                             else "pending")
+                    state = (
+                        "suppressed"
+                        if journal.is_suppressed(campaign.list_id, item.email)
+                        else "pending"
+                    )
                 counts[state] = counts.get(state, 0) + 1
         uncertain = list(journal.deliveries(key, ("uncertain", "sending")))
     finally:
@@ -328,14 +403,25 @@ def report(ws: Workspace, path: Path, out: Path) -> int:
     try:
         with open_private(out, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["email", "name", "status", "attempts", "code", "reason",
-                             "retryable", "updated_at"])
+            writer.writerow(
+                ["email", "name", "status", "attempts", "code", "reason", "retryable", "updated_at"]
+            )
             for d in rows:
-                writer.writerow(spreadsheet_row([
-                    d.address, d.name, d.status, str(d.attempts),
-                    "" if d.code is None else str(d.code), d.detail,
-                    "yes" if d.retryable else "no",
-                    datetime.fromtimestamp(d.updated_at, UTC).isoformat()], verbatim={0}))
+                writer.writerow(
+                    spreadsheet_row(
+                        [
+                            d.address,
+                            d.name,
+                            d.status,
+                            str(d.attempts),
+                            "" if d.code is None else str(d.code),
+                            d.detail,
+                            "yes" if d.retryable else "no",
+                            datetime.fromtimestamp(d.updated_at, UTC).isoformat(),
+                        ],
+                        verbatim={0},
+                    )
+                )
     except OSError as exc:
         raise StateError(f"cannot write {out}: {exc}") from exc
     return len(rows)

@@ -70,7 +70,7 @@ class Unverified:
 
 
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{22}(?![A-Za-z0-9_.-])")
-_MAX_TOKEN_SCAN = 64 * 1024      # a reply quoting our message has the link near its end
+_MAX_TOKEN_SCAN = 64 * 1024  # a reply quoting our message has the link near its end
 _MAX_CANDIDATES = 20
 
 
@@ -86,8 +86,7 @@ def _auto_reason(message: Message) -> str | None:
     auto = str(message.get("Auto-Submitted", "no")).strip().lower()
     if auto and auto != "no":
         return f"auto-submitted ({auto})"
-    if str(message.get("Precedence", "")).strip().lower() in {"bulk", "junk", "list",
-                                                               "auto_reply"}:
+    if str(message.get("Precedence", "")).strip().lower() in {"bulk", "junk", "list", "auto_reply"}:
         return "bulk or auto-reply precedence"
     if message.get("X-Autoreply") or message.get("X-Autorespond"):
         return "auto-reply"
@@ -100,8 +99,9 @@ def _auto_reason(message: Message) -> str | None:
 
 def _sender(message: Message) -> str:
     """The single address in From, or ValueError."""
-    found = [addr for _, addr in getaddresses([str(h) for h in message.get_all("From", [])])
-             if addr]
+    found = [
+        addr for _, addr in getaddresses([str(h) for h in message.get_all("From", [])]) if addr
+    ]
     if len(found) != 1:
         raise ValueError("no single From address")
     address = clean_address(found[0])
@@ -136,8 +136,7 @@ def _token_address(message: Message, signer: TokenSigner) -> str | None:
     return None
 
 
-def _verified(message: Message, sender: str, trust: Trust,
-              signer: TokenSigner) -> str | None:
+def _verified(message: Message, sender: str, trust: Trust, signer: TokenSigner) -> str | None:
     """The address this reply proves it may unsubscribe, or None."""
     token_address = _token_address(message, signer)
     if token_address is not None:
@@ -147,8 +146,9 @@ def _verified(message: Message, sender: str, trust: Trust,
     return None
 
 
-def _from_messages(messages: Iterator[tuple[str, Message]], trust: Trust,
-                   signer: TokenSigner) -> Iterator[str | Problem | Unverified]:
+def _from_messages(
+    messages: Iterator[tuple[str, Message]], trust: Trust, signer: TokenSigner
+) -> Iterator[str | Problem | Unverified]:
     for where, message in messages:
         reason = _auto_reason(message)
         if reason is not None:
@@ -183,7 +183,7 @@ def _plain(path: Path, handle: TextIO) -> Iterator[str | Problem]:
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        if "<" in text:                      # "Name <addr>", as copied from a mail client
+        if "<" in text:  # "Name <addr>", as copied from a mail client
             text = parseaddr(text)[1] or text
         try:
             yield clean_address(text)
@@ -191,8 +191,9 @@ def _plain(path: Path, handle: TextIO) -> Iterator[str | Problem]:
             yield Problem(str(path), number, str(exc))
 
 
-def read_addresses(ws: Workspace, path: Path, trust: Trust | None = None
-                   ) -> Iterator[str | Problem | Unverified]:
+def read_addresses(
+    ws: Workspace, path: Path, trust: Trust | None = None
+) -> Iterator[str | Problem | Unverified]:
     """Every address in the file (or Maildir), or a Problem per entry that is not one.
 
     Replies in a mailbox whose sender nothing proves come as Unverified.
@@ -224,8 +225,9 @@ def read_addresses(ws: Workspace, path: Path, trust: Trust | None = None
             yield row.result if isinstance(row.result, Problem) else row.result.email
 
 
-def import_file(ws: Workspace, path: Path, list_id: str,
-                trust: Trust | None = None) -> ImportReport:
+def import_file(
+    ws: Workspace, path: Path, list_id: str, trust: Trust | None = None
+) -> ImportReport:
     """Suppress every proven address in `path` on `list_id`; report what happened."""
     report = ImportReport(list_id=list_id, source=str(path))
     journal = Journal(ws.state, ws.clock)
@@ -238,8 +240,9 @@ def import_file(ws: Workspace, path: Path, list_id: str,
                 report.unverified.append(f"{item.where}: {item.address}")
             elif item.lower() not in seen:
                 seen.add(item.lower())
-                added = journal.suppress_new(list_id, item, f"unsubscribe: imported from "
-                                                            f"{path.name}")
+                added = journal.suppress_new(
+                    list_id, item, f"unsubscribe: imported from {path.name}"
+                )
                 (report.added if added else report.already).append(item.lower())
     finally:
         journal.close()
@@ -253,19 +256,25 @@ def rows(ws: Workspace, list_id: str | None = None) -> list[dict[str, str]]:
         found = journal.suppressions(list_id)
     finally:
         journal.close()
-    return [{"email": address, "list_id": "all lists" if lid == ANY_LIST else lid,
-             "reason": reason,
-             "unsubscribed_at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")}
-            for lid, address, reason, at in found
-            if "@" in address]             # forgotten people are kept as a hash only
+    return [
+        {
+            "email": address,
+            "list_id": "all lists" if lid == ANY_LIST else lid,
+            "reason": reason,
+            "unsubscribed_at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
+        }
+        for lid, address, reason, at in found
+        if "@" in address
+    ]  # forgotten people are kept as a hash only
 
 
 def write_csv(records: list[dict[str, str]], out: TextIO) -> None:
     """The rows as CSV with a header row, ready for a spreadsheet."""
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows({k: v if k == "email" else spreadsheet_text(v) for k, v in r.items()}
-                     for r in records)
+    writer.writerows(
+        {k: v if k == "email" else spreadsheet_text(v) for k, v in r.items()} for r in records
+    )
 
 
 def export(ws: Workspace, out: Path, list_id: str | None = None) -> int:

@@ -37,9 +37,11 @@ def campaign_files(ws: Workspace, sources: Sequence[Path]) -> list[Path]:
         else:
             raise CampaignError("no such campaign file or folder", path=source)
     if not found:
-        raise NoCampaignFile("no campaign file (*.yaml) found: the unsubscribe service needs "
-                            "one to know each list's name and language",
-                            path=", ".join(map(str, sources or [ws.campaigns])))
+        raise NoCampaignFile(
+            "no campaign file (*.yaml) found: the unsubscribe service needs "
+            "one to know each list's name and language",
+            path=", ".join(map(str, sources or [ws.campaigns])),
+        )
     return found
 
 
@@ -48,8 +50,9 @@ def list_directory(paths: Sequence[Path]) -> dict[str, ListInfo]:
     lists: dict[str, ListInfo] = {}
     for path in paths:
         campaign = campaign_file.load(path)
-        lists.setdefault(campaign.list_id,
-                         ListInfo(campaign.list_name or campaign.name, campaign.language))
+        lists.setdefault(
+            campaign.list_id, ListInfo(campaign.list_name or campaign.name, campaign.language)
+        )
     return lists
 
 
@@ -72,7 +75,7 @@ class JournalRecorder:
                 self._journal = Journal(self._state)
             self._journal.suppress(list_id, address, REASONS.get(via, "unsubscribe"))
         except KzmailError as exc:
-            if self._journal is not None:        # start afresh with the next request
+            if self._journal is not None:  # start afresh with the next request
                 self._journal.close()
                 self._journal = None
             raise StateError(f"cannot record the unsubscribe: {exc}") from exc
@@ -113,14 +116,15 @@ class CurrentSigner:
         return self._signer
 
 
-def build_app(ws: Workspace, sources: Sequence[Path] = ()
-              ) -> tuple[UnsubscribeApp, dict[str, ListInfo]]:
+def build_app(
+    ws: Workspace, sources: Sequence[Path] = ()
+) -> tuple[UnsubscribeApp, dict[str, ListInfo]]:
     """The unsubscribe app for these campaigns and the current state folder."""
     lists = list_directory(campaign_files(ws, sources))
     state = ws.state
     language = next(iter(lists.values())).language
     signer = CurrentSigner(state)
-    signer()                                   # a damaged secret stops `serve` at once
+    signer()  # a damaged secret stops `serve` at once
     return unsubscribe_app(signer, lists, JournalRecorder(state), language), lists
 
 
@@ -130,8 +134,13 @@ class Serving:
     lists: dict[str, ListInfo]
 
 
-def serve(ws: Workspace, sources: Sequence[Path], host: str, port: int,
-          on_ready: Callable[[Serving], None] = lambda _: None) -> None:
+def serve(
+    ws: Workspace,
+    sources: Sequence[Path],
+    host: str,
+    port: int,
+    on_ready: Callable[[Serving], None] = lambda _: None,
+) -> None:
     """Run the unsubscribe service until interrupted."""
     application, lists = build_app(ws, sources)
     sock = bind(host, port)

@@ -47,13 +47,13 @@ class Prepared:
         """Both parts and the finished message for one subscriber."""
         return self._render(subscriber, defer_signature=False)
 
-    def _render(self, subscriber: Subscriber, *,
-                defer_signature: bool) -> tuple[Rendered, Outgoing]:
+    def _render(
+        self, subscriber: Subscriber, *, defer_signature: bool
+    ) -> tuple[Rendered, Outgoing]:
         token = self.signer.make(self.campaign.list_id, subscriber.email)
         url = unsubscribe_url(self.campaign.unsubscribe.url, token)
         parts = self.template.render(subscriber, url)
-        return parts, self.factory.build(subscriber, parts, url,
-                                         defer_signature=defer_signature)
+        return parts, self.factory.build(subscriber, parts, url, defer_signature=defer_signature)
 
     def build(self, subscriber: Subscriber) -> Outgoing:
         return self._render(subscriber, defer_signature=False)[1]
@@ -85,12 +85,21 @@ def prepare(ws: Workspace, path: Path) -> Prepared:
     template = compile_campaign(campaign)
     try:
         dkim = DkimSigner(campaign.dkim) if campaign.dkim is not None else None
-    except DkimKeyError as exc:   # checked on load already; the file may change in between
+    except DkimKeyError as exc:  # checked on load already; the file may change in between
         raise CampaignError(str(exc), path=campaign.source_path, key="dkim.key_file") from exc
-    factory = MessageFactory(campaign, mailto=campaign.unsubscribe.mailto,
-                             static_text=template.static_text(), signer=dkim)
-    return Prepared(campaign=campaign, template=template, factory=factory,
-                    signer=TokenSigner(load_secret(ws.state)), dkim=dkim)
+    factory = MessageFactory(
+        campaign,
+        mailto=campaign.unsubscribe.mailto,
+        static_text=template.static_text(),
+        signer=dkim,
+    )
+    return Prepared(
+        campaign=campaign,
+        template=template,
+        factory=factory,
+        signer=TokenSigner(load_secret(ws.state)),
+        dkim=dkim,
+    )
 
 
 _WATCHED = "learns the IP address of every reader who opens the message, and when"
@@ -107,11 +116,19 @@ def remote_problems(prepared: Prepared) -> list[str]:
     lines = []
     for name, urls in by_host.items():
         more = f" and {len(urls) - 1} more" if len(urls) > 1 else ""
-        advice = ("allowed by allow_remote_images" if allowed else
-                  "remove it, or set allow_remote_images: true in the campaign")
-        lines.append(str(CampaignError(f"remote resource from {name} ({urls[0]}{more}): "
-                                       f"its host {_WATCHED}; {advice}",
-                                       path=prepared.campaign.source_path)))
+        advice = (
+            "allowed by allow_remote_images"
+            if allowed
+            else "remove it, or set allow_remote_images: true in the campaign"
+        )
+        lines.append(
+            str(
+                CampaignError(
+                    f"remote resource from {name} ({urls[0]}{more}): its host {_WATCHED}; {advice}",
+                    path=prepared.campaign.source_path,
+                )
+            )
+        )
     return lines
 
 
@@ -120,15 +137,22 @@ def refuse_remote(prepared: Prepared) -> None:
     if prepared.campaign.allow_remote_images or not prepared.template.remote:
         return
     hosts = ", ".join(dict.fromkeys(host(url) for url in prepared.template.remote))
-    raise CampaignError(f"the message loads images or styles from remote hosts ({hosts}): "
-                        f"each {_WATCHED}; remove them, or set allow_remote_images: true to send "
-                        "anyway", path=prepared.campaign.source_path)
+    raise CampaignError(
+        f"the message loads images or styles from remote hosts ({hosts}): "
+        f"each {_WATCHED}; remove them, or set allow_remote_images: true to send "
+        "anyway",
+        path=prepared.campaign.source_path,
+    )
 
 
 def list_checker(prepared: Prepared, journal: Journal, **options: Any) -> ListChecker:
     """The one checking path for the campaign's lists (see `lists.checker`); close it after use."""
-    return ListChecker(prepared.campaign.subscribers, list_id=prepared.campaign.list_id,
-                       suppressions=journal, **options)
+    return ListChecker(
+        prepared.campaign.subscribers,
+        list_id=prepared.campaign.list_id,
+        suppressions=journal,
+        **options,
+    )
 
 
 def sendable(prepared: Prepared, journal: Journal) -> Iterator[Subscriber]:
@@ -155,8 +179,9 @@ def find_subscriber(prepared: Prepared, journal: Journal, address: str | None) -
     raise InputError(f"{address} is not a valid subscriber of this list", path=where)
 
 
-def preview(ws: Workspace, path: Path | None, *, address: str | None = None,
-            out_dir: Path = Path("preview")) -> PreviewFiles:
+def preview(
+    ws: Workspace, path: Path | None, *, address: str | None = None, out_dir: Path = Path("preview")
+) -> PreviewFiles:
     """Write the .html, .txt and .eml one subscriber would get; return their paths."""
     prepared = prepare(ws, resolve_campaign(ws, path))
     journal = Journal(ws.state, ws.clock)
@@ -166,15 +191,23 @@ def preview(ws: Workspace, path: Path | None, *, address: str | None = None,
         journal.close()
     parts, message = prepared.render(subscriber)
     stem = out_dir / prepared.campaign.name
-    files = PreviewFiles(subscriber.email, stem.with_suffix(".html"), stem.with_suffix(".txt"),
-                         stem.with_suffix(".eml"))
+    files = PreviewFiles(
+        subscriber.email,
+        stem.with_suffix(".html"),
+        stem.with_suffix(".txt"),
+        stem.with_suffix(".eml"),
+    )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for target, data in ((files.html, parts.html.encode()),
-                             (files.text, parts.text.encode()), (files.eml, message.data)):
-            with open_private(target, "wb") as handle:     # they name the subscriber
+        for target, data in (
+            (files.html, parts.html.encode()),
+            (files.text, parts.text.encode()),
+            (files.eml, message.data),
+        ):
+            with open_private(target, "wb") as handle:  # they name the subscriber
                 handle.write(data)
     except OSError as exc:
-        raise InputError(f"cannot write the preview: {exc.strerror or exc}", path=out_dir,
-                         key="--out") from exc
+        raise InputError(
+            f"cannot write the preview: {exc.strerror or exc}", path=out_dir, key="--out"
+        ) from exc
     return files

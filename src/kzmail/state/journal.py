@@ -43,7 +43,7 @@ from kzmail.state.suppressed import SuppressedCopy, hash_key, hashed
 from kzmail.state.walcheckpoint import Checkpointer
 
 DB_FILE = "state.db"
-MERGE_EVERY = 20_000    # marks appended before the log is folded into `deliveries`
+MERGE_EVERY = 20_000  # marks appended before the log is folded into `deliveries`
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +69,14 @@ class Journal:
     """
 
     def __init__(self, state_dir: Path, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock                     # when marks and suppressions happen
+        self._clock = clock  # when marks and suppressions happen
         self._path = state_dir / DB_FILE
-        self._unmerged = 0                      # rows this connection put in `marks`
-        self._unfolded: set[tuple[str, str]] = set()    # (run, address) marked since a fold
-        self._data_version = -1                 # see `_changed_elsewhere`
+        self._unmerged = 0  # rows this connection put in `marks`
+        self._unfolded: set[tuple[str, str]] = set()  # (run, address) marked since a fold
+        self._data_version = -1  # see `_changed_elsewhere`
         try:
-            private_folder(state_dir)     # 0700, its files 0600 (an older kzmail's too)
-            with private_umask():         # SQLite creates state.db, -wal and -shm here
+            private_folder(state_dir)  # 0700, its files 0600 (an older kzmail's too)
+            with private_umask():  # SQLite creates state.db, -wal and -shm here
                 self._db = sqlite3.connect(self._path, isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
@@ -85,15 +85,15 @@ class Journal:
                 self._db.execute("PRAGMA wal_autocheckpoint=20000")
                 self._db.executescript(SCHEMA)
                 self._migrate()
-                self._merge()             # marks left by a crash, or by another process
+                self._merge()  # marks left by a crash, or by another process
             private_folder(state_dir)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database in {state_dir}: {exc}") from exc
         self._checkpointer: Checkpointer | None = None
         self._lazy: list[tuple[object, ...]] = []
-        self._marked = 0                        # marks made so far
-        self._written = 0                       # marks committed so far
-        self._appends: dict[int, str] = {}      # statement text by number of rows
+        self._marked = 0  # marks made so far
+        self._written = 0  # marks committed so far
+        self._appends: dict[int, str] = {}  # statement text by number of rows
         self._suppressed = SuppressedCopy(self._db, ANY_LIST)
 
     @property
@@ -128,8 +128,9 @@ class Journal:
         """
         address = address.lower()
         self._settle_for(campaign, address)
-        row = self._db.execute("SELECT status FROM deliveries WHERE campaign=? AND address=?",
-                               (campaign, address)).fetchone()
+        row = self._db.execute(
+            "SELECT status FROM deliveries WHERE campaign=? AND address=?", (campaign, address)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def _settle_for(self, campaign: str, address: str) -> None:
@@ -149,14 +150,26 @@ class Journal:
         """True for a delivery that failed for a transient reason (`kzmail retry`)."""
         address = address.lower()
         self._settle_for(campaign, address)
-        row = self._db.execute("SELECT 1 FROM deliveries WHERE campaign=? AND address=? "
-                               "AND status='failed' AND retryable=1",
-                               (campaign, address)).fetchone()
+        row = self._db.execute(
+            "SELECT 1 FROM deliveries WHERE campaign=? AND address=? "
+            "AND status='failed' AND retryable=1",
+            (campaign, address),
+        ).fetchone()
         return row is not None
 
-    def mark(self, campaign: str, address: str, status: str, *, code: int | None = None,
-             detail: str | None = None, message_id: str | None = None,
-             name: str | None = None, retryable: bool = False, durable: bool = True) -> None:
+    def mark(
+        self,
+        campaign: str,
+        address: str,
+        status: str,
+        *,
+        code: int | None = None,
+        detail: str | None = None,
+        message_id: str | None = None,
+        name: str | None = None,
+        retryable: bool = False,
+        durable: bool = True,
+    ) -> None:
         """Record the new status of one delivery, committed before returning.
 
         With `durable=False` the write waits for the next commit (`committed`, `flush` or a
@@ -167,9 +180,20 @@ class Journal:
         """
         now = self._clock()
         address = address.lower()
-        row = (campaign, address, status, 1 if status == "sending" else 0, code,
-               detail, message_id, now, name, int(retryable), now,
-               now if status == "sent" else None)
+        row = (
+            campaign,
+            address,
+            status,
+            1 if status == "sending" else 0,
+            code,
+            detail,
+            message_id,
+            now,
+            name,
+            int(retryable),
+            now,
+            now if status == "sent" else None,
+        )
         self._lazy.append(row)
         self._unfolded.add((campaign, address))
         self._marked += 1
@@ -213,7 +237,7 @@ class Journal:
                 self._db.execute("DELETE FROM marks")
                 self._db.execute("COMMIT")
             except BaseException:
-                if self._db.in_transaction:     # SQLite may have rolled back already
+                if self._db.in_transaction:  # SQLite may have rolled back already
                     self._db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
@@ -247,26 +271,39 @@ class Journal:
     def has_deliveries(self, campaign: str) -> bool:
         """False for a run never started (the sender then skips per-address look-ups)."""
         self._settle()
-        row = self._db.execute("SELECT 1 FROM deliveries WHERE campaign=? LIMIT 1",
-                               (campaign,)).fetchone()
+        row = self._db.execute(
+            "SELECT 1 FROM deliveries WHERE campaign=? LIMIT 1", (campaign,)
+        ).fetchone()
         return row is not None
 
     def settle_interrupted(self, campaign: str) -> list[Delivery]:
         """Rows left `sending` by a crash become `uncertain`; return them."""
         self._settle()
-        self._db.execute("UPDATE deliveries SET status='uncertain', updated_at=? "
-                         "WHERE campaign=? AND status='sending'", (self._clock(), campaign))
+        self._db.execute(
+            "UPDATE deliveries SET status='uncertain', updated_at=? "
+            "WHERE campaign=? AND status='sending'",
+            (self._clock(), campaign),
+        )
         return list(self.deliveries(campaign, ("uncertain",)))
 
     def deliveries(self, campaign: str, statuses: tuple[str, ...]) -> Iterator[Delivery]:
         """Every delivery of the run in one of `statuses`, in the order they were first tried."""
         self._settle()
-        marks = ",".join("?" * len(statuses))        # placeholders only, values are bound
+        marks = ",".join("?" * len(statuses))  # placeholders only, values are bound
         query = SELECT_DELIVERIES.replace("(?)", f"({marks})")
         rows = self._db.execute(query, (campaign, *statuses))
         for row in rows:
-            yield Delivery(str(row[0]), row[1] or "", str(row[2]), int(row[3]), row[4],
-                           row[5] or "", row[6] or "", float(row[7]), bool(row[8]))
+            yield Delivery(
+                str(row[0]),
+                row[1] or "",
+                str(row[2]),
+                int(row[3]),
+                row[4],
+                row[5] or "",
+                row[6] or "",
+                float(row[7]),
+                bool(row[8]),
+            )
 
     def forget(self, campaign: str) -> None:
         """Drop every delivery record of a campaign run (used for sink rehearsals)."""
@@ -278,8 +315,7 @@ class Journal:
         """Ends (wall clock) of the transactions of the last `span` seconds; older are dropped."""
         since = self._clock() - span
         self._db.execute("DELETE FROM rate_stamps WHERE scope=? AND at<?", (scope, since))
-        rows = self._db.execute("SELECT at FROM rate_stamps WHERE scope=? ORDER BY at",
-                                (scope,))
+        rows = self._db.execute("SELECT at FROM rate_stamps WHERE scope=? ORDER BY at", (scope,))
         return [float(at) for (at,) in rows]
 
     def add_rate_stamp(self, scope: str, at: float) -> None:
@@ -287,14 +323,17 @@ class Journal:
 
     def counts(self, campaign: str) -> dict[str, int]:
         self._settle()
-        rows = self._db.execute("SELECT status, COUNT(*) FROM deliveries WHERE campaign=? "
-                                "GROUP BY status", (campaign,))
+        rows = self._db.execute(
+            "SELECT status, COUNT(*) FROM deliveries WHERE campaign=? GROUP BY status", (campaign,)
+        )
         return {str(status): int(count) for status, count in rows}
 
     # suppressions -------------------------------------------------------------
     def suppress(self, list_id: str, address: str, reason: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
-                         (list_id, address.lower(), reason, self._clock()))
+        self._db.execute(
+            "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
+            (list_id, address.lower(), reason, self._clock()),
+        )
         self._suppressed.add(list_id, address.lower())
 
     def is_suppressed(self, list_id: str, address: str) -> bool:
@@ -303,8 +342,10 @@ class Journal:
 
     def suppress_new(self, list_id: str, address: str, reason: str) -> bool:
         """Suppress like `suppress`; True if this was new, False if already recorded."""
-        cursor = self._db.execute("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
-                                  (list_id, address.lower(), reason, self._clock()))
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
+            (list_id, address.lower(), reason, self._clock()),
+        )
         self._suppressed.add(list_id, address.lower())
         return cursor.rowcount == 1
 
@@ -322,8 +363,9 @@ class Journal:
         """True if `address` is suppressed for any list (for lists checked without a campaign)."""
         key = hash_key(self._db)
         forms = (address.lower(), hashed(key, address.lower()) if key else address.lower())
-        row = self._db.execute("SELECT 1 FROM suppressions WHERE address IN (?, ?) LIMIT 1",
-                               forms).fetchone()
+        row = self._db.execute(
+            "SELECT 1 FROM suppressions WHERE address IN (?, ?) LIMIT 1", forms
+        ).fetchone()
         return row is not None
 
     # forgetting a person (DSGVO Art. 17) -------------------------------------------
@@ -340,22 +382,28 @@ class Journal:
 
     def _forget(self, address: str) -> tuple[int, list[str]]:
         self._settle()
-        self._db.execute("PRAGMA secure_delete=ON")      # freed pages are zeroed
+        self._db.execute("PRAGMA secure_delete=ON")  # freed pages are zeroed
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute("INSERT OR IGNORE INTO keys VALUES ('suppression', ?)",
-                             (os.urandom(32),))
+            self._db.execute(
+                "INSERT OR IGNORE INTO keys VALUES ('suppression', ?)", (os.urandom(32),)
+            )
             key = hash_key(self._db) or b""
-            gone = self._db.execute("DELETE FROM deliveries WHERE address=?",
-                                    (address,)).rowcount
+            gone = self._db.execute("DELETE FROM deliveries WHERE address=?", (address,)).rowcount
             gone += self._db.execute("DELETE FROM marks WHERE address=?", (address,)).rowcount
-            rows = self._db.execute("SELECT list_id, reason, created_at FROM suppressions "
-                                    "WHERE address=?", (address,)).fetchall()
-            for list_id, reason, at in rows:   # a bounce's reason may quote the address
-                kept = "bounced (forgotten)" if str(reason).startswith("bounce") else \
-                    "unsubscribed (forgotten)"
-                self._db.execute("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
-                                 (list_id, hashed(key, address), kept, at))
+            rows = self._db.execute(
+                "SELECT list_id, reason, created_at FROM suppressions WHERE address=?", (address,)
+            ).fetchall()
+            for list_id, reason, at in rows:  # a bounce's reason may quote the address
+                kept = (
+                    "bounced (forgotten)"
+                    if str(reason).startswith("bounce")
+                    else "unsubscribed (forgotten)"
+                )
+                self._db.execute(
+                    "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
+                    (list_id, hashed(key, address), kept, at),
+                )
             self._db.execute("DELETE FROM suppressions WHERE address=?", (address,))
             self._db.execute("COMMIT")
         except BaseException:

@@ -42,9 +42,10 @@ def run_lock(state_dir: Path, run: str) -> Iterator[None]:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
             raise StateError(
                 f"{run!r} is being sent right now by another kzmail (process {holder}); "
-                "wait for it to finish, or stop it, then run this again") from None
+                "wait for it to finish, or stop it, then run this again"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         yield
     finally:
-        os.close(fd)                     # closing the file releases the lock
+        os.close(fd)  # closing the file releases the lock

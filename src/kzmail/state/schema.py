@@ -58,8 +58,12 @@ CREATE TABLE IF NOT EXISTS keys (
 """
 
 
-ADDED_COLUMNS = (("name", "TEXT"), ("retryable", "INTEGER NOT NULL DEFAULT 0"),
-                  ("created_at", "REAL"), ("sent_at", "REAL"))
+ADDED_COLUMNS = (
+    ("name", "TEXT"),
+    ("retryable", "INTEGER NOT NULL DEFAULT 0"),
+    ("created_at", "REAL"),
+    ("sent_at", "REAL"),
+)
 
 
 ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -84,12 +88,15 @@ COLUMNS = """campaign, address, status, attempts, code, detail, message_id, upda
     name, retryable, created_at, sent_at"""
 
 
-APPEND = f"INSERT INTO marks ({COLUMNS}) VALUES "    # noqa: S608 - constants only
+APPEND = f"INSERT INTO marks ({COLUMNS}) VALUES "  # noqa: S608 - constants only
 
 
 # later marks of an address win (rowid order); sorted by key, neighbours share pages
-MERGE = UPSERT.replace("VALUES (?)", f"SELECT {COLUMNS} FROM marks WHERE true "  # noqa: S608
-                         "ORDER BY campaign, address, rowid")
+MERGE = UPSERT.replace(
+    "VALUES (?)",
+    f"SELECT {COLUMNS} FROM marks WHERE true "  # noqa: S608
+    "ORDER BY campaign, address, rowid",
+)
 
 
 SELECT_DELIVERIES = """SELECT address, name, status, attempts, code, detail, message_id,

@@ -66,12 +66,14 @@ def load_retired(state_dir: Path) -> list[RetiredSecret]:
         for line in lines:
             if line.strip() and not line.startswith("#"):
                 secret, retired_at, valid_until = line.split()
-                found.append(RetiredSecret(bytes.fromhex(secret), float(retired_at),
-                                           float(valid_until)))
+                found.append(
+                    RetiredSecret(bytes.fromhex(secret), float(retired_at), float(valid_until))
+                )
         return found
     except ValueError:
-        raise StateError(f"{path}: not a list of retired secrets (hex, retired_at, "
-                         "valid_until per line)") from None
+        raise StateError(
+            f"{path}: not a list of retired secrets (hex, retired_at, valid_until per line)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StateError(f"cannot read {path}: {exc}") from exc
 
@@ -81,8 +83,9 @@ def load_signer(state_dir: Path, clock: Callable[[], float] = time.time) -> Toke
     return TokenSigner(load_secret(state_dir), load_retired(state_dir), clock)
 
 
-def rotate_secret(state_dir: Path, grace_seconds: float,
-                  clock: Callable[[], float] = time.time) -> RetiredSecret:
+def rotate_secret(
+    state_dir: Path, grace_seconds: float, clock: Callable[[], float] = time.time
+) -> RetiredSecret:
     """Make a new current secret; the old one stays valid for `grace_seconds`.
 
     Retired secrets whose grace period is over are dropped from the file. A grace period

@@ -31,22 +31,27 @@ def sqlite_errors(path: Path | str) -> Iterator[None]:
 
 def _wrap(method: Callable[..., Any]) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(method):
+
         @functools.wraps(method)
         async def coroutine(self: Any, *args: Any, **kwargs: Any) -> Any:
             with sqlite_errors(self.path):
                 return await method(self, *args, **kwargs)
+
         return coroutine
     if inspect.isgeneratorfunction(method):
+
         @functools.wraps(method)
         def generator(self: Any, *args: Any, **kwargs: Any) -> Any:
             with sqlite_errors(self.path):
                 return (yield from method(self, *args, **kwargs))
+
         return generator
 
     @functools.wraps(method)
     def function(self: Any, *args: Any, **kwargs: Any) -> Any:
         with sqlite_errors(self.path):
             return method(self, *args, **kwargs)
+
     return function
 
 

@@ -62,8 +62,9 @@ class SuppressedCopy:
     def _refresh(self, list_id: str, now: float) -> None:
         (version,) = self._db.execute("PRAGMA data_version").fetchone()
         if list_id != self._list or version != self._version:
-            rows = self._db.execute("SELECT address FROM suppressions WHERE list_id IN (?, ?)",
-                                    (list_id, self._any))
+            rows = self._db.execute(
+                "SELECT address FROM suppressions WHERE list_id IN (?, ?)", (list_id, self._any)
+            )
             found = {str(address) for (address,) in rows}
             self._hashed = {a for a in found if a.startswith(HASHED)}
             self._addresses = found - self._hashed

@@ -24,7 +24,7 @@ class Checkpointer:
             while not self._stopped.wait(self._every):
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error:
-            pass                 # the writer's own autocheckpoint is the fallback
+            pass  # the writer's own autocheckpoint is the fallback
         finally:
             db.close()
 

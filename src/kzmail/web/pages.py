@@ -47,8 +47,10 @@ def style_hash(css: str) -> str:
 
 STYLE_HASH = style_hash(STYLE)
 
-PAGE_CSP = (f"default-src 'none'; style-src {STYLE_HASH}; img-src 'self'; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'")
+PAGE_CSP = (
+    f"default-src 'none'; style-src {STYLE_HASH}; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -77,7 +79,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in self.headers.items():
-                    headers.setdefault(name, value)   # a route may set its own CSP
+                    headers.setdefault(name, value)  # a route may set its own CSP
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -116,8 +118,12 @@ def parse_form(content_type: str, body: bytes, max_fields: int = 20) -> dict[str
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind == "application/x-www-form-urlencoded":
         try:
-            parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True,
-                              max_num_fields=max_fields)
+            parsed = parse_qs(
+                body.decode("utf-8"),
+                keep_blank_values=True,
+                strict_parsing=True,
+                max_num_fields=max_fields,
+            )
         except (UnicodeDecodeError, ValueError):
             return None
         return {name: values[0] for name, values in parsed.items()}
@@ -146,8 +152,14 @@ def _parse_multipart(content_type: str, body: bytes, max_fields: int) -> dict[st
     return fields
 
 
-def page(language: str, title: str, body: Markup | str, status: int = 200, *,
-         headers: dict[str, str] | None = None) -> HTMLResponse:
+def page(
+    language: str,
+    title: str,
+    body: Markup | str,
+    status: int = 200,
+    *,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     """A small, complete HTML page; `body` is escaped unless it is `Markup`."""
     html = (
         "<!doctype html>\n"
@@ -158,19 +170,3 @@ def page(language: str, title: str, body: Markup | str, status: int = 200, *,
         f"<body><main>\n<h1>{escape(title)}</h1>\n{escape(body)}\n</main></body></html>\n"
     )
     return HTMLResponse(html, status_code=status, headers=headers)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

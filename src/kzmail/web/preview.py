@@ -87,13 +87,17 @@ SCRIPT = """(function () {
   });
 })();
 """
-PAGE_CSP = (f"default-src 'none'; script-src 'self'; connect-src 'self'; "
-            f"style-src {style_hash(CSS)}; frame-src 'self'; img-src 'self'; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+PAGE_CSP = (
+    f"default-src 'none'; script-src 'self'; connect-src 'self'; "
+    f"style-src {style_hash(CSS)}; frame-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 # The newsletter: its own inline styles, remote images as a mail client would show them,
 # no scripts at all, framed only by the preview page.
-FRAME_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
-             "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+FRAME_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
 
 
 class PreviewPages:
@@ -108,34 +112,47 @@ class PreviewPages:
         address = rendered[0] if rendered else ""
         options = Markup("").join(
             Markup('<option value="{0}"{1}>{0}</option>').format(
-                a, Markup(" selected") if a == address else "")
-            for a in self.source.addresses())
-        parts = [Markup(
-            '<header><h1>{title}</h1><form method="get" action="">'
-            '<label for="to">Subscriber</label><select id="to" name="to">{options}</select>'
-            '<button type="submit">Show</button></form></header>').format(
-                title=self.source.title, options=options)]
+                a, Markup(" selected") if a == address else ""
+            )
+            for a in self.source.addresses()
+        )
+        parts = [
+            Markup(
+                '<header><h1>{title}</h1><form method="get" action="">'
+                '<label for="to">Subscriber</label><select id="to" name="to">{options}</select>'
+                '<button type="submit">Show</button></form></header>'
+            ).format(title=self.source.title, options=options)
+        ]
         if error:
             parts.append(Markup('<p class="error" role="alert">{}</p>').format(error))
         if rendered:
             query = "frame?" + urlencode({"to": address, "v": version})
             parts.append(Markup('<div class="frames">'))
             for name, width in WIDTHS:
-                parts.append(Markup(
-                    '<figure><figcaption id="cap-{w}">{name} ({w} px)</figcaption>'
-                    '<iframe src="{src}" width="{w}" height="900" title="{name} {w} px"'
-                    ' aria-labelledby="cap-{w}"></iframe></figure>').format(
-                        name=name, w=width, src=query))
-            parts.append(Markup('</div><section class="text" aria-labelledby="text-h">'
-                                '<h2 id="text-h">Plain-text part</h2><pre>{}</pre></section>')
-                         .format(rendered[1].text))
+                parts.append(
+                    Markup(
+                        '<figure><figcaption id="cap-{w}">{name} ({w} px)</figcaption>'
+                        '<iframe src="{src}" width="{w}" height="900" title="{name} {w} px"'
+                        ' aria-labelledby="cap-{w}"></iframe></figure>'
+                    ).format(name=name, w=width, src=query)
+                )
+            parts.append(
+                Markup(
+                    '</div><section class="text" aria-labelledby="text-h">'
+                    '<h2 id="text-h">Plain-text part</h2><pre>{}</pre></section>'
+                ).format(rendered[1].text)
+            )
         html = Markup(
             '<!doctype html>\n<html lang="en" data-version="{version}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             "<title>Preview: {title}</title><style>{css}</style></head>\n<body>{body}"
-            '<script src="reload.js"></script></body></html>\n').format(
-                version=version, title=self.source.title, css=Markup(CSS),  # noqa: S704 - our constant
-                body=Markup("").join(parts))
+            '<script src="reload.js"></script></body></html>\n'
+        ).format(
+            version=version,
+            title=self.source.title,
+            css=Markup(CSS),  # noqa: S704 - our constant
+            body=Markup("").join(parts),
+        )
         return HTMLResponse(str(html), headers={"content-security-policy": PAGE_CSP})
 
     async def frame(self, request: Request) -> Response:
@@ -143,8 +160,10 @@ class PreviewPages:
         rendered = self.source.render(request.query_params.get("to"))
         if rendered is None:
             return PlainTextResponse(self.source.error or "no preview", status_code=503)
-        return HTMLResponse(rendered[1].html, headers={"content-security-policy": FRAME_CSP,
-                                                       "x-frame-options": "SAMEORIGIN"})
+        return HTMLResponse(
+            rendered[1].html,
+            headers={"content-security-policy": FRAME_CSP, "x-frame-options": "SAMEORIGIN"},
+        )
 
     async def version(self, request: Request) -> Response:
         return PlainTextResponse(str(self.source.refresh()))
@@ -156,11 +175,19 @@ class PreviewPages:
 def preview_app(source: PreviewSource) -> Starlette:
     """The ASGI app behind `kzmail preview --serve` (bound to localhost)."""
     pages = PreviewPages(source)
-    routes = [Route("/", pages.index), Route("/frame", pages.frame),
-              Route("/version", pages.version), Route("/reload.js", pages.script),
-              Route("/favicon.ico", lambda request: Response(status_code=204))]
+    routes = [
+        Route("/", pages.index),
+        Route("/frame", pages.frame),
+        Route("/version", pages.version),
+        Route("/reload.js", pages.script),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
+    ]
     # Only loopback host names: a web page that rebinds its own name to 127.0.0.1 must not
     # be able to read subscriber data out of the preview (DNS rebinding).
-    return Starlette(routes=routes, middleware=[
-        Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]"]),
-        Middleware(SecurityHeaders, PAGE_CSP, cache="no-store")])
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]"]),
+            Middleware(SecurityHeaders, PAGE_CSP, cache="no-store"),
+        ],
+    )

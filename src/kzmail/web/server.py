@@ -21,10 +21,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kzmail.errors import ListenError
 
-REQUEST_DEADLINE = 10.0   # seconds a connection has for one complete request (head and body)
+REQUEST_DEADLINE = 10.0  # seconds a connection has for one complete request (head and body)
 
 
-MAX_WAITING = 1024        # connections waiting for their request before the oldest is dropped
+MAX_WAITING = 1024  # connections waiting for their request before the oldest is dropped
 
 
 class WaitingRoom:
@@ -33,7 +33,7 @@ class WaitingRoom:
     def __init__(self, deadline: float, capacity: int) -> None:
         self.deadline = deadline
         self.capacity = capacity
-        self.queue: dict[GuardedH11Protocol, None] = {}   # dicts keep insertion order
+        self.queue: dict[GuardedH11Protocol, None] = {}  # dicts keep insertion order
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -45,7 +45,7 @@ class GuardedH11Protocol(H11Protocol):
     a few hundred such sockets turn every real request into a 503.
     """
 
-    room: WaitingRoom                     # set per server by `guarded_protocol`
+    room: WaitingRoom  # set per server by `guarded_protocol`
     _timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -55,13 +55,12 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
-            self._stop_waiting()          # the request is complete (or refused and closing)
+            self._stop_waiting()  # the request is complete (or refused and closing)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state in (h11.IDLE,
-                                                                         h11.SEND_BODY):
-            self._start_waiting()         # keep-alive: the next request gets a deadline too
+        if not self.transport.is_closing() and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+            self._start_waiting()  # keep-alive: the next request gets a deadline too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
@@ -109,11 +108,13 @@ class HttpGuard:
             names = {name for name, _ in scope["headers"]}
             if b"content-length" in names and b"transfer-encoding" in names:
                 refusal = PlainTextResponse(
-                    "Bad request: both Content-Length and Transfer-Encoding.\n", 400,
-                    headers={"connection": "close", "x-content-type-options": "nosniff"})
+                    "Bad request: both Content-Length and Transfer-Encoding.\n",
+                    400,
+                    headers={"connection": "close", "x-content-type-options": "nosniff"},
+                )
                 await refusal(scope, receive, send)
                 return
-        with contextlib.suppress(ClientDisconnect):     # nobody is left to answer
+        with contextlib.suppress(ClientDisconnect):  # nobody is left to answer
             await self.app(scope, receive, send)
 
 
@@ -148,9 +149,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(application: ASGIApp, sock: socket.socket, *,
-                deadline: float = REQUEST_DEADLINE,
-                max_waiting: int = MAX_WAITING) -> uvicorn.Server:
+def make_server(
+    application: ASGIApp,
+    sock: socket.socket,
+    *,
+    deadline: float = REQUEST_DEADLINE,
+    max_waiting: int = MAX_WAITING,
+) -> uvicorn.Server:
     """A uvicorn server for `application` on an already bound socket.
 
     Each connection has `deadline` seconds to send a complete request; at most
@@ -159,12 +164,19 @@ def make_server(application: ASGIApp, sock: socket.socket, *,
     connections too, and answered 503 to everyone once a few hundred sockets sat open.
     """
     files = raise_file_limit()
-    capacity = max(16, min(max_waiting, (files - 128) // 2))   # half the files for the rest
-    config = uvicorn.Config(HttpGuard(application), log_level="warning",
-                            http=guarded_protocol(deadline, capacity), ws="none",
-                            access_log=False,          # access logs would hold every token
-                            server_header=False, proxy_headers=False, lifespan="off",
-                            limit_concurrency=None, timeout_keep_alive=5,
-                            backlog=socket.SOMAXCONN,
-                            h11_max_incomplete_event_size=16 * 1024)
+    capacity = max(16, min(max_waiting, (files - 128) // 2))  # half the files for the rest
+    config = uvicorn.Config(
+        HttpGuard(application),
+        log_level="warning",
+        http=guarded_protocol(deadline, capacity),
+        ws="none",
+        access_log=False,  # access logs would hold every token
+        server_header=False,
+        proxy_headers=False,
+        lifespan="off",
+        limit_concurrency=None,
+        timeout_keep_alive=5,
+        backlog=socket.SOMAXCONN,
+        h11_max_incomplete_event_size=16 * 1024,
+    )
     return uvicorn.Server(config)

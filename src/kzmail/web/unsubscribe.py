@@ -50,18 +50,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "note": "Erst der Knopf meldet ab. Das Öffnen dieser Seite allein ändert nichts.",
         "done_title": "Abgemeldet",
         "done": "Die Adresse {address} ist vom Verteiler „{list}“ abgemeldet. "
-                "Von diesem Verteiler kommen keine E-Mails mehr an sie.",
+        "Von diesem Verteiler kommen keine E-Mails mehr an sie.",
         "bad_title": "Link ungültig",
         "bad": "Dieser Abmelde-Link ist ungültig oder abgelaufen. Bitte nutze den Link aus "
-               "der neuesten E-Mail oder antworte auf sie mit der Bitte um Abmeldung.",
+        "der neuesten E-Mail oder antworte auf sie mit der Bitte um Abmeldung.",
         "malformed_title": "Anfrage unvollständig",
         "malformed": "Diese Anfrage konnte nicht gelesen werden. Bitte nutze den Knopf auf "
-                     "der Abmelde-Seite.",
+        "der Abmelde-Seite.",
         "large_title": "Anfrage zu groß",
         "large": "Diese Anfrage ist zu groß.",
         "busy_title": "Gerade nicht möglich",
         "busy": "Die Abmeldung konnte gerade nicht gespeichert werden. Bitte versuche es in "
-                "ein paar Minuten noch einmal.",
+        "ein paar Minuten noch einmal.",
         "notfound_title": "Nicht gefunden",
         "notfound": "Diese Seite gibt es nicht.",
         "method_title": "Nicht erlaubt",
@@ -74,18 +74,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "note": "Only the button unsubscribes. Opening this page alone changes nothing.",
         "done_title": "Unsubscribed",
         "done": "The address {address} is unsubscribed from the list “{list}”. "
-                "It will get no more e-mail from this list.",
+        "It will get no more e-mail from this list.",
         "bad_title": "Invalid link",
         "bad": "This unsubscribe link is invalid or has expired. Please use the link in the "
-               "latest e-mail, or reply to it asking to be unsubscribed.",
+        "latest e-mail, or reply to it asking to be unsubscribed.",
         "malformed_title": "Incomplete request",
         "malformed": "This request could not be read. Please use the button on the "
-                     "unsubscribe page.",
+        "unsubscribe page.",
         "large_title": "Request too large",
         "large": "This request is too large.",
         "busy_title": "Not possible right now",
-        "busy": "The unsubscribe could not be saved just now. Please try again in a few "
-                "minutes.",
+        "busy": "The unsubscribe could not be saved just now. Please try again in a few minutes.",
         "notfound_title": "Not found",
         "notfound": "There is no such page.",
         "method_title": "Not allowed",
@@ -102,18 +101,33 @@ def texts_for(language: str) -> dict[str, str]:
 class UnsubscribeService:
     """Request handlers around an injected signer, list directory and recorder."""
 
-    def __init__(self, signer: Callable[[], TokenSigner], lists: Mapping[str, ListInfo],
-                 record: Recorder, default_language: str = "en") -> None:
+    def __init__(
+        self,
+        signer: Callable[[], TokenSigner],
+        lists: Mapping[str, ListInfo],
+        record: Recorder,
+        default_language: str = "en",
+    ) -> None:
         self.signer = signer
         self.lists = dict(lists)
         self.record = record
         self.default_language = default_language
 
-    def _plain(self, key: str, status: int, language: str | None = None,
-               headers: dict[str, str] | None = None) -> Response:
+    def _plain(
+        self,
+        key: str,
+        status: int,
+        language: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         text = texts_for(language or self.default_language)
-        return page(language or self.default_language, text[f"{key}_title"],
-                    Markup("<p>{}</p>").format(text[key]), status, headers=headers)
+        return page(
+            language or self.default_language,
+            text[f"{key}_title"],
+            Markup("<p>{}</p>").format(text[key]),
+            status,
+            headers=headers,
+        )
 
     def _resolve(self, request: Request) -> tuple[str, str, ListInfo] | Response:
         """(list_id, address, list) from the token, or the refusal page."""
@@ -122,7 +136,7 @@ class UnsubscribeService:
             return self._plain("bad", 400 if checked is Refusal.MALFORMED else 403)
         list_id, address = checked
         info = self.lists.get(list_id)
-        if info is None:         # genuine, but for a list this server does not serve
+        if info is None:  # genuine, but for a list this server does not serve
             return self._plain("bad", 400)
         return list_id, address, info
 
@@ -138,9 +152,12 @@ class UnsubscribeService:
             '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
             '<input type="hidden" name="via" value="page">'
             '<button type="submit">{button}</button></form>\n'
-            '<p class="note">{note}</p>').format(
-                question=_fill(text["question"], address, info.name), button=text["button"],
-                note=text["note"])
+            '<p class="note">{note}</p>'
+        ).format(
+            question=_fill(text["question"], address, info.name),
+            button=text["button"],
+            note=text["note"],
+        )
         return page(info.language, text["title"], body)
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -152,7 +169,7 @@ class UnsubscribeService:
             body = await read_body(request, BODY_LIMIT)
         except BodyTooLarge:
             return self._plain("large", 413, info.language, {"connection": "close"})
-        except ClientGone:                     # nothing recorded; the answer goes nowhere
+        except ClientGone:  # nothing recorded; the answer goes nowhere
             return self._plain("malformed", 400, info.language, {"connection": "close"})
         fields = parse_form(request.headers.get("content-type", ""), body)
         if fields is None or fields.get(ONE_CLICK[0]) != ONE_CLICK[1]:
@@ -163,8 +180,11 @@ class UnsubscribeService:
         except KzmailError:
             return self._plain("busy", 503, info.language, {"retry-after": "60"})
         text = texts_for(info.language)
-        return page(info.language, text["done_title"],
-                    Markup("<p>{}</p>").format(_fill(text["done"], address, info.name)))
+        return page(
+            info.language,
+            text["done_title"],
+            Markup("<p>{}</p>").format(_fill(text["done"], address, info.name)),
+        )
 
     async def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -178,15 +198,20 @@ class UnsubscribeService:
 
 def _fill(template: str, address: str, list_name: str) -> Markup:
     """The sentence with address and list name escaped and emphasised."""
-    return escape(template).format(address=Markup("<strong>{}</strong>").format(address),
-                                   list=list_name)
+    return escape(template).format(
+        address=Markup("<strong>{}</strong>").format(address), list=list_name
+    )
 
 
-UnsubscribeApp = Starlette     # so callers outside web/ can name the type without starlette
+UnsubscribeApp = Starlette  # so callers outside web/ can name the type without starlette
 
 
-def unsubscribe_app(signer: Callable[[], TokenSigner], lists: Mapping[str, ListInfo],
-                    record: Recorder, default_language: str = "en") -> UnsubscribeApp:
+def unsubscribe_app(
+    signer: Callable[[], TokenSigner],
+    lists: Mapping[str, ListInfo],
+    record: Recorder,
+    default_language: str = "en",
+) -> UnsubscribeApp:
     """The ASGI app `kzmail serve` runs behind the organisers' HTTPS reverse proxy.
 
     `signer()` gives the signer to check a token with (it may change: secret rotation).
@@ -197,6 +222,8 @@ def unsubscribe_app(signer: Callable[[], TokenSigner], lists: Mapping[str, ListI
         Route("/u/{token}", service.unsubscribe, methods=["POST"]),
         Route("/healthz", service.healthz, methods=["GET"]),
     ]
-    return Starlette(routes=routes,
-                     middleware=[Middleware(SecurityHeaders, cache="no-store")],
-                     exception_handlers={404: service.http_error, 405: service.http_error})
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders, cache="no-store")],
+        exception_handlers={404: service.http_error, 405: service.http_error},
+    )
