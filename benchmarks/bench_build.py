@@ -24,7 +24,7 @@ from pathlib import Path
 from kzmail.cli.common import current_workspace
 from kzmail.models import Subscriber
 from kzmail.render import template as render
-from kzmail.services import workspace as app
+from kzmail.services import workspace
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ def main() -> None:
 
     os.environ.setdefault("KZMAIL_STATE_DIR", tempfile.mkdtemp(prefix="kzbench-"))
     start = time.perf_counter()
-    prepared = app.prepare(current_workspace(), REPO / "campaigns/kasachstan.yaml")
+    prepared = workspace.prepare(current_workspace(), REPO / "campaigns/kasachstan.yaml")
     compile_ms = (time.perf_counter() - start) * 1000
     people = _people(n)
     campaign = prepared.campaign

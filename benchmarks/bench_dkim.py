@@ -1,6 +1,6 @@
 """DKIM signing cost: messages built per second with and without a signature.
 
-Builds the example campaign's messages through `app.prepare(ws, path).build` (what the engine
+Builds the example campaign's messages through `workspace.prepare(ws, path).build` (what the engine
 calls per subscriber) three ways: unsigned (the baseline, measured in the same run), signed
 with RSA-2048 and signed with Ed25519, and prints each rate as a ratio of the baseline, plus
 the time of `DkimSigner.sign` alone. The build-only ratio is the worst case: a real send
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from kzmail.cli.common import current_workspace
 from kzmail.models import Subscriber
-from kzmail.services import workspace as app
+from kzmail.services import workspace
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ def _project(root: Path, key: Path | None) -> Path:
     return campaign
 
 
-def _batch(prepared: app.Prepared, people: list[Subscriber]) -> float:
+def _batch(prepared: workspace.Prepared, people: list[Subscriber]) -> float:
     start = time.perf_counter()
     for person in people:
         prepared.build(person)
@@ -60,7 +60,9 @@ def main() -> None:
             "rsa-2048": rsa.generate_private_key(public_exponent=65537, key_size=2048),
             "ed25519": ed25519.Ed25519PrivateKey.generate(),
         }
-        prepared = {"unsigned": app.prepare(current_workspace(), _project(root / "unsigned", None))}
+        prepared = {
+            "unsigned": workspace.prepare(current_workspace(), _project(root / "unsigned", None))
+        }
         for label, key in keys.items():
             path = root / f"{label}.pem"
             path.write_bytes(
@@ -70,7 +72,7 @@ def main() -> None:
                     serialization.NoEncryption(),
                 )
             )
-            prepared[label] = app.prepare(current_workspace(), _project(root / label, path))
+            prepared[label] = workspace.prepare(current_workspace(), _project(root / label, path))
     people = [Subscriber(f"reader{i}@example.org", f"Leserin Nr. {i}") for i in range(batch)]
     # Interleaved rounds, best of each: the machine is shared, so a slow moment must not
     # land on one variant only.

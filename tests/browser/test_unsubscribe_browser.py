@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Browser, Page
 
 from kzmail.cli.common import current_workspace
-from kzmail.services import unsubscribe as service_unsubscribe
+from kzmail.services import unsubscribe
 from kzmail.state.journal import Journal
 from kzmail.state.secret import load_signer
 from tests.helpers.campaigns import edit_campaign, use_relay
@@ -64,7 +64,7 @@ def test_unsubscribe_link_from_a_sent_message_works_in_chromium_without_javascri
     assert url.scheme == "https"
     assert url.path.startswith("/u/")
 
-    application, _ = service_unsubscribe.build_app(current_workspace(), [])
+    application, _ = unsubscribe.build_app(current_workspace(), [])
     with running(application) as base:
         # the HTTPS proxy is not part of the test: keep the /u/<token> path, use our server
         context = browser.new_context(java_script_enabled=False)
@@ -116,7 +116,7 @@ def contrast(page: Page, selector: str) -> float:
 def test_unsubscribe_page_works_by_keyboard_alone(project: Path, browser: Browser) -> None:
     list_id = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
     token = load_signer(current_workspace().state).make(list_id, "jane@example.org")
-    application, _ = service_unsubscribe.build_app(current_workspace(), [])
+    application, _ = unsubscribe.build_app(current_workspace(), [])
     with running(application) as base:
         page = browser.new_page()
         page.goto(f"{base}/u/{token}")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from kzmail.cli.common import current_workspace
 from kzmail.cli.main import cli
-from kzmail.services import unsubscribe as service_unsubscribe
+from kzmail.services import unsubscribe
 from kzmail.state.journal import Journal
 from kzmail.state.secret import load_signer
 from kzmail.tokens import unsubscribe_url
@@ -93,7 +93,7 @@ def test_secret_rotate_zero_retires_every_older_secret(project: Path) -> None:
     result = CliRunner().invoke(cli, ["secret", "rotate", "--grace-days", "0"])
     assert result.exit_code == 0, result.output
     assert "no longer work" in result.output
-    application, _ = service_unsubscribe.build_app(current_workspace(), [])
+    application, _ = unsubscribe.build_app(current_workspace(), [])
     with TestClient(application, base_url="https://news.example.org") as client:
         for token in (first, second):
             answer = client.post(unsubscribe_url("", token), data={"List-Unsubscribe": "One-Click"})

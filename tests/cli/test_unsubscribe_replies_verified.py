@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from typer.testing import CliRunner
 
-from kzmail import tokens as unsubscribe
+from kzmail import tokens
 from kzmail.cli.common import current_workspace
 from kzmail.cli.main import cli
 from kzmail.state.journal import Journal
@@ -144,7 +144,7 @@ def test_the_unsubscribe_link_quoted_in_the_body_is_acted_on(project: Path) -> N
 
 
 def test_a_forged_token_is_not_acted_on(project: Path) -> None:
-    other = unsubscribe.TokenSigner(b"x" * 32).make(LIST, VICTIM)
+    other = tokens.TokenSigner(b"x" * 32).make(LIST, VICTIM)
     output = _import(project, _reply(subject=f"unsubscribe {other}"))
     assert _suppressed() == set()
     assert "not verified (" in output

@@ -28,7 +28,7 @@ from kzmail.dkim.signer import (
 )
 from kzmail.errors import CampaignError
 from kzmail.models import DkimSettings
-from kzmail.services import send as service_send
+from kzmail.services import send
 from tests.helpers.campaigns import copy_project, use_relay
 from tests.helpers.deliverability import Example, build_all, tool
 from tests.helpers.smtp import SmtpServer
@@ -269,7 +269,7 @@ def test_signed_messages_survive_a_real_smtp_send(
     use_relay(campaign, smtp_server)
     with campaign.open("a", encoding="utf-8") as out:
         out.write(f"\ndkim:\n  domain: {DOMAIN}\n  selector: news\n  key_file: {keys.rsa}\n")
-    result = service_send.send(current_workspace(), campaign, confirm=lambda _: True)
+    result = send.send(current_workspace(), campaign, confirm=lambda _: True)
     received = smtp_server.handler.messages
     assert result.report.sent == len(received) >= 10
     for item in received:

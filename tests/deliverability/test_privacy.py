@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from kzmail.cli.common import current_workspace
-from kzmail.services import send as service_send
+from kzmail.services import send
 from kzmail.tokens import unsubscribe_url
 from tests.helpers.broken import parse, rebuilt
 from tests.helpers.campaigns import use_relay
@@ -101,7 +101,7 @@ def test_links_are_not_rewritten(example: Example) -> None:
 def test_each_recipient_gets_a_message_of_their_own(project: Path, smtp_server: SmtpServer) -> None:
     campaign = project / "campaigns" / "kasachstan.yaml"
     use_relay(campaign, smtp_server)
-    result = service_send.send(current_workspace(), campaign, confirm=lambda _: True)
+    result = send.send(current_workspace(), campaign, confirm=lambda _: True)
     received = smtp_server.handler.messages
     addresses = {r for item in received for r in item.rcpt_tos}
     assert result.report.sent == len(received) == len(addresses) >= 10

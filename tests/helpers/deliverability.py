@@ -16,7 +16,7 @@ from kzmail.cli.common import current_workspace
 from kzmail.lists.checker import ListChecker
 from kzmail.models import Rendered, Subscriber
 from kzmail.render.message import Outgoing
-from kzmail.services import workspace as app
+from kzmail.services import workspace
 from tests.helpers.campaigns import REPO
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -47,7 +47,7 @@ class Example:
     """The example campaign copied to a scratch folder, prepared, built for every subscriber."""
 
     root: Path
-    prepared: app.Prepared
+    prepared: workspace.Prepared
     built: list[Built]
 
 
@@ -55,7 +55,7 @@ def build_all(campaign: Path, state: Path) -> Example:
     """Prepare `campaign` with its state in `state` and build it for every subscriber."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KZMAIL_STATE_DIR", str(state))
-        prepared = app.prepare(current_workspace(), campaign)
+        prepared = workspace.prepare(current_workspace(), campaign)
     built = []
     with ListChecker(prepared.campaign.subscribers) as checker:
         for item in checker.subscribers():

@@ -21,7 +21,7 @@ import pytest
 
 from kzmail.cli.common import current_workspace
 from kzmail.models import ANY_LIST
-from kzmail.services import send as service_send
+from kzmail.services import send
 from kzmail.state.journal import Journal
 from tests.helpers.campaigns import edit_campaign
 from tests.helpers.servers import FaultServer, fault_server
@@ -139,7 +139,7 @@ def test_a_campaign_through_postfix_arrives_once_each(project: Path, postfix_rel
         ),
     )
 
-    result = service_send.send(current_workspace(), campaign)
+    result = send.send(current_workspace(), campaign)
 
     assert (result.report.sent, result.report.failed) == (len(valid), 2)
     handler = postfix_relay.sink.handler

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kzmail.cli.common import current_workspace
-from kzmail.services import send as service_send
+from kzmail.services import send
 from tests.helpers.campaigns import edit_campaign
 from tests.helpers.servers import fault_server
 
@@ -19,7 +19,7 @@ def test_two_relays_share_the_list_and_nobody_is_mailed_twice(project: Path) -> 
             for server, limit in ((one, 0), (two, 0))
         )
         edit_campaign(campaign, lambda text: text + f"\nrelays:\n{relays}")
-        result = service_send.send(current_workspace(), campaign)
+        result = send.send(current_workspace(), campaign)
     assert result.report.sent == 12
     got = [a.recipient for a in one.handler.arrivals + two.handler.arrivals]
     assert sorted(got) == sorted(set(got))

@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.smtp import SMTP
 
 from kzmail.cli.common import current_workspace
-from kzmail.services import send as service_send
+from kzmail.services import send
 from tests.helpers.campaigns import edit_campaign
 from tests.helpers.smtp import RecordingHandler, smtp_in_thread
 
@@ -84,7 +84,7 @@ def test_tls_verifies_the_certificate_and_delivers_with_the_right_ca(
             ),
         )
         # an unknown certificate is refused at once, nothing is sent
-        refused = service_send.send(current_workspace(), project / CAMPAIGN)
+        refused = send.send(current_workspace(), project / CAMPAIGN)
         assert refused.report.paused is not None
         assert "certificate verify failed" in refused.report.paused
         assert handler.messages == []
@@ -92,7 +92,7 @@ def test_tls_verifies_the_certificate_and_delivers_with_the_right_ca(
             project / CAMPAIGN,
             lambda t: t.replace("  username:", f"  ca_file: {cert}\n  username:"),
         )
-        result = service_send.send(current_workspace(), project / CAMPAIGN)
+        result = send.send(current_workspace(), project / CAMPAIGN)
         assert result.report.sent == 12
         assert len(handler.messages) == 12
 
@@ -143,12 +143,12 @@ def test_auth_uses_the_password_from_the_environment_and_a_refusal_pauses(
             ),
         )
         monkeypatch.setenv("KZMAIL_SMTP_PASSWORD", "wrong")
-        refused = service_send.send(current_workspace(), project / CAMPAIGN)
+        refused = send.send(current_workspace(), project / CAMPAIGN)
         assert refused.report.paused is not None
         assert "535" in refused.report.paused
         assert handler.messages == []
         monkeypatch.setenv("KZMAIL_SMTP_PASSWORD", "s3cret")
-        result = service_send.send(current_workspace(), project / CAMPAIGN)
+        result = send.send(current_workspace(), project / CAMPAIGN)
         assert result.report.sent == 12
         assert len(handler.messages) == 12
         assert ("news", "wrong") in logins

@@ -9,8 +9,7 @@ import pytest
 
 from kzmail.errors import CampaignError
 from kzmail.models import Workspace
-from kzmail.services import send as service_send
-from kzmail.services import suppressions
+from kzmail.services import send, suppressions
 from tests.helpers.campaigns import edit_campaign
 
 NINE_NINE = 1_000_000_000.0  # 2001-09-09T01:46:40Z
@@ -44,4 +43,4 @@ def test_the_relay_password_comes_from_the_workspace_environment(
     monkeypatch.setenv("KZMAIL_SMTP_PASSWORD", "in the process, not in the workspace")
     ws = Workspace(state=project / ".kzmail", root=project, environ={})
     with pytest.raises(CampaignError, match="KZMAIL_SMTP_PASSWORD is not set"):
-        service_send.send(ws, campaign, confirm=lambda _: False)
+        send.send(ws, campaign, confirm=lambda _: False)

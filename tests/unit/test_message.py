@@ -128,9 +128,9 @@ def test_chunked_encoding_decodes_to_exactly_the_rendered_parts(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from kzmail.render import message as message_module
-    from kzmail.services import workspace as app
+    from kzmail.services import workspace
 
-    prepared = app.prepare(current_workspace(), project / "campaigns/kasachstan.yaml")
+    prepared = workspace.prepare(current_workspace(), project / "campaigns/kasachstan.yaml")
     person = Subscriber("anna@example.org", "Müller, Anna  ", {"city": "Köln"})
     encoded: list[str] = []
     real = message_module.qp_piece
@@ -159,7 +159,7 @@ def test_piecewise_dkim_body_hash_equals_the_whole_body_one(project: Path, tmp_p
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from kzmail.dkim import signer as dkim
-    from kzmail.services import workspace as app
+    from kzmail.services import workspace
     from tests.helpers.campaigns import edit_campaign
 
     key = ed25519.Ed25519PrivateKey.generate()
@@ -180,7 +180,7 @@ def test_piecewise_dkim_body_hash_equals_the_whole_body_one(project: Path, tmp_p
             )
         ),
     )
-    prepared = app.prepare(current_workspace(), project / "campaigns/kasachstan.yaml")
+    prepared = workspace.prepare(current_workspace(), project / "campaigns/kasachstan.yaml")
     # names with runs of spaces and tabs: the per-subscriber chunks need canonicalising too
     for name in ("Anna", "Anna  \t  Müller", "x   y"):
         data = prepared.build(Subscriber("a@example.org", name, {"city": "a  b"})).data
