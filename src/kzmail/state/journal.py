@@ -30,6 +30,7 @@ from pathlib import Path
 from kzmail.errors import StateError
 from kzmail.models import ANY_LIST
 from kzmail.private import private_folder, private_umask
+from kzmail.state.durable import WalSync
 from kzmail.state.schema import (
     ADDED_COLUMNS,
     APPEND,
@@ -90,6 +91,7 @@ class Journal:
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state database in {state_dir}: {exc}") from exc
         self._checkpointer: Checkpointer | None = None
+        self._wal_sync = WalSync(self._path)
         self._lazy: list[tuple[object, ...]] = []
         self._marked = 0  # marks made so far
         self._written = 0  # marks committed so far
@@ -115,6 +117,7 @@ class Journal:
         finally:
             if self._checkpointer is not None:
                 self._checkpointer.stop()
+            self._wal_sync.close()
             self._db.close()
 
     # deliveries ---------------------------------------------------------------
@@ -222,6 +225,7 @@ class Journal:
                     raise self._cannot_record(exc) from exc
                 raise
             self._written = self._marked
+            self._wal_sync.wrote()
             self._unmerged += len(rows)
             if self._unmerged >= MERGE_EVERY:
                 self._merge()
@@ -255,7 +259,8 @@ class Journal:
         self._merge()
 
     async def committed(self) -> None:
-        """Return once every mark made so far is committed (one statement).
+        """Return once every mark made so far is committed (one statement) and on stable
+        storage (an fdatasync of the WAL in a thread of its own: `state.durable`).
 
         The sender awaits this just before a message goes out, one round trip to the relay
         after it marked `sending`, so the commit takes every mark the other lanes queued
@@ -267,6 +272,7 @@ class Journal:
             await asyncio.sleep(0)
             if self._written < self._marked:
                 self.flush()
+        await self._wal_sync.covering(self._wal_sync.written)
 
     def has_deliveries(self, campaign: str) -> bool:
         """False for a run never started (the sender then skips per-address look-ups)."""
@@ -334,6 +340,7 @@ class Journal:
             "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
             (list_id, address.lower(), reason, self._clock()),
         )
+        self._durable_now()
         self._suppressed.add(list_id, address.lower())
 
     def is_suppressed(self, list_id: str, address: str) -> bool:
@@ -346,8 +353,14 @@ class Journal:
             "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
             (list_id, address.lower(), reason, self._clock()),
         )
+        self._durable_now()
         self._suppressed.add(list_id, address.lower())
         return cursor.rowcount == 1
+
+    def _durable_now(self) -> None:
+        """An unsubscribe is kept forever: on stable storage before we say it is recorded."""
+        self._wal_sync.wrote()
+        self._wal_sync.now()
 
     def suppressions(self, list_id: str | None = None) -> list[tuple[str, str, str, float]]:
         """(list_id, address, reason, created_at) rows, oldest first; one list or all."""
