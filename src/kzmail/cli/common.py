@@ -54,17 +54,41 @@ DEBUG_ENV = "KZMAIL_DEBUG"
 STATE_ENV = "KZMAIL_STATE_DIR"
 
 
-def current_workspace() -> Workspace:
-    """The workspace of this command: `$KZMAIL_STATE_DIR` (else `.kzmail/`), `campaigns/` and
-    `outbox/` in the current directory, this process's environment and the real clock.
+def current_workspace(campaign: Path | None = None, *, announce: bool = False) -> Workspace:
+    """The workspace of this command: its project's state folder, that project's root (for
+    `campaigns/` and `outbox/`), this process's environment and the real clock.
 
-    The only place that decides these; every service is handed the result.
+    The state folder is `$KZMAIL_STATE_DIR` if set, else the nearest `.kzmail/` above the
+    campaign file (or, without one, above the current folder), so it is the same whatever
+    folder the command runs in. A new one is announced in one line; `announce` names the
+    folder in use too (for commands that name no campaign). The only place that decides
+    these; every service is handed the result.
     """
     from kzmail.models import Workspace  # pydantic loads only when a command runs
+    from kzmail.state.folder import locate
 
-    return Workspace(
-        state=Path(os.environ.get(STATE_ENV) or ".kzmail"), root=Path("."), environ=dict(os.environ)
-    )
+    environ = dict(os.environ)
+    if environ.get(STATE_ENV):
+        return Workspace(state=Path(environ[STATE_ENV]), root=Path("."), environ=environ)
+    located = locate((campaign if campaign is not None else Path.cwd()).absolute())
+    state, root = _shown(located.state), _shown(located.root)
+    if not located.exists:
+        err.print(
+            f"note: new state folder {state} for this project (who was sent, who unsubscribed, "
+            "the unsubscribe secret)",
+            soft_wrap=True,
+        )
+    elif announce:
+        err.print(f"state folder: {state}", soft_wrap=True)
+    return Workspace(state=state, root=root, environ=environ)
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the current folder when it is inside it (shorter in messages)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 class KzmailGroup(TyperGroup):

@@ -57,7 +57,7 @@ def check(
 
     try:
         result = kzmail.services.lists.check(
-            current_workspace(),
+            current_workspace(campaign),
             campaign,
             lists=subscribers or [],
             check_dns=check_dns,
@@ -146,7 +146,7 @@ def clean(
     import kzmail.services.lists
 
     result = kzmail.services.lists.clean(
-        current_workspace(),
+        current_workspace(campaign),
         subscriber_list,
         out_file,
         campaign=campaign,

@@ -48,7 +48,9 @@ def preview(
         return
     from kzmail.services import workspace
 
-    files = workspace.preview(current_workspace(), campaign, address=subscriber, out_dir=out_dir)
+    files = workspace.preview(
+        current_workspace(campaign), campaign, address=subscriber, out_dir=out_dir
+    )
     out.print(f"Preview for {files.subscriber}:")
     for path in (files.html, files.text, files.eml):
         out.print(f"  {path}")
@@ -129,7 +131,7 @@ def _run_send(
 
     try:
         result = kzmail.services.send.send(
-            current_workspace(),
+            current_workspace(campaign),
             campaign,
             dry_run=dry_run,
             to=to,
@@ -241,7 +243,7 @@ def status(
     """How many subscribers of the list are sent, failed, uncertain and still pending."""
     import kzmail.services.send
 
-    result = kzmail.services.send.status(current_workspace(), campaign)
+    result = kzmail.services.send.status(current_workspace(campaign), campaign)
     c = result.counts
     if as_json:
         print(json.dumps(c))
@@ -265,7 +267,7 @@ def report(
     """Write who failed (or is uncertain) and why, with the relay's reply, to a CSV file."""
     import kzmail.services.send
 
-    count = kzmail.services.send.report(current_workspace(), campaign, out_file)
+    count = kzmail.services.send.report(current_workspace(campaign), campaign, out_file)
     out.print(f"Wrote {count} rows to {out_file}.")
 
 
@@ -283,7 +285,7 @@ def _serve_preview(
         )
 
     kzmail.services.preview.serve_preview(
-        current_workspace(),
+        current_workspace(campaign),
         campaign,
         port=port,
         address=subscriber,

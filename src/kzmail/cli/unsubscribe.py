@@ -34,7 +34,7 @@ def serve(
         out.print("Put it behind your HTTPS reverse proxy (see README). Ctrl-C stops it.")
 
     kzmail.services.unsubscribe.serve(
-        current_workspace(), campaigns or [], host, port, on_ready=ready
+        current_workspace(announce=True), campaigns or [], host, port, on_ready=ready
     )
 
 
@@ -52,7 +52,7 @@ def secret_rotate(
 
     import kzmail.services.unsubscribe
 
-    old = kzmail.services.unsubscribe.rotate(current_workspace(), grace_days)
+    old = kzmail.services.unsubscribe.rotate(current_workspace(announce=True), grace_days)
     if grace_days:
         until = datetime.fromtimestamp(old.valid_until).astimezone().strftime("%Y-%m-%d %H:%M")
         out.print(f"New secret made. Links signed with the old one work until {until}.")
@@ -105,7 +105,7 @@ def unsubscribes_import(
     from kzmail.services import suppressions
 
     trust = suppressions.Trust(tuple(authserv_id or ()), trust_from)
-    ws = current_workspace()
+    ws = current_workspace(campaign, announce=True)
     report = suppressions.import_file(
         ws, file, suppressions.target_list(ws, list_id, campaign), trust
     )
@@ -131,7 +131,7 @@ def unsubscribes_list(list_id: FilterOption = None) -> None:
     """Show who unsubscribed, when, from which list and how."""
     from kzmail.services import suppressions
 
-    records = suppressions.rows(current_workspace(), list_id)
+    records = suppressions.rows(current_workspace(announce=True), list_id)
     for row in records:
         out.print(
             f"{row['unsubscribed_at']}  {row['email']}  {row['list_id']}  ({row['reason']})",
@@ -153,9 +153,11 @@ def unsubscribes_export(
     from kzmail.services import suppressions
 
     if out_file is None:
-        suppressions.write_csv(suppressions.rows(current_workspace(), list_id), sys.stdout)
+        suppressions.write_csv(
+            suppressions.rows(current_workspace(announce=True), list_id), sys.stdout
+        )
         return
-    count = suppressions.export(current_workspace(), out_file, list_id)
+    count = suppressions.export(current_workspace(announce=True), out_file, list_id)
     err.print(f"{count} rows written to {out_file}")
 
 
@@ -172,7 +174,7 @@ def forget(
             f"Erase {clean} from the state? This cannot be undone.", default=False
         )
 
-    done = kzmail.services.forget.forget(current_workspace(), address, confirm)
+    done = kzmail.services.forget.forget(current_workspace(announce=True), address, confirm)
     if done is None:
         err.print("Nothing erased.")
         raise typer.Exit(1)
