@@ -77,3 +77,16 @@ def test_forget_while_another_process_writes_is_one_line(project: Path) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "state.db" in result.output
     assert "Traceback" not in result.output
+
+
+def test_forget_erases_the_record_of_a_removed_suppression(project: Path) -> None:
+    (project / "gone.txt").write_text(ADDRESS + "\n", encoding="utf-8")
+    assert kz("unsubscribes", "import", "gone.txt")[0] == 0
+    code, output = kz("unsubscribes", "remove", ADDRESS, "--yes", "--reason", f"{ADDRESS} asked")
+    assert code == 0, output
+    state = project / ".kzmail"
+    assert any(ADDRESS.encode() in p.read_bytes() for p in state.iterdir())  # the record
+    code, output = kz("forget", ADDRESS, "--yes")
+    assert code == 0, output
+    for path in (project / ".kzmail").iterdir():
+        assert ADDRESS.encode() not in path.read_bytes(), path.name

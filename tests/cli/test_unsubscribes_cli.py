@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import mailbox
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from kzmail.cli.common import current_workspace
@@ -39,6 +41,14 @@ REPLIES = [
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, list(args))
     return result.exit_code, result.output
+
+
+def rows_of_anna() -> list[str]:
+    journal = Journal(current_workspace().state)
+    try:
+        return [lid for lid, address, _, _ in journal.suppressions() if address.startswith("anna")]
+    finally:
+        journal.close()
 
 
 def suppressed() -> dict[str, str]:
@@ -158,3 +168,117 @@ def test_export_writes_formula_looking_cells_as_text(project: Path) -> None:
             "'=evil.list",
             '\'\t=HYPERLINK("http://x")',
         )
+
+
+def test_export_then_import_restores_every_row(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(project / ".kzmail", clock=lambda: 1_700_000_000.0)
+    journal.suppress(LIST, "anna.mueller@example.com", "unsubscribe: one-click")
+    journal.close()
+    journal = Journal(project / ".kzmail", clock=lambda: 1_700_086_400.0)
+    journal.suppress("*", "x@example.org", "bounce: 550 5.1.1 no such user")
+    journal.suppress("other.example.org", "anna.mueller@example.com", "=odd reason")
+    journal.close()
+    code, output = run("unsubscribes", "export", "--out", "backup.csv")
+    assert code == 0, output
+    before = (project / "backup.csv").read_text(encoding="utf-8")
+    monkeypatch.setenv("KZMAIL_STATE_DIR", str(project / "fresh-state"))
+    code, output = run("unsubscribes", "import", "backup.csv")
+    assert code == 0, output
+    assert "3 newly unsubscribed" in output
+    assert "0 skipped" in output
+    code, output = run("unsubscribes", "export", "--out", "again.csv")
+    assert code == 0, output
+    assert (project / "again.csv").read_text(encoding="utf-8") == before
+    journal = Journal(project / "fresh-state")
+    try:
+        assert journal.is_suppressed("any.list.example.org", "x@example.org")
+        assert journal.suppressions()[0] == (
+            LIST,
+            "anna.mueller@example.com",
+            "unsubscribe: one-click",
+            1_700_000_000.0,
+        )
+    finally:
+        journal.close()
+    code, output = run("unsubscribes", "import", "backup.csv")
+    output = " ".join(output.split())
+    assert "0 newly unsubscribed" in output and "3 already were" in output
+
+
+def test_import_csv_with_a_marker_column_suppresses_marked_rows(project: Path) -> None:
+    (project / "liste.csv").write_text(
+        "E-Mail;Abgemeldet\nanna.mueller@example.com;ja\n", encoding="utf-8"
+    )
+    code, output = run("unsubscribes", "import", "liste.csv")
+    assert code == 0, output
+    assert suppressed() == {"anna.mueller@example.com": LIST}
+
+
+def test_remove_undoes_a_suppression_and_records_why(project: Path) -> None:
+    (project / "weg.txt").write_text("anna.mueller@example.com\n", encoding="utf-8")
+    run("unsubscribes", "import", "weg.txt")
+    run("unsubscribes", "import", "weg.txt", "--list", "*")
+    code, output = run("send", "campaigns/kasachstan.yaml", "--dry-run")
+    assert "1 suppressed" in output
+    asked = CliRunner().invoke(
+        cli, ["unsubscribes", "remove", "Anna.Mueller@example.com", "--list", LIST], input="n\n"
+    )
+    assert asked.exit_code == 1
+    assert f"anna.mueller@example.com on {LIST}" in asked.output  # the question
+    assert "Nothing removed." in asked.output
+    assert sorted(rows_of_anna()) == ["*", LIST]
+    code, output = run(
+        "unsubscribes", "remove", "anna.mueller@example.com", "--list", LIST, "--yes"
+    )
+    assert code == 0, output
+    assert output.strip().splitlines()[-1] == (
+        f"Removed the suppression of anna.mueller@example.com on {LIST}."
+    )
+    assert suppressed() == {"anna.mueller@example.com": "*"}
+    code, output = run(
+        "unsubscribes", "remove", "anna.mueller@example.com", "--list", LIST, "--yes"
+    )
+    assert code == 1
+    assert f"anna.mueller@example.com is not suppressed on {LIST}" in output
+    assert "all lists" in output  # where it still is
+    code, output = run(
+        "unsubscribes",
+        "remove",
+        "anna.mueller@example.com",
+        "--yes",
+        "--reason",
+        "re-subscribed at the info stand",
+    )
+    assert code == 0, output
+    assert "on all lists" in output
+    assert suppressed() == {}
+    code, output = run("send", "campaigns/kasachstan.yaml", "--dry-run")
+    assert "0 suppressed" in output
+    db = sqlite3.connect(project / ".kzmail" / "state.db")
+    try:
+        records = db.execute(
+            "SELECT list_id, address, reason FROM unsuppressions ORDER BY at, list_id"
+        ).fetchall()
+    finally:
+        db.close()
+    assert records == [
+        (LIST, "anna.mueller@example.com", "removed by the organiser"),
+        ("*", "anna.mueller@example.com", "re-subscribed at the info stand"),
+    ]
+    code, output = run("unsubscribes", "remove", "nobody@example.org", "--yes")
+    assert code == 1
+    assert "nobody@example.org is not suppressed" in output
+    assert "Traceback" not in output
+
+
+def test_remove_forgets_it_in_a_journal_that_already_holds_the_list(project: Path) -> None:
+    journal = Journal(project / ".kzmail")
+    try:
+        journal.suppress(LIST, "anna.mueller@example.com", "unsubscribe")
+        assert journal.is_suppressed(LIST, "anna.mueller@example.com")
+        assert journal.unsuppress("anna.mueller@example.com", None, "wrong") == [LIST]
+        assert not journal.is_suppressed(LIST, "anna.mueller@example.com")
+    finally:
+        journal.close()

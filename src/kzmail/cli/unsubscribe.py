@@ -62,7 +62,7 @@ def secret_rotate(
 
 # the suppression list: mailto unsubscribes in, CSV out -----------------------------------
 unsubscribes_cli = typer.Typer(
-    no_args_is_help=True, help="Who unsubscribed: import mailto replies, list, export."
+    no_args_is_help=True, help="Who unsubscribed: import mailto replies, list, export, remove."
 )
 ListOption = Annotated[
     str | None,
@@ -107,7 +107,7 @@ def unsubscribes_import(
     trust = suppressions.Trust(tuple(authserv_id or ()), trust_from)
     ws = current_workspace(campaign, announce=True)
     report = suppressions.import_file(
-        ws, file, suppressions.target_list(ws, list_id, campaign), trust
+        ws, file, suppressions.target_list(ws, list_id, campaign, file), trust
     )
     for line in report.skipped:
         err.print(f"[yellow]skipped[/] {untrusted(line)}", markup=True, soft_wrap=True)
@@ -159,6 +159,40 @@ def unsubscribes_export(
         return
     count = suppressions.export(current_workspace(announce=True), out_file, list_id)
     err.print(f"{count} rows written to {out_file}")
+
+
+@unsubscribes_cli.command("remove")
+def unsubscribes_remove(
+    address: Annotated[str, typer.Argument(help="The address to mail again.", show_default=False)],
+    list_id: Annotated[
+        str | None,
+        typer.Option("--list", help="Only on this list id, '*' included (default: every list)."),
+    ] = None,
+    reason: Annotated[
+        str, typer.Option(help="Why, kept with the record of the removal.")
+    ] = "removed by the organiser",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Undo a suppression (a wrong bounce, someone who subscribed again), with a reason."""
+    from kzmail.services import suppressions
+
+    def confirm(clean: str, lists: list[str]) -> bool:
+        return yes or typer.confirm(f"Mail {clean} on {', '.join(lists)} again?", default=False)
+
+    done = suppressions.remove(current_workspace(), address, list_id, reason, confirm)
+    if not done.lists:
+        where = f" on {list_id}" if list_id is not None else ""
+        still = f" (it is on: {', '.join(done.elsewhere)})" if done.elsewhere else ""
+        err.print(f"{done.address} is not suppressed{where}{still}.", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    if not done.removed:
+        err.print("Nothing removed.")
+        raise typer.Exit(1)
+    out.print(
+        f"Removed the suppression of {done.address} on {', '.join(done.lists)}.",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

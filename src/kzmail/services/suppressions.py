@@ -8,7 +8,9 @@ server's Authentication-Results (from an authserv-id the organiser names) say DK
 passed aligned with From. Anyone can write a From header: other replies are reported as
 not verified, unless the organiser trusts From. Auto-replies and bounces are skipped.
 `rows` and `write_csv` give back who unsubscribed,
-when and from which list, as a CSV to paste into the spreadsheet.
+when and from which list, as a CSV to paste into the spreadsheet; importing that CSV
+(`is_export`) restores each row's own list, reason and time. `remove` undoes one
+suppression, recorded with the organiser's reason.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import csv
 import mailbox
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -28,8 +30,8 @@ from kzmail import campaign_file
 from kzmail.errors import InputError
 from kzmail.inbox import authresults
 from kzmail.lists.checker import ListChecker
-from kzmail.lists.rows import Problem, clean_address
-from kzmail.lists.writer import spreadsheet_text
+from kzmail.lists.rows import Problem, clean_address, header_key
+from kzmail.lists.writer import runs_as_formula, spreadsheet_text
 from kzmail.models import ANY_LIST, ListSource, Workspace
 from kzmail.private import open_private
 from kzmail.services import workspace
@@ -38,12 +40,16 @@ from kzmail.state.secret import load_signer
 from kzmail.tokens import TokenSigner
 
 CSV_COLUMNS = ("email", "list_id", "reason", "unsubscribed_at")
+ALL_LISTS = "all lists"  # how an export names `ANY_LIST`
 _AUTO_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|bounces?)([+@-]|$)", re.I)
 
 
 @dataclass
 class ImportReport:
-    """What an import did: who was added, who was already there, what was skipped and why."""
+    """What an import did: who was added, who was already there, what was skipped and why.
+
+    From an export, `added` and `already` say `address on list` (one address may be on
+    several)."""
 
     list_id: str
     source: str
@@ -74,11 +80,91 @@ _MAX_TOKEN_SCAN = 64 * 1024  # a reply quoting our message has the link near its
 _MAX_CANDIDATES = 20
 
 
-def target_list(ws: Workspace, list_id: str | None, campaign: Path | None) -> str:
-    """The list to suppress on: `--list` (`*` = every list), else the campaign's list."""
+@dataclass(frozen=True)
+class Restored:
+    """One row of an export: a suppression to restore as it was."""
+
+    address: str
+    list_id: str
+    reason: str
+    at: float | None  # None: the row gave no time (now)
+
+
+def target_list(
+    ws: Workspace, list_id: str | None, campaign: Path | None, path: Path | None = None
+) -> str | None:
+    """The list to suppress on: `--list` (`*` = every list), else the campaign's list;
+    None for an export (`path`) when neither is given: each row names its own list."""
     if list_id:
         return list_id.strip()
+    if campaign is None and path is not None and is_export(path):
+        return None
     return campaign_file.load(workspace.resolve_campaign(ws, campaign)).list_id
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
+            return handle.readline(4096)
+    except OSError:
+        return ""
+
+
+def _dialect(line: str) -> type[csv.Dialect] | csv.Dialect:
+    try:
+        return csv.Sniffer().sniff(line, delimiters=",;\t")
+    except csv.Error:
+        return csv.excel
+
+
+def is_export(path: Path) -> bool:
+    """True if `path` is a CSV with exactly the columns `export` writes (a spreadsheet may
+    have saved it with `;` or tabs)."""
+    if not path.is_file():
+        return False
+    line = _first_line(path)
+    header = next(csv.reader([line], _dialect(line)), [])
+    return [header_key(h) for h in header] == [header_key(c) for c in CSV_COLUMNS]
+
+
+def _as_written(cell: str) -> str:
+    """A cell as it was before `spreadsheet_text` guarded it."""
+    return cell[1:] if cell.startswith("'") and runs_as_formula(cell[1:]) else cell
+
+
+def _time(text: str) -> float | None:
+    """An export's ISO 8601 time as a timestamp (no offset: UTC); None if empty."""
+    if not text.strip():
+        return None
+    stamp = datetime.fromisoformat(text.strip())
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+
+
+def _restored(path: Path, line: int, record: list[str]) -> Restored | Problem:
+    cells = [_as_written(c) for c in record] + [""] * (4 - len(record))
+    email, list_id, reason, at = cells[:4]
+    list_id = list_id.strip()
+    try:
+        address = clean_address(email)
+        when = _time(at)
+    except ValueError as exc:
+        return Problem(str(path), line, str(exc))
+    if not list_id:
+        return Problem(str(path), line, "no list_id")
+    own = ANY_LIST if list_id == ALL_LISTS else list_id
+    return Restored(address, own, reason or f"unsubscribe: imported from {path.name}", when)
+
+
+def read_export(path: Path) -> Iterator[Restored | Problem]:
+    """Every row of an export CSV (`is_export`) as it was suppressed, or a Problem."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            reader = csv.reader(handle, _dialect(handle.readline(4096)))
+            for line, record in enumerate(reader, start=2):
+                if any(cell.strip() for cell in record):
+                    yield _restored(path, line, record)
+    except OSError as exc:
+        raise InputError(f"cannot read the file ({exc})", path=path) from exc
 
 
 def _auto_reason(message: Message) -> str | None:
@@ -222,13 +308,25 @@ def read_addresses(
         raise InputError(f"cannot read the file ({exc})", path=path) from exc
     with ListChecker([ListSource(path=path)]) as checker:
         for row in checker.rows(strict=True):
-            yield row.result if isinstance(row.result, Problem) else row.result.email
+            if isinstance(row.result, Problem):  # a row marked unsubscribed is one to take
+                marked = row.result.kind == "unsubscribed"
+                yield row.result.address if marked else row.result
+            else:
+                yield row.result.email
 
 
 def import_file(
-    ws: Workspace, path: Path, list_id: str, trust: Trust | None = None
+    ws: Workspace, path: Path, list_id: str | None, trust: Trust | None = None
 ) -> ImportReport:
-    """Suppress every proven address in `path` on `list_id`; report what happened."""
+    """Suppress every proven address in `path` on `list_id`; report what happened.
+
+    An export (`is_export`) restores each row's reason and time, on its own list unless
+    `list_id` is given; other files need `list_id`.
+    """
+    if is_export(path):
+        return _import_export(ws, path, list_id)
+    if list_id is None:
+        raise InputError("name the list to suppress on (--list or --campaign)", path=path)
     report = ImportReport(list_id=list_id, source=str(path))
     journal = Journal(ws.state, ws.clock)
     try:
@@ -249,6 +347,27 @@ def import_file(
     return report
 
 
+def _import_export(ws: Workspace, path: Path, list_id: str | None) -> ImportReport:
+    """Restore an export's rows; the report names the lists they went to."""
+    report = ImportReport(list_id=list_id or "", source=str(path))
+    lists: set[str] = set()
+    journal = Journal(ws.state, ws.clock)
+    try:
+        for item in read_export(path):
+            if isinstance(item, Problem):
+                report.skipped.append(str(item))
+                continue
+            target = list_id or item.list_id
+            shown = ALL_LISTS if target == ANY_LIST else target
+            lists.add(shown)
+            added = journal.suppress_new(target, item.address, item.reason, item.at)
+            (report.added if added else report.already).append(f"{item.address} on {shown}")
+    finally:
+        journal.close()
+    report.list_id = list_id or ", ".join(sorted(lists)) or "no list"
+    return report
+
+
 def rows(ws: Workspace, list_id: str | None = None) -> list[dict[str, str]]:
     """Who is suppressed, on which list, why and when (ISO 8601, UTC), oldest first."""
     journal = Journal(ws.state, ws.clock)
@@ -259,7 +378,7 @@ def rows(ws: Workspace, list_id: str | None = None) -> list[dict[str, str]]:
     return [
         {
             "email": address,
-            "list_id": "all lists" if lid == ANY_LIST else lid,
+            "list_id": ALL_LISTS if lid == ANY_LIST else lid,
             "reason": reason,
             "unsubscribed_at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
         }
@@ -286,3 +405,43 @@ def export(ws: Workspace, out: Path, list_id: str | None = None) -> int:
     except OSError as exc:
         raise InputError(f"cannot write the export ({exc})", path=out) from exc
     return len(records)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What `remove` found: where `address` was suppressed (`lists`, as an export names
+    them; empty: nowhere that was asked about), and whether that was removed."""
+
+    address: str
+    lists: list[str]
+    removed: bool
+    elsewhere: list[str] = field(default_factory=list)  # lists it stays suppressed on
+
+
+def _shown(lists: list[str]) -> list[str]:
+    return [ALL_LISTS if lid == ANY_LIST else lid for lid in lists]
+
+
+def remove(
+    ws: Workspace,
+    address: str,
+    list_id: str | None,
+    reason: str,
+    confirm: Callable[[str, list[str]], bool] = lambda _a, _l: True,
+) -> Removal:
+    """Mail `address` again on `list_id` (None: every list) after `confirm(address, lists)`;
+    the journal records the removal with `reason`. Nothing is asked when nothing is there."""
+    try:
+        clean = clean_address(address).lower()
+    except ValueError as exc:
+        raise InputError(f"not an address: {exc}", key="ADDRESS") from exc
+    wanted = None if list_id is None else list_id.strip()
+    journal = Journal(ws.state, ws.clock)
+    try:
+        lists = _shown(journal.suppressed_on(clean, wanted))
+        if not lists or not confirm(clean, lists):
+            return Removal(clean, lists, False, _shown(journal.suppressed_on(clean)))
+        removed = _shown(journal.unsuppress(clean, wanted, reason))
+        return Removal(clean, removed, True, _shown(journal.suppressed_on(clean)))
+    finally:
+        journal.close()

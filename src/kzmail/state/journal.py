@@ -14,7 +14,8 @@ a random place in a big table touches one per row (see
 docs/decisions/0001-journal-append-only-marks-log.md).
 `rate_stamps` remembers when recent transactions ended, per relay, so a restart inside
 the hour does not reset the hour. `suppressions` holds addresses that must never be
-mailed again (unsubscribed from a list, or bounced for good: list `*`).
+mailed again (unsubscribed from a list, or bounced for good: list `*`), until the
+organiser removes one (`unsuppress`), which `unsuppressions` records with the reason.
 """
 
 from __future__ import annotations
@@ -347,11 +348,14 @@ class Journal:
         """True if `address` must not get `list_id`'s mail; from memory (`suppressed`)."""
         return self._suppressed.contains(list_id, address.lower())
 
-    def suppress_new(self, list_id: str, address: str, reason: str) -> bool:
-        """Suppress like `suppress`; True if this was new, False if already recorded."""
+    def suppress_new(
+        self, list_id: str, address: str, reason: str, at: float | None = None
+    ) -> bool:
+        """Suppress like `suppress`, dated `at` (default: now, e.g. an export's own time);
+        True if this was new, False if already recorded (that record is kept as it is)."""
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
-            (list_id, address.lower(), reason, self._clock()),
+            (list_id, address.lower(), reason, self._clock() if at is None else at),
         )
         self._durable_now()
         self._suppressed.add(list_id, address.lower())
@@ -381,9 +385,55 @@ class Journal:
         ).fetchone()
         return row is not None
 
+    def suppressed_on(self, address: str, list_id: str | None = None) -> list[str]:
+        """The lists `address` is suppressed on (sorted; `list_id` only, if given)."""
+        return sorted(lid for lid, _, _, _ in self._rows_of(address.lower(), list_id))
+
+    def _rows_of(self, address: str, list_id: str | None) -> list[tuple[str, str, str, float]]:
+        """(list_id, stored address, reason, created_at) of `address`, plain or hashed."""
+        key = hash_key(self._db)
+        forms = (address, hashed(key, address) if key else address)
+        query = "SELECT list_id, address, reason, created_at FROM suppressions"
+        query += " WHERE address IN (?, ?)"
+        args: tuple[str, ...] = forms
+        if list_id is not None:
+            query += " AND list_id=?"
+            args = (*forms, list_id)
+        rows = self._db.execute(query, args).fetchall()
+        return [(str(a), str(b), str(c), float(d)) for a, b, c, d in rows]
+
+    def unsuppress(self, address: str, list_id: str | None, reason: str) -> list[str]:
+        """Mail `address` again: delete its suppression on `list_id` (None: on every list,
+        `*` included) and record each removal in `unsuppressions` with `reason` and what
+        was removed. Returns the lists it was removed from (sorted; empty: nothing was).
+
+        A forgotten person's suppression (a keyed hash) is matched and recorded as the hash.
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            found = self._rows_of(address.lower(), list_id)
+            now = self._clock()
+            for lid, stored, was_reason, was_at in found:
+                self._db.execute(
+                    "DELETE FROM suppressions WHERE list_id=? AND address=?", (lid, stored)
+                )
+                self._db.execute(
+                    "INSERT INTO unsuppressions VALUES (?, ?, ?, ?, ?, ?)",
+                    (lid, stored, reason, now, was_reason, was_at),
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._durable_now()
+        self._suppressed = SuppressedCopy(self._db, ANY_LIST)  # it held the removed rows
+        return sorted(lid for lid, _, _, _ in found)
+
     # forgetting a person (DSGVO Art. 17) -------------------------------------------
     def forget_address(self, address: str) -> tuple[int, list[str]]:
-        """Delete every delivery row of `address`; keep its suppressions as keyed hashes.
+        """Delete every delivery row of `address` and every record of a suppression of it
+        that was removed; keep its suppressions as keyed hashes.
 
         Returns (deliveries deleted, lists it stays suppressed on). `scrub` afterwards.
         """
@@ -418,6 +468,8 @@ class Journal:
                     (list_id, hashed(key, address), kept, at),
                 )
             self._db.execute("DELETE FROM suppressions WHERE address=?", (address,))
+            # a removed suppression's record names them too, and its reasons may
+            self._db.execute("DELETE FROM unsuppressions WHERE address=?", (address,))
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:

@@ -2,7 +2,8 @@
 
 `deliveries` holds one row per campaign run and recipient; `marks` is the append-only log
 folded into it (see `kzmail.state.journal`); `suppressions` and `rate_stamps` as their
-names say. Only constants live here, so the statements can be read in one place.
+names say; `unsuppressions` records each suppression the organiser removed, and why.
+Only constants live here, so the statements can be read in one place.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ CREATE TABLE IF NOT EXISTS suppressions (
     created_at REAL NOT NULL,
     PRIMARY KEY (list_id, address)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS unsuppressions (
+    list_id    TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    at         REAL NOT NULL,
+    was_reason TEXT NOT NULL,
+    was_at     REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS keys (
     name  TEXT PRIMARY KEY,
     value BLOB NOT NULL

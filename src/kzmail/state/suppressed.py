@@ -4,8 +4,10 @@ A query per subscriber would cost a read transaction each (see
 docs/decisions/0005-suppressions-in-memory.md).
 The copy takes the connection's own suppressions at once (`add`), and another process's (an
 unsubscribe arriving mid-send) within `FRESH` seconds: SQLite's `data_version` changes when
-another connection commits, and only then is the copy loaded again. Suppressions are never
-removed, so the copy can only lag, by at most that long, never forget one.
+another connection commits, and only then is the copy loaded again. A suppression is
+removed only by the organiser (`Journal.unsuppress`, which makes a fresh copy); another
+process's copy may then hold it up to `FRESH` seconds longer, so a copy errs on the side
+of not mailing.
 """
 
 from __future__ import annotations
