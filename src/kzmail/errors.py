@@ -9,6 +9,7 @@
     ├── StateError              the state folder or database cannot be used
     │   └── ListenError         the web server cannot listen where it was asked to
     ├── SigningError            DKIM signatures cannot be made (the signing process failed)
+    ├── Interrupted             a second Ctrl-C stopped a send at once (exit code 130)
     └── DeliveryError           a message could not be handed to the relay
         ├── TransientDeliveryError (DeliveryError, ConnectionError)  4xx, timeout, disconnect
         └── PermanentDeliveryError                                   5xx, refused recipient
@@ -93,6 +94,12 @@ class SigningError(KzmailError):
 
     Raised before the message concerned is handed to the relay, so it was not sent.
     """
+
+
+class Interrupted(KzmailError):
+    """The user stopped the command at once (a second Ctrl-C): exit code 130, like a shell."""
+
+    exit_code = 130
 
 
 class DeliveryError(KzmailError):
