@@ -5,7 +5,8 @@
     │   ├── CampaignError       campaign YAML: missing key, bad value, wrong path
     │   ├── TemplateError       MJML/Jinja template: syntax, unknown field
     │   └── SubscriberListError a subscriber list that cannot be read at all
-    │       └── NoCampaignFile  no campaign named, and none found in campaigns/
+    │       ├── NoCampaignFile  no campaign named, and none found in campaigns/
+    │       └── SeveralCampaigns no campaign named, and several found in campaigns/
     ├── StateError              the state folder or database cannot be used
     │   └── ListenError         the web server cannot listen where it was asked to
     ├── SigningError            DKIM signatures cannot be made (the signing process failed)
@@ -79,6 +80,10 @@ class SubscriberListError(InputError):
 
 class NoCampaignFile(CampaignError):
     """No campaign file was named and none was found where one is looked for."""
+
+
+class SeveralCampaigns(CampaignError):
+    """No campaign file was named and several were found: which one is meant is unknown."""
 
 
 class StateError(KzmailError):

@@ -221,6 +221,22 @@ def test_check_other_lists_without_a_campaign(
     assert stdout.splitlines()[0] == "b.csv:2: duplicate of a.csv:2: A@example.org"
 
 
+def test_check_lists_alone_in_a_folder_of_several_campaigns(project: Path) -> None:
+    """README: `--subscribers` works without a campaign, so also when campaigns/ holds
+    several and none is named; a command that needs the campaign still asks for its name."""
+    (project / "campaigns" / "second.yaml").write_bytes((project / CAMPAIGN).read_bytes())
+    write_text(project / "a.csv", "email\na@example.org\nA@example.org\n")
+    code, stdout, stderr = _invoke("check", "--subscribers", "a.csv")
+    assert code == 0, stderr
+    assert stdout.splitlines()[0] == "a.csv:3: duplicate of line 2: A@example.org"
+    assert "OK: can be sent to 1 subscribers" in stdout
+    assert "several campaigns (kasachstan.yaml, second.yaml)" in stderr
+    assert "checked alone" in stderr
+    code, _, stderr = _invoke("check")
+    assert code == 2
+    assert "several campaigns (kasachstan.yaml, second.yaml); name the one you mean" in stderr
+
+
 def test_send_shows_the_same_summary_before_asking(project: Path, smtp_server: SmtpServer) -> None:
     listing = write_text(project / "subscribers.example.csv", PROBLEMS)
     use_relay(project / CAMPAIGN, smtp_server)
