@@ -275,8 +275,53 @@ def test_clean_writes_tidy_utf8_csv(project: Path) -> None:
     assert code == 0
     assert stdout.splitlines()[-1] == "Wrote 1 subscribers to clean.csv"
     assert (project / "clean.csv").read_bytes() == (
-        "\ufeffE-Mail,Name,Stadt\r\nA@example.org,Ann,Köln Nord\r\n"
+        "\ufeffE-Mail;Name;Stadt\r\nA@example.org;Ann;Köln Nord\r\n"  # `;` in, `;` out
     ).encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "out", "written"),
+    [
+        (
+            'email;name\na@example.org;"Müller; Ann, B"\n',
+            [],
+            "clean.csv",
+            'email;name\r\na@example.org;"Müller; Ann, B"',
+        ),
+        (
+            "email,name\na@example.org,Ann; B\n",
+            [],
+            "clean.csv",
+            "email,name\r\na@example.org,Ann; B",
+        ),
+        (  # as many `,` as `;` a row: undetectable, so `;` is given
+            "email;name, title\na@example.org;Ann, Dr\n",
+            ["--delimiter", ";"],
+            "clean.txt",
+            "email;name, title\r\na@example.org;Ann, Dr",
+        ),
+        ("email;name\na@example.org;Ann\n", [], "clean.tsv", "email\tname\r\na@example.org\tAnn"),
+    ],
+    ids=["semicolon", "comma", "given", "tsv-out"],
+)
+def test_clean_csv_is_separated_like_the_input(
+    project: Path, text: str, options: list[str], out: str, written: str
+) -> None:
+    """German Excel opens a `,` CSV as one column: a `;` list comes back with `;`; the
+    delimiter read (detected or `--delimiter`) is the one written, a `.tsv` gets tabs."""
+    write_text(project / "raw.csv", text)
+    code, _, stderr = _invoke("clean", "raw.csv", "--out", out, *options)
+    assert code == 0, stderr
+    assert (project / out).read_bytes() == ("\ufeff" + written + "\r\n").encode()
+
+
+def test_clean_of_a_spreadsheet_writes_commas(project: Path) -> None:
+    write_xlsx(project / "raw.xlsx", {"Liste": [["email", "name"], ["a@example.org", "Ann"]]})
+    code, _, stderr = _invoke("clean", "raw.xlsx", "--out", "clean.csv")
+    assert code == 0, stderr
+    assert (
+        project / "clean.csv"
+    ).read_bytes() == "\ufeffemail,name\r\na@example.org,Ann\r\n".encode()
 
 
 def test_clean_to_xlsx_keeps_columns_and_never_makes_formulas(project: Path) -> None:

@@ -139,7 +139,10 @@ def clean(
         str | None, typer.Option(help="Read the list in this encoding (default: detected).")
     ] = None,
     delimiter: Annotated[
-        str | None, typer.Option(help="Column delimiter of a text list (default: detected).")
+        str | None,
+        typer.Option(
+            help="Column delimiter of a text list (default: detected); the clean CSV uses it too."
+        ),
     ] = None,
 ) -> None:
     """Write the list back without invalid, duplicate and suppressed rows, every column kept."""

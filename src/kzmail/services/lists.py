@@ -227,7 +227,10 @@ def clean(
     on_problem: Callable[[Problem], None] = lambda _: None,
 ) -> CleanResult:
     """Write `list_path` to `out` (UTF-8 CSV, or .xlsx) without invalid, duplicate,
-    unsubscribed and suppressed rows, keeping every column."""
+    unsubscribed and suppressed rows, keeping every column.
+
+    A CSV is separated like the input (its detected delimiter, or `delimiter`), so a `;`
+    list from German Excel stays `;`; a spreadsheet input gives `,`, a `.tsv` output tabs."""
     if out.suffix.lower() not in XLSX_SUFFIXES | {".csv", ".txt", ".tsv"}:
         raise InputError("the output must be a .csv or .xlsx file", path=out)
     if out.exists() and list_path.exists() and out.resolve() == list_path.resolve():
@@ -257,7 +260,9 @@ def clean(
             columns = checker.columns[0]
             width = max((i + 1 for i, h in enumerate(columns.headers) if h.strip()), default=1)
             headers = [without_controls(h) for h in columns.headers[:width]]
-            with ListWriter(out, headers, verbatim={columns.email}) as writer:
+            with ListWriter(
+                out, headers, verbatim={columns.email}, delimiter=checker.delimiters.get(0)
+            ) as writer:
                 for item in checker.rows(strict=True):
                     if isinstance(item.result, Subscriber):
                         cells = [without_controls(c) for c in item.cells[:width]]
