@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import fsync_sink as sink_script
-from tests.helpers.campaigns import REPO, edit_campaign
+from tests.helpers.campaigns import edit_campaign
 
 SINK = Path(sink_script.__file__)  # run as a script: a process of its own to SIGKILL around
 KZMAIL = Path(sys.executable).with_name("kzmail")
@@ -68,16 +68,13 @@ def point_at(project: Path, port: int, connections: int = 4) -> Path:
 
 
 def kzmail(*args: str) -> subprocess.Popen[str]:
-    """The console script, running this checkout's kzmail (a relative PYTHONPATH would not
-    survive the project fixture's chdir, and the venv's editable install may be another)."""
     assert KZMAIL.exists(), f"the kzmail console script is missing: {KZMAIL}"
-    path = [str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")]
     return subprocess.Popen(
         [str(KZMAIL), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
+        env=os.environ.copy(),
     )
 
 
