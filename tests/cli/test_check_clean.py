@@ -56,6 +56,20 @@ def test_check_example_campaign(project: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "summary"),
+    [
+        ("email\na@example.org\n", "1 row: 1 valid, 0 invalid, 0 duplicates,"),
+        ("email\na@example.org\nA@example.org\n", "2 rows: 2 valid, 0 invalid, 1 duplicate,"),
+    ],
+)
+def test_the_summary_says_1_row_and_1_duplicate(project: Path, text: str, summary: str) -> None:
+    write_text(project / "one.csv", text)
+    code, stdout, stderr = _invoke("check", "--subscribers", "one.csv")
+    assert code == 0, stderr
+    assert summary + " 0 marked unsubscribed, 0 suppressed" in stdout
+
+
 def test_check_prints_each_problem_then_summary(project: Path) -> None:
     listing = write_text(project / "subscribers.example.csv", PROBLEMS)
     Journal(project / ".kzmail").suppress(LIST_ID, "gone@example.org", "unsubscribed")
@@ -66,7 +80,7 @@ def test_check_prints_each_problem_then_summary(project: Path) -> None:
         f"{listing}:4: duplicate of line 2: ANNA@example.org",
         f"{listing}:5: gone@example.org unsubscribed or bounced earlier (state database): "
         "not mailed",
-        "5 rows: 4 valid, 1 invalid, 1 duplicates, 0 marked unsubscribed, 1 suppressed "
+        "5 rows: 4 valid, 1 invalid, 1 duplicate, 0 marked unsubscribed, 1 suppressed "
         "(unsubscribed or bounced earlier) -> 2 sendable",
         "OK: can be sent to 2 subscribers; rows with problems are skipped.",
     ]
@@ -243,7 +257,7 @@ def test_send_shows_the_same_summary_before_asking(project: Path, smtp_server: S
     _, stdout, stderr = _invoke("send", CAMPAIGN, input="n\n")
     assert f"skipped {listing}:3: invalid address 'kaputt'" in stderr
     summary = (
-        "5 rows: 4 valid, 1 invalid, 1 duplicates, 0 marked unsubscribed, 0 suppressed "
+        "5 rows: 4 valid, 1 invalid, 1 duplicate, 0 marked unsubscribed, 0 suppressed "
         "(unsubscribed or bounced earlier) -> 3 sendable"
     )
     assert summary in stdout
