@@ -5,6 +5,7 @@ The helpers they are built from live in `tests.helpers`; tests import them from 
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from tests.helpers.campaigns import copy_project
+from tests.helpers.campaigns import REPO, copy_project
 from tests.helpers.smtp import RecordingHandler, SmtpServer, smtp_in_thread
 
 
@@ -23,6 +24,18 @@ def _fast_fqdn() -> Iterator[None]:
     socket.getfqdn = lambda name="": "localhost"
     yield
     socket.getfqdn = original
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _children_run_this_checkout() -> Iterator[None]:
+    """Child processes (`kzmail` run as a console script) import this checkout's kzmail.
+
+    A relative PYTHONPATH (`src:.`) would not survive `project`'s chdir, and the venv's
+    editable install may point at another checkout: the child would test other code."""
+    with pytest.MonkeyPatch.context() as patch:
+        path = [str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")]
+        patch.setenv("PYTHONPATH", os.pathsep.join(p for p in path if p))
+        yield
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from kzmail.dkim.signer import load_key
-from kzmail.errors import CampaignError, DkimKeyError, NoCampaignFile
+from kzmail.errors import CampaignError, DkimKeyError, NoCampaignFile, SeveralCampaigns
 from kzmail.models import Campaign
 
 Loc = tuple[str | int, ...]
@@ -198,7 +198,10 @@ def _subscriber_sources(data: dict[str, Any], lines: dict[Loc, int], path: Path)
 
 
 def find_single(folder: Path) -> Path:
-    """The only campaign in `folder` (for commands run without a campaign argument)."""
+    """The only campaign in `folder` (for commands run without a campaign argument).
+
+    Raises `NoCampaignFile` when there is none and `SeveralCampaigns` when there are more.
+    """
     found = sorted(p for p in folder.glob("*.y*ml") if p.suffix in {".yaml", ".yml"})
     if len(found) == 1:
         return found[0]
@@ -209,4 +212,4 @@ def find_single(folder: Path) -> Path:
             path=folder,
         )
     names = ", ".join(p.name for p in found)
-    raise CampaignError(f"several campaigns ({names}); name the one you mean", path=folder)
+    raise SeveralCampaigns(f"several campaigns ({names}); name the one you mean", path=folder)

@@ -5,10 +5,12 @@
     │   ├── CampaignError       campaign YAML: missing key, bad value, wrong path
     │   ├── TemplateError       MJML/Jinja template: syntax, unknown field
     │   └── SubscriberListError a subscriber list that cannot be read at all
-    │       └── NoCampaignFile  no campaign named, and none found in campaigns/
+    │       ├── NoCampaignFile  no campaign named, and none found in campaigns/
+    │       └── SeveralCampaigns no campaign named, and several found in campaigns/
     ├── StateError              the state folder or database cannot be used
     │   └── ListenError         the web server cannot listen where it was asked to
     ├── SigningError            DKIM signatures cannot be made (the signing process failed)
+    ├── Interrupted             a second Ctrl-C stopped a send at once (exit code 130)
     └── DeliveryError           a message could not be handed to the relay
         ├── TransientDeliveryError (DeliveryError, ConnectionError)  4xx, timeout, disconnect
         └── PermanentDeliveryError                                   5xx, refused recipient
@@ -80,6 +82,10 @@ class NoCampaignFile(CampaignError):
     """No campaign file was named and none was found where one is looked for."""
 
 
+class SeveralCampaigns(CampaignError):
+    """No campaign file was named and several were found: which one is meant is unknown."""
+
+
 class StateError(KzmailError):
     """The state folder (secret, database) cannot be read or written."""
 
@@ -93,6 +99,12 @@ class SigningError(KzmailError):
 
     Raised before the message concerned is handed to the relay, so it was not sent.
     """
+
+
+class Interrupted(KzmailError):
+    """The user stopped the command at once (a second Ctrl-C): exit code 130, like a shell."""
+
+    exit_code = 130
 
 
 class DeliveryError(KzmailError):

@@ -56,6 +56,20 @@ def test_check_example_campaign(project: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "summary"),
+    [
+        ("email\na@example.org\n", "1 row: 1 valid, 0 invalid, 0 duplicates,"),
+        ("email\na@example.org\nA@example.org\n", "2 rows: 2 valid, 0 invalid, 1 duplicate,"),
+    ],
+)
+def test_the_summary_says_1_row_and_1_duplicate(project: Path, text: str, summary: str) -> None:
+    write_text(project / "one.csv", text)
+    code, stdout, stderr = _invoke("check", "--subscribers", "one.csv")
+    assert code == 0, stderr
+    assert summary + " 0 marked unsubscribed, 0 suppressed" in stdout
+
+
 def test_check_prints_each_problem_then_summary(project: Path) -> None:
     listing = write_text(project / "subscribers.example.csv", PROBLEMS)
     Journal(project / ".kzmail").suppress(LIST_ID, "gone@example.org", "unsubscribed")
@@ -66,7 +80,7 @@ def test_check_prints_each_problem_then_summary(project: Path) -> None:
         f"{listing}:4: duplicate of line 2: ANNA@example.org",
         f"{listing}:5: gone@example.org unsubscribed or bounced earlier (state database): "
         "not mailed",
-        "5 rows: 4 valid, 1 invalid, 1 duplicates, 0 marked unsubscribed, 1 suppressed "
+        "5 rows: 4 valid, 1 invalid, 1 duplicate, 0 marked unsubscribed, 1 suppressed "
         "(unsubscribed or bounced earlier) -> 2 sendable",
         "OK: can be sent to 2 subscribers; rows with problems are skipped.",
     ]
@@ -221,13 +235,29 @@ def test_check_other_lists_without_a_campaign(
     assert stdout.splitlines()[0] == "b.csv:2: duplicate of a.csv:2: A@example.org"
 
 
+def test_check_lists_alone_in_a_folder_of_several_campaigns(project: Path) -> None:
+    """README: `--subscribers` works without a campaign, so also when campaigns/ holds
+    several and none is named; a command that needs the campaign still asks for its name."""
+    (project / "campaigns" / "second.yaml").write_bytes((project / CAMPAIGN).read_bytes())
+    write_text(project / "a.csv", "email\na@example.org\nA@example.org\n")
+    code, stdout, stderr = _invoke("check", "--subscribers", "a.csv")
+    assert code == 0, stderr
+    assert stdout.splitlines()[0] == "a.csv:3: duplicate of line 2: A@example.org"
+    assert "OK: can be sent to 1 subscribers" in stdout
+    assert "several campaigns (kasachstan.yaml, second.yaml)" in stderr
+    assert "checked alone" in stderr
+    code, _, stderr = _invoke("check")
+    assert code == 2
+    assert "several campaigns (kasachstan.yaml, second.yaml); name the one you mean" in stderr
+
+
 def test_send_shows_the_same_summary_before_asking(project: Path, smtp_server: SmtpServer) -> None:
     listing = write_text(project / "subscribers.example.csv", PROBLEMS)
     use_relay(project / CAMPAIGN, smtp_server)
     _, stdout, stderr = _invoke("send", CAMPAIGN, input="n\n")
     assert f"skipped {listing}:3: invalid address 'kaputt'" in stderr
     summary = (
-        "5 rows: 4 valid, 1 invalid, 1 duplicates, 0 marked unsubscribed, 0 suppressed "
+        "5 rows: 4 valid, 1 invalid, 1 duplicate, 0 marked unsubscribed, 0 suppressed "
         "(unsubscribed or bounced earlier) -> 3 sendable"
     )
     assert summary in stdout
@@ -259,8 +289,53 @@ def test_clean_writes_tidy_utf8_csv(project: Path) -> None:
     assert code == 0
     assert stdout.splitlines()[-1] == "Wrote 1 subscribers to clean.csv"
     assert (project / "clean.csv").read_bytes() == (
-        "\ufeffE-Mail,Name,Stadt\r\nA@example.org,Ann,Köln Nord\r\n"
+        "\ufeffE-Mail;Name;Stadt\r\nA@example.org;Ann;Köln Nord\r\n"  # `;` in, `;` out
     ).encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "out", "written"),
+    [
+        (
+            'email;name\na@example.org;"Müller; Ann, B"\n',
+            [],
+            "clean.csv",
+            'email;name\r\na@example.org;"Müller; Ann, B"',
+        ),
+        (
+            "email,name\na@example.org,Ann; B\n",
+            [],
+            "clean.csv",
+            "email,name\r\na@example.org,Ann; B",
+        ),
+        (  # as many `,` as `;` a row: undetectable, so `;` is given
+            "email;name, title\na@example.org;Ann, Dr\n",
+            ["--delimiter", ";"],
+            "clean.txt",
+            "email;name, title\r\na@example.org;Ann, Dr",
+        ),
+        ("email;name\na@example.org;Ann\n", [], "clean.tsv", "email\tname\r\na@example.org\tAnn"),
+    ],
+    ids=["semicolon", "comma", "given", "tsv-out"],
+)
+def test_clean_csv_is_separated_like_the_input(
+    project: Path, text: str, options: list[str], out: str, written: str
+) -> None:
+    """German Excel opens a `,` CSV as one column: a `;` list comes back with `;`; the
+    delimiter read (detected or `--delimiter`) is the one written, a `.tsv` gets tabs."""
+    write_text(project / "raw.csv", text)
+    code, _, stderr = _invoke("clean", "raw.csv", "--out", out, *options)
+    assert code == 0, stderr
+    assert (project / out).read_bytes() == ("\ufeff" + written + "\r\n").encode()
+
+
+def test_clean_of_a_spreadsheet_writes_commas(project: Path) -> None:
+    write_xlsx(project / "raw.xlsx", {"Liste": [["email", "name"], ["a@example.org", "Ann"]]})
+    code, _, stderr = _invoke("clean", "raw.xlsx", "--out", "clean.csv")
+    assert code == 0, stderr
+    assert (
+        project / "clean.csv"
+    ).read_bytes() == "\ufeffemail,name\r\na@example.org,Ann\r\n".encode()
 
 
 def test_clean_to_xlsx_keeps_columns_and_never_makes_formulas(project: Path) -> None:

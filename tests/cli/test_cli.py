@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import mailbox
+import re
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,24 @@ def test_preview_writes_the_three_files_for_the_first_subscriber(project: Path) 
     )
     assert eml["To"].addresses[0].addr_spec == "juergen.mueller@example.org"
     assert "Hallo Jürgen Müller," in (project / "preview/kasachstan.txt").read_text()
+
+
+def test_the_date_header_is_utc_as_plus_0000(project: Path) -> None:
+    """RFC 5322 3.3: the zone is `+0000`; `GMT` is obsolete syntax (4.3), which strict
+    parsers and some spam filters hold against a message."""
+    before = int(time.time())
+    code, _, stderr = run("preview")
+    after = time.time()
+    assert code == 0, stderr
+    data = (project / "preview/kasachstan.eml").read_bytes()
+    dates = re.findall(rb"(?m)^Date: ([^\r\n]*)\r$", data)
+    assert len(dates) == 1, dates
+    assert re.fullmatch(
+        rb"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000", dates[0]
+    )
+    when = email.utils.parsedate_to_datetime(dates[0].decode())
+    assert when.utcoffset() == timedelta(0)
+    assert before <= when.timestamp() <= after
 
 
 def test_preview_for_a_chosen_subscriber_into_a_chosen_folder(project: Path) -> None:

@@ -228,7 +228,7 @@ def test_what_real_programs_write_is_still_read(project: Path) -> None:
     for good in (wide, bare, trailing):
         run = _reads(project, good)
         assert run.returncode == 0, (good.name, run.stdout, run.stderr)
-        assert "1 rows: 1 valid" in run.stdout, run.stdout
+        assert "1 row: 1 valid" in run.stdout, run.stdout
 
 
 def test_cells_that_hide_where_they_are_are_placed_as_calamine_places_them(project: Path) -> None:

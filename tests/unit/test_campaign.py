@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kzmail import campaign_file as campaign
-from kzmail.errors import CampaignError
+from kzmail.errors import CampaignError, SeveralCampaigns
 from tests.helpers.campaigns import edit_campaign
 
 
@@ -106,7 +106,7 @@ def test_from_with_two_addresses_is_refused(project: Path) -> None:
 def test_find_single_campaign(project: Path) -> None:
     assert campaign.find_single(project / "campaigns") == project / "campaigns/kasachstan.yaml"
     (project / "campaigns/other.yaml").write_text("subject: x\n")
-    with pytest.raises(CampaignError, match="several campaigns"):
+    with pytest.raises(SeveralCampaigns, match="several campaigns"):  # a CampaignError
         campaign.find_single(project / "campaigns")
 
 

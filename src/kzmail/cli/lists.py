@@ -22,10 +22,17 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 
+def _count(n: int, noun: str) -> str:
+    """`1 row`, `2 rows`: `n` and the noun, plural unless n is 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def list_summary(s: ListSummary) -> str:
-    """The one-line count shown by `check`, `clean` and `send`."""
+    """The one-line count shown by `check`, `clean` and `send` (nouns agree with their
+    numbers: `1 row: 1 valid, 0 invalid, 1 duplicate, ...`)."""
     return (
-        f"{s.rows} rows: {s.valid} valid, {s.invalid} invalid, {s.duplicates} duplicates, "
+        f"{_count(s.rows, 'row')}: {s.valid} valid, {s.invalid} invalid, "
+        f"{_count(s.duplicates, 'duplicate')}, "
         f"{s.unsubscribed} marked unsubscribed, {s.suppressed} suppressed "
         f"(unsubscribed or bounced earlier) -> {s.sendable} sendable"
     )
@@ -139,7 +146,10 @@ def clean(
         str | None, typer.Option(help="Read the list in this encoding (default: detected).")
     ] = None,
     delimiter: Annotated[
-        str | None, typer.Option(help="Column delimiter of a text list (default: detected).")
+        str | None,
+        typer.Option(
+            help="Column delimiter of a text list (default: detected); the clean CSV uses it too."
+        ),
     ] = None,
 ) -> None:
     """Write the list back without invalid, duplicate and suppressed rows, every column kept."""

@@ -91,6 +91,7 @@ class ListChecker:
         self._seen = SeenAddresses()
         self.summary = ListSummary()
         self.columns: dict[int, Columns] = {}
+        self.delimiters: dict[int, str] = {}  # per text list: the delimiter it was read with
 
     def close(self) -> None:
         self._seen.close()
@@ -132,6 +133,8 @@ class ListChecker:
             source.path, encoding=source.encoding, delimiter=source.delimiter, sheet=source.sheet
         )
         label = str(source.path)
+        if raw.delimiter:
+            self.delimiters[index] = raw.delimiter
         self.summary.notes.extend(f"{label}: {note}" for note in raw.notes)
         columns = find_columns(raw.rows, source.path, source.columns)
         self.columns[index] = columns

@@ -1,7 +1,9 @@
 """Write a cleaned subscriber list back out, row by row: UTF-8 CSV or `.xlsx`.
 
 The CSV carries a byte-order mark and CRLF line ends, so Excel on Windows opens it with the
-right characters and LibreOffice, Numbers and Google Sheets read it as well. `.xlsx` is
+right characters and LibreOffice, Numbers and Google Sheets read it as well. Its delimiter is
+the one asked for (`clean` asks for the input's: German Excel opens a `,` CSV as one column
+and writes `;`), else `,`; a `.tsv` is always tab-separated. `.xlsx` is
 written in openpyxl's streaming mode; every cell is a text cell, so a value such as
 `=HYPERLINK(...)` from a hostile row stays text and never becomes a formula.
 
@@ -48,9 +50,17 @@ def spreadsheet_row(cells: list[str], verbatim: Collection[int] = ()) -> list[st
 class ListWriter:
     """`with ListWriter(path, header) as out: out.row(cells)`; the file is complete on exit.
 
-    `verbatim`: the data columns (addresses) a CSV writes without `spreadsheet_text`."""
+    `verbatim`: the data columns (addresses) a CSV writes without `spreadsheet_text`;
+    `delimiter`: a CSV's (default `,`; a `.tsv` path always gets a tab)."""
 
-    def __init__(self, path: Path, header: list[str], *, verbatim: Collection[int] = ()) -> None:
+    def __init__(
+        self,
+        path: Path,
+        header: list[str],
+        *,
+        verbatim: Collection[int] = (),
+        delimiter: str | None = None,
+    ) -> None:
         self.path = path
         self._verbatim = frozenset(verbatim)
         self.rows = 0
@@ -68,7 +78,7 @@ class ListWriter:
                 self._csv = csv.writer(
                     self._handle,
                     lineterminator="\r\n",
-                    delimiter="\t" if path.suffix.lower() == ".tsv" else ",",
+                    delimiter="\t" if path.suffix.lower() == ".tsv" else delimiter or ",",
                 )
         except OSError as exc:
             raise InputError(f"cannot write the list ({exc.strerror})", path=path) from exc

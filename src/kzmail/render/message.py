@@ -216,11 +216,12 @@ class MessageFactory:
         )
 
     def _date(self) -> str:
-        """The Date header's value; it changes once a second, so it is made once a second."""
+        """The Date header's value, in UTC as `+0000` (RFC 5322 3.3; `GMT` is obsolete
+        syntax); it changes once a second, so it is made once a second."""
         second = int(time.time())
         if second != self._date_second:
             self._date_second = second
-            self._date_text = format_datetime(datetime.fromtimestamp(second, UTC), usegmt=True)
+            self._date_text = format_datetime(datetime.fromtimestamp(second, UTC))
         return self._date_text
 
     def _mailto_of(self, unsubscribe_url: str) -> str:

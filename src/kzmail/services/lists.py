@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from kzmail import campaign_file
 from kzmail.dkim.signer import check_key
-from kzmail.errors import InputError, KzmailError, NoCampaignFile
+from kzmail.errors import InputError, KzmailError, NoCampaignFile, SeveralCampaigns
 from kzmail.lists.checker import ListChecker, ListSummary
 from kzmail.lists.rows import AddressChecker, Problem
 from kzmail.lists.writer import XLSX_SUFFIXES, ListWriter
@@ -84,13 +84,22 @@ def dns_resolver(environ: Mapping[str, str]) -> Any:
 
 
 def _campaign(
-    ws: Workspace, path: Path | None, lists: Sequence[Path], errors: list[str], codes: list[int]
+    ws: Workspace,
+    path: Path | None,
+    lists: Sequence[Path],
+    errors: list[str],
+    codes: list[int],
+    warnings: list[str],
 ) -> Prepared | None:
+    """The campaign to check, or None: with `lists` and no campaign named, the lists are
+    checked alone when `campaigns/` holds no campaign or several (which one is unknown)."""
     try:
         return prepare(ws, resolve_campaign(ws, path))
-    except NoCampaignFile as exc:
-        if path is None and lists:
-            return None  # lists alone: nothing to say about a campaign
+    except (NoCampaignFile, SeveralCampaigns) as exc:
+        if path is None and lists:  # lists alone: nothing to say about a campaign
+            if isinstance(exc, SeveralCampaigns):
+                warnings.append(f"{exc}; the lists were checked alone, without a campaign")
+            return None
         errors.append(str(exc))
         codes.append(exc.exit_code)
     except KzmailError as exc:
@@ -116,7 +125,8 @@ def check(
     """
     errors: list[str] = []
     codes: list[int] = []
-    prepared = _campaign(ws, path, lists, errors, codes)
+    unchecked: list[str] = []  # a campaign not checked, and why
+    prepared = _campaign(ws, path, lists, errors, codes, unchecked)
     if prepared is None and not lists:
         return CheckResult(ListSummary(), errors=errors, codes=codes)
     sources = (
@@ -159,7 +169,7 @@ def check(
     warnings = (
         _dkim_warnings(prepared.campaign, resolver if check_dns else None)
         if prepared is not None
-        else []
+        else unchecked
     )
     if prepared is not None:  # a remote image tells its host who reads the message
         remote = remote_problems(prepared)
@@ -217,7 +227,10 @@ def clean(
     on_problem: Callable[[Problem], None] = lambda _: None,
 ) -> CleanResult:
     """Write `list_path` to `out` (UTF-8 CSV, or .xlsx) without invalid, duplicate,
-    unsubscribed and suppressed rows, keeping every column."""
+    unsubscribed and suppressed rows, keeping every column.
+
+    A CSV is separated like the input (its detected delimiter, or `delimiter`), so a `;`
+    list from German Excel stays `;`; a spreadsheet input gives `,`, a `.tsv` output tabs."""
     if out.suffix.lower() not in XLSX_SUFFIXES | {".csv", ".txt", ".tsv"}:
         raise InputError("the output must be a .csv or .xlsx file", path=out)
     if out.exists() and list_path.exists() and out.resolve() == list_path.resolve():
@@ -247,7 +260,9 @@ def clean(
             columns = checker.columns[0]
             width = max((i + 1 for i, h in enumerate(columns.headers) if h.strip()), default=1)
             headers = [without_controls(h) for h in columns.headers[:width]]
-            with ListWriter(out, headers, verbatim={columns.email}) as writer:
+            with ListWriter(
+                out, headers, verbatim={columns.email}, delimiter=checker.delimiters.get(0)
+            ) as writer:
                 for item in checker.rows(strict=True):
                     if isinstance(item.result, Subscriber):
                         cells = [without_controls(c) for c in item.cells[:width]]

@@ -23,7 +23,13 @@ from kzmail.delivery.engine import Lane, Mode, Progress, RetryPolicy, Sender, Se
 from kzmail.delivery.ratelimit import Gate, RateLimiter, windows_for
 from kzmail.delivery.sink import EmbeddedSink
 from kzmail.delivery.smtp import RelayConfig, SmtpTransport
-from kzmail.errors import CampaignError, InputError, KzmailError, StateError, SubscriberListError
+from kzmail.errors import (
+    CampaignError,
+    InputError,
+    Interrupted,
+    StateError,
+    SubscriberListError,
+)
 from kzmail.lists.checker import ListChecker, ListSummary
 from kzmail.lists.rows import clean_address
 from kzmail.lists.writer import spreadsheet_row
@@ -269,7 +275,7 @@ def send(
                     )
                 )
             except asyncio.CancelledError:
-                raise KzmailError(
+                raise Interrupted(
                     "stopped at once (Ctrl-C twice): messages that were in "
                     "flight are uncertain; `kzmail send` resumes and names "
                     "them"
