@@ -243,7 +243,7 @@ def test_check_lists_alone_in_a_folder_of_several_campaigns(project: Path) -> No
     code, stdout, stderr = _invoke("check", "--subscribers", "a.csv")
     assert code == 0, stderr
     assert stdout.splitlines()[0] == "a.csv:3: duplicate of line 2: A@example.org"
-    assert "OK: can be sent to 1 subscribers" in stdout
+    assert "OK: can be sent to 1 subscriber;" in stdout
     assert "several campaigns (kasachstan.yaml, second.yaml)" in stderr
     assert "checked alone" in stderr
     code, _, stderr = _invoke("check")
@@ -287,7 +287,7 @@ def test_clean_writes_tidy_utf8_csv(project: Path) -> None:
     Journal(project / ".kzmail").suppress(LIST_ID, "x@example.org", "bounced")
     code, stdout, _ = _invoke("clean", "raw.csv", "--out", "clean.csv")
     assert code == 0
-    assert stdout.splitlines()[-1] == "Wrote 1 subscribers to clean.csv"
+    assert stdout.splitlines()[-1] == "Wrote 1 subscriber to clean.csv"
     assert (project / "clean.csv").read_bytes() == (
         "\ufeffE-Mail;Name;Stadt\r\nA@example.org;Ann;Köln Nord\r\n"  # `;` in, `;` out
     ).encode()

@@ -116,7 +116,8 @@ def check(
         out.print(list_summary(s), markup=False, soft_wrap=True)
         if result.ok:
             out.print(
-                f"OK: can be sent to {s.sendable} subscribers; rows with problems are skipped.",
+                f"OK: can be sent to {_count(s.sendable, 'subscriber')}; "
+                "rows with problems are skipped.",
                 markup=False,
             )
         else:
@@ -167,4 +168,4 @@ def clean(
     for note in result.summary.notes:
         out.print(f"note: {note}", markup=False, soft_wrap=True)
     out.print(list_summary(result.summary), markup=False, soft_wrap=True)
-    out.print(f"Wrote {result.written} subscribers to {result.out}", markup=False)
+    out.print(f"Wrote {_count(result.written, 'subscriber')} to {result.out}", markup=False)
