@@ -31,7 +31,7 @@ from kzmail.errors import (
     SubscriberListError,
 )
 from kzmail.lists.checker import ListChecker, ListSummary
-from kzmail.lists.rows import clean_address
+from kzmail.lists.rows import clean_test_address
 from kzmail.lists.writer import spreadsheet_row
 from kzmail.models import (
     Campaign,
@@ -184,24 +184,28 @@ def _limited(items: Iterator[Subscriber], limit: int | None) -> Iterator[Subscri
 def _test_recipient(
     prepared: Prepared, journal: Journal, address: str
 ) -> tuple[Subscriber, tuple[str, ...]]:
-    """`--to`: the list's own entry for that address if any, else the address with the first
-    sendable subscriber's extra fields as sample data (no name), and a note saying so."""
+    """`--to`: the list's own entry for that address if any, else the address (a special-use
+    name such as `you@localhost` allowed, see `clean_test_address`) with the first sendable
+    subscriber's extra fields as sample data (no name), and notes saying so."""
     try:
         return find_subscriber(prepared, journal, address), ()
     except InputError:
         pass
     try:
-        email = clean_address(address)
+        email, rule = clean_test_address(address)
     except ValueError as exc:
         raise InputError(str(exc), key="--to") from exc
+    notes: list[str] = []
+    if rule is not None:
+        notes.append(f"--to {email} is accepted for a test message because {rule}")
     sample = pick_subscriber(sendable(prepared, journal), None)
     if sample is None or not sample.fields:
-        return Subscriber(email=email), ()
-    note = (
+        return Subscriber(email=email), tuple(notes)
+    notes.append(
         f"--to {email} is not in the list: the message uses row {sample.line}'s fields "
         f"({', '.join(sample.fields)}) as sample data, and no name"
     )
-    return Subscriber(email=email, fields=dict(sample.fields)), (note,)
+    return Subscriber(email=email, fields=dict(sample.fields)), tuple(notes)
 
 
 def _empty_maildir(folder: Path) -> None:
