@@ -29,3 +29,5 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 # a dot-atom local part (group 1), "@", a domain of two or more DNS labels (group 2).
 # Use `fullmatch`: a pattern ending in `$` would let a final line break through.
 PLAIN_ADDRESS = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@({DNS_LABEL}(?:\.{DNS_LABEL})+)")
+# The one single-label domain a message may go to: `you@localhost`, for a test message.
+LOOPBACK_ADDRESS = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@(localhost)", re.IGNORECASE)

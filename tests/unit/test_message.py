@@ -104,7 +104,8 @@ def test_crlf_in_name_cannot_inject_a_header(factory: MessageFactory) -> None:
         "a@example.org>,<b@example.net",
         "a..b@example.org",
         ".a@example.org",
-        "a@localhost",
+        "a@local",  # one label: only localhost (a test message's --to) may be one
+        "a@localhost.",
         "a@-x.example.org",
         "a@example..org",
     ],
@@ -115,7 +116,8 @@ def test_unsafe_addresses_are_refused(address: str) -> None:
 
 
 def test_plain_addresses_pass_as_they_are() -> None:
-    for address in ("a+news@xn--mller-kva.example", "o'neil.x@sub-1.example.org"):
+    # a@localhost: `send --to` may go there; lists refuse it before any header is built
+    for address in ("a+news@xn--mller-kva.example", "o'neil.x@sub-1.example.org", "a@localhost"):
         assert mailbox_header("", address) == address
 
 

@@ -73,6 +73,8 @@ def _show_plan(plan: kzmail.services.send.SendPlan) -> None:
     if plan.mode == "retry":
         mode += ", re-attempting the temporary failures only"
     out.print(f"  {mode}")
+    for note in plan.notes:
+        out.print(f"  note: {note}", markup=False, soft_wrap=True)
 
 
 def _progress() -> Progress:

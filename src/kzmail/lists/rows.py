@@ -21,7 +21,7 @@ from email_validator.deliverability import validate_email_deliverability
 
 from kzmail.errors import SubscriberListError
 from kzmail.models import ListColumns, Subscriber
-from kzmail.text import CONTROL_CHARS, PLAIN_ADDRESS
+from kzmail.text import CONTROL_CHARS, DNS_LABEL, PLAIN_ADDRESS
 
 HEADER_SEARCH_ROWS = 20
 MAX_NAME = 200
@@ -57,6 +57,7 @@ _FALSY = {"", "0", "no", "n", "nein", "false", "falsch", "f", "-", "none", "off"
 _SPACES = re.compile(r"\s+")
 _DISPLAY = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>\s*$")
 _DOMAIN_CACHE = 50_000
+_DNS_NAME = re.compile(rf"{DNS_LABEL}(?:\.{DNS_LABEL})*")
 _FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"})
 
 
@@ -267,6 +268,49 @@ class AddressChecker:
 def clean_address(raw: str) -> str:
     """The normalised ASCII address in `raw` (syntax only), or ValueError with a reason."""
     return AddressChecker().clean(raw)[0]
+
+
+def special_use_rule(domain: str) -> str | None:
+    """Which special-use rule (RFC 6761) reserves `domain`, or None for any other name.
+
+    Mail to these names never reaches a stranger, so a test message may go to them; a list
+    may not hold them (`clean_address` refuses them). The example names of RFC 2606
+    (example.com, .example) need no rule here: every address check accepts them.
+    """
+    name = domain.lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return "localhost is the loopback name (RFC 6761 section 6.3)"
+    if name.endswith(".test"):
+        return ".test is reserved for testing (RFC 6761 section 6.2)"
+    if name.endswith(".invalid"):
+        return ".invalid is reserved as never valid (RFC 6761 section 6.4)"
+    return None
+
+
+def clean_test_address(raw: str) -> tuple[str, str | None]:
+    """For a test message only: (the normalised address, the special-use rule that let it
+    through, or None for an address `clean_address` accepts), or ValueError with a reason.
+
+    An address at a special-use name gets `clean_address`'s check of its local part and a
+    plain DNS-name check of its domain; any other gets exactly `clean_address`'s check.
+    """
+    try:
+        return clean_address(raw), None
+    except ValueError:
+        value, _ = written_address(raw)
+        local, at, domain = value.rpartition("@")
+        rule = special_use_rule(domain) if at else None
+        if rule is None:
+            raise
+    if len(domain) > 253 or not _DNS_NAME.fullmatch(domain):
+        raise ValueError(f"invalid address {value[:80]!r}: the part after the @ is not a name")
+    try:  # the local part, checked as for any address in a list
+        checked = clean_address(f"{local}@example.com")
+    except ValueError:
+        raise ValueError(
+            f"invalid address {value[:80]!r}: the part before the @ is not valid"
+        ) from None
+    return f"{checked.rpartition('@')[0]}@{domain.lower()}", rule
 
 
 def _cell(cells: list[str], index: int | None) -> str:

@@ -27,7 +27,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from kzmail.dkim.signer import DkimSigner, Unsigned, bh_value, relaxed_piece
 from kzmail.errors import UnsafeAddressError
 from kzmail.models import Campaign, Rendered, Subscriber
-from kzmail.text import PLAIN_ADDRESS, without_controls
+from kzmail.text import LOOPBACK_ADDRESS, PLAIN_ADDRESS, without_controls
 
 _MAX_ENCODED_WORD = 75
 
@@ -141,8 +141,9 @@ def _undot(piece: bytes) -> bytes:
 
 
 def safe_address(address: str) -> str:
-    """The address itself, or `UnsafeAddressError` if it is not exactly one plain address."""
-    if not PLAIN_ADDRESS.fullmatch(address):
+    """The address itself, or `UnsafeAddressError` if it is not exactly one plain address
+    (a domain of two or more labels, or `localhost`)."""
+    if not (PLAIN_ADDRESS.fullmatch(address) or LOOPBACK_ADDRESS.fullmatch(address)):
         raise UnsafeAddressError(f"not a single plain address: {address!r}")
     return address
 

@@ -31,9 +31,16 @@ from kzmail.errors import (
     SubscriberListError,
 )
 from kzmail.lists.checker import ListChecker, ListSummary
-from kzmail.lists.rows import clean_address
+from kzmail.lists.rows import clean_test_address
 from kzmail.lists.writer import spreadsheet_row
-from kzmail.models import Campaign, RateSettings, SmtpSettings, Subscriber, Workspace
+from kzmail.models import (
+    Campaign,
+    RateSettings,
+    SmtpSettings,
+    Subscriber,
+    Workspace,
+    pick_subscriber,
+)
 from kzmail.private import open_private
 from kzmail.services.workspace import (
     Prepared,
@@ -41,6 +48,7 @@ from kzmail.services.workspace import (
     list_checker,
     prepare,
     refuse_remote,
+    sendable,
 )
 from kzmail.state.journal import Delivery, Journal
 from kzmail.state.runlock import run_lock
@@ -69,6 +77,7 @@ class SendPlan:
     dry_run: bool
     to: str | None
     mode: Mode = "send"
+    notes: tuple[str, ...] = ()  # lines worth reading before it starts (e.g. about `--to`)
 
 
 @dataclass
@@ -172,16 +181,31 @@ def _limited(items: Iterator[Subscriber], limit: int | None) -> Iterator[Subscri
         yield item
 
 
-def _test_recipient(prepared: Prepared, journal: Journal, address: str) -> Subscriber:
-    """`--to`: the list's own entry for that address if any, else a bare subscriber."""
+def _test_recipient(
+    prepared: Prepared, journal: Journal, address: str
+) -> tuple[Subscriber, tuple[str, ...]]:
+    """`--to`: the list's own entry for that address if any, else the address (a special-use
+    name such as `you@localhost` allowed, see `clean_test_address`) with the first sendable
+    subscriber's extra fields as sample data (no name), and notes saying so."""
     try:
-        return find_subscriber(prepared, journal, address)
+        return find_subscriber(prepared, journal, address), ()
     except InputError:
         pass
     try:
-        return Subscriber(email=clean_address(address))
+        email, rule = clean_test_address(address)
     except ValueError as exc:
         raise InputError(str(exc), key="--to") from exc
+    notes: list[str] = []
+    if rule is not None:
+        notes.append(f"--to {email} is accepted for a test message because {rule}")
+    sample = pick_subscriber(sendable(prepared, journal), None)
+    if sample is None or not sample.fields:
+        return Subscriber(email=email), tuple(notes)
+    notes.append(
+        f"--to {email} is not in the list: the message uses row {sample.line}'s fields "
+        f"({', '.join(sample.fields)}) as sample data, and no name"
+    )
+    return Subscriber(email=email, fields=dict(sample.fields)), tuple(notes)
 
 
 def _empty_maildir(folder: Path) -> None:
@@ -232,11 +256,13 @@ def send(
         outbox = (campaign.outbox or ws.outbox(campaign.name)) if local else None
         relays: list[SmtpSettings] = [*campaign.relays] or [campaign.smtp]
         relay = "embedded sink" if local else ", ".join(f"{r.host}:{r.port}" for r in relays)
-        plan = SendPlan(campaign, summary, relay, outbox, dry_run, to, mode)
+        notes: tuple[str, ...] = ()
         if to is not None:
-            recipients: Iterator[Subscriber] = iter([_test_recipient(prepared, journal, to)])
+            test, notes = _test_recipient(prepared, journal, to)
+            recipients: Iterator[Subscriber] = iter([test])
         else:
             recipients = _limited(checker.subscribers(), limit)
+        plan = SendPlan(campaign, summary, relay, outbox, dry_run, to, mode, notes)
         if summary.sendable == 0 and to is None:
             raise InputError("no sendable subscriber in the list", path=campaign.list_paths[0])
         # a missing password shows before the question
