@@ -102,9 +102,10 @@ def unsubscribes_import(
     ] = False,
 ) -> None:
     """Suppress the proven senders of unsubscribe replies (or the addresses in a list)."""
+    from kzmail.inbox.replies import Trust
     from kzmail.services import suppressions
 
-    trust = suppressions.Trust(tuple(authserv_id or ()), trust_from)
+    trust = Trust(tuple(authserv_id or ()), trust_from)
     ws = current_workspace(campaign, announce=True)
     report = suppressions.import_file(
         ws, file, suppressions.target_list(ws, list_id, campaign, file), trust

@@ -16,19 +16,17 @@ suppression, recorded with the organiser's reason.
 from __future__ import annotations
 
 import csv
-import mailbox
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import Message
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 from pathlib import Path
 from typing import TextIO, cast
 
 from kzmail import campaign_file
 from kzmail.errors import InputError
-from kzmail.inbox import authresults
+from kzmail.inbox.replies import Trust, Unverified, from_messages, maildir_messages, mbox_messages
 from kzmail.lists.checker import ListChecker
 from kzmail.lists.rows import Problem, clean_address, header_key
 from kzmail.lists.writer import runs_as_formula, spreadsheet_text
@@ -37,11 +35,9 @@ from kzmail.private import open_private
 from kzmail.services import workspace
 from kzmail.state.journal import Journal
 from kzmail.state.secret import load_signer
-from kzmail.tokens import TokenSigner
 
 CSV_COLUMNS = ("email", "list_id", "reason", "unsubscribed_at")
 ALL_LISTS = "all lists"  # how an export names `ANY_LIST`
-_AUTO_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|bounces?)([+@-]|$)", re.I)
 
 
 @dataclass
@@ -57,27 +53,6 @@ class ImportReport:
     already: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Trust:
-    """What proves a reply: the authserv-ids whose headers count, or From taken as it is."""
-
-    authserv_ids: tuple[str, ...] = ()
-    trust_from: bool = False
-
-
-@dataclass(frozen=True)
-class Unverified:
-    """A reply whose sender nothing proves: reported, not acted on."""
-
-    where: str
-    address: str
-
-
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{22}(?![A-Za-z0-9_.-])")
-_MAX_TOKEN_SCAN = 64 * 1024  # a reply quoting our message has the link near its end
-_MAX_CANDIDATES = 20
 
 
 @dataclass(frozen=True)
@@ -167,103 +142,6 @@ def read_export(path: Path) -> Iterator[Restored | Problem]:
         raise InputError(f"cannot read the file ({exc})", path=path) from exc
 
 
-def _auto_reason(message: Message) -> str | None:
-    """Why a message is not a person's request (auto-reply, bounce), or None."""
-    auto = str(message.get("Auto-Submitted", "no")).strip().lower()
-    if auto and auto != "no":
-        return f"auto-submitted ({auto})"
-    if str(message.get("Precedence", "")).strip().lower() in {"bulk", "junk", "list", "auto_reply"}:
-        return "bulk or auto-reply precedence"
-    if message.get("X-Autoreply") or message.get("X-Autorespond"):
-        return "auto-reply"
-    if str(message.get("Return-Path", "")).strip() == "<>":
-        return "bounce (empty return path)"
-    if "report" in message.get_content_type() and message.get_content_maintype() == "multipart":
-        return "delivery report"
-    return None
-
-
-def _sender(message: Message) -> str:
-    """The single address in From, or ValueError."""
-    found = [
-        addr for _, addr in getaddresses([str(h) for h in message.get_all("From", [])]) if addr
-    ]
-    if len(found) != 1:
-        raise ValueError("no single From address")
-    address = clean_address(found[0])
-    if _AUTO_SENDERS.match(address):
-        raise ValueError(f"automatic sender {address}")
-    return address
-
-
-def _texts(message: Message) -> Iterator[str]:
-    """The subject and the text parts, decoded, each cut to a bounded length."""
-    yield str(message.get("Subject", ""))[:_MAX_TOKEN_SCAN]
-    for part in message.walk():
-        if part.get_content_maintype() != "text":
-            continue
-        payload = part.get_payload(decode=True)
-        if isinstance(payload, bytes):
-            text = payload.decode("utf-8", errors="replace")
-            yield text[:_MAX_TOKEN_SCAN] + text[-_MAX_TOKEN_SCAN:]
-
-
-def _token_address(message: Message, signer: TokenSigner) -> str | None:
-    """The address named by a genuine unsubscribe token in the reply, or None."""
-    tried = 0
-    for text in _texts(message):
-        for candidate in _TOKEN.findall(text):
-            tried += 1
-            if tried > _MAX_CANDIDATES:
-                return None
-            found = signer.verify(candidate)
-            if found is not None:
-                return found[1]
-    return None
-
-
-def _verified(message: Message, sender: str, trust: Trust, signer: TokenSigner) -> str | None:
-    """The address this reply proves it may unsubscribe, or None."""
-    token_address = _token_address(message, signer)
-    if token_address is not None:
-        return clean_address(token_address)
-    if trust.trust_from or authresults.proven(message, sender, trust.authserv_ids):
-        return sender
-    return None
-
-
-def _from_messages(
-    messages: Iterator[tuple[str, Message]], trust: Trust, signer: TokenSigner
-) -> Iterator[str | Problem | Unverified]:
-    for where, message in messages:
-        reason = _auto_reason(message)
-        if reason is not None:
-            yield Problem(where, 0, f"skipped: {reason}")
-            continue
-        try:
-            sender = _sender(message)
-            address = _verified(message, sender, trust, signer)
-        except ValueError as exc:
-            yield Problem(where, 0, f"skipped: {exc}")
-            continue
-        yield address if address is not None else Unverified(where, sender)
-
-
-def _mbox(path: Path) -> Iterator[tuple[str, Message]]:
-    box = mailbox.mbox(path, create=False)
-    try:
-        for number, message in enumerate(box, start=1):
-            yield f"{path} message {number}", message
-    finally:
-        box.close()
-
-
-def _maildir(path: Path) -> Iterator[tuple[str, Message]]:
-    box = mailbox.Maildir(path, create=False)
-    for key in sorted(box.keys()):
-        yield f"{path}/{key}", box[key]
-
-
 def _plain(path: Path, handle: TextIO) -> Iterator[str | Problem]:
     for number, line in enumerate(handle, start=1):
         text = line.strip()
@@ -288,7 +166,7 @@ def read_addresses(
     if path.is_dir():
         if not (path / "cur").is_dir() and not (path / "new").is_dir():
             raise InputError("a folder must be a Maildir (with cur/ and new/)", path=path)
-        yield from _from_messages(_maildir(path), trust, load_signer(ws.state))
+        yield from from_messages(maildir_messages(path), trust, load_signer(ws.state))
         return
     try:
         with path.open(encoding="utf-8-sig", errors="replace") as handle:
@@ -296,7 +174,7 @@ def read_addresses(
             handle.seek(0)
             if head.startswith("From "):
                 handle.close()
-                yield from _from_messages(_mbox(path), trust, load_signer(ws.state))
+                yield from from_messages(mbox_messages(path), trust, load_signer(ws.state))
                 return
             first = head.splitlines()[0] if head.strip() else ""
             if not re.search(r"[,;\t|]", first):
