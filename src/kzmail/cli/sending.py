@@ -243,15 +243,15 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """How many subscribers of the list are sent, failed, uncertain and still pending."""
-    import kzmail.services.send
+    import kzmail.services.status
 
-    result = kzmail.services.send.status(current_workspace(campaign), campaign)
+    result = kzmail.services.status.status(current_workspace(campaign), campaign)
     c = result.counts
     if as_json:
         print(json.dumps(c))
         return
     out.print(f"Campaign {result.campaign!r} ({result.run_key}): {c['total']} subscribers")
-    for key in kzmail.services.send.STATUS_KEYS[1:]:
+    for key in kzmail.services.status.STATUS_KEYS[1:]:
         if c[key] or key in ("sent", "pending"):
             out.print(f"  {key:<11}{c[key]:>8}")
     for d in result.uncertain:
@@ -267,9 +267,9 @@ def report(
     ),
 ) -> None:
     """Write who failed (or is uncertain) and why, with the relay's reply, to a CSV file."""
-    import kzmail.services.send
+    import kzmail.services.status
 
-    count = kzmail.services.send.report(current_workspace(campaign), campaign, out_file)
+    count = kzmail.services.status.report(current_workspace(campaign), campaign, out_file)
     out.print(f"Wrote {count} rows to {out_file}.")
 
 

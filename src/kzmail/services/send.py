@@ -1,4 +1,4 @@
-"""Sending services: `send`, `retry`, `status` and `report`, wired from concrete pieces.
+"""Sending services: `send` and `retry` (`status` and `report` are in `services.status`).
 
 `send` checks the list, asks `confirm`, settles what a crash left behind (rows still
 `sending` become `uncertain`), builds the lanes (connections x relays, each behind its
@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-from kzmail import campaign_file
 from kzmail.delivery.engine import Lane, Mode, Progress, RetryPolicy, Sender, SendReport
 from kzmail.delivery.ratelimit import Gate, RateLimiter, windows_for
 from kzmail.delivery.sink import EmbeddedSink
@@ -27,12 +24,10 @@ from kzmail.errors import (
     CampaignError,
     InputError,
     Interrupted,
-    StateError,
     SubscriberListError,
 )
-from kzmail.lists.checker import ListChecker, ListSummary
+from kzmail.lists.checker import ListSummary
 from kzmail.lists.rows import clean_test_address
-from kzmail.lists.writer import spreadsheet_row
 from kzmail.models import (
     Campaign,
     RateSettings,
@@ -41,7 +36,6 @@ from kzmail.models import (
     Workspace,
     pick_subscriber,
 )
-from kzmail.private import open_private
 from kzmail.services.workspace import (
     Prepared,
     find_subscriber,
@@ -58,11 +52,8 @@ __all__ = [
     "SendPlan",
     "SendReport",
     "SendResult",
-    "Status",
-    "report",
     "run_key",
     "send",
-    "status",
 ]
 
 
@@ -385,75 +376,3 @@ async def _deliver(
 
 
 # status and report ----------------------------------------------------------------------
-
-STATUS_KEYS = ("total", "sent", "failed", "uncertain", "pending", "sending", "suppressed")
-
-
-@dataclass
-class Status:
-    """Counts per status for the campaign's list, and who is uncertain."""
-
-    campaign: str
-    run_key: str
-    counts: dict[str, int]
-    uncertain: list[Delivery]
-
-
-def status(ws: Workspace, path: Path) -> Status:
-    """Where each valid subscriber of the list stands in the journal (no template needed)."""
-    campaign = campaign_file.load(path)
-    key = run_key(campaign)
-    counts = dict.fromkeys(STATUS_KEYS, 0)
-    journal = Journal(ws.state, ws.clock)
-    try:
-        # no suppression filter in the checker: suppressed subscribers are counted below
-        with ListChecker(campaign.subscribers, list_id=campaign.list_id) as checker:
-            for item in checker.subscribers():
-                counts["total"] += 1
-                state = journal.status(key, item.email)
-                if state is None:
-                    state = (
-                        "suppressed"
-                        if journal.is_suppressed(campaign.list_id, item.email)
-                        else "pending"
-                    )
-                counts[state] = counts.get(state, 0) + 1
-        uncertain = list(journal.deliveries(key, ("uncertain", "sending")))
-    finally:
-        journal.close()
-    return Status(campaign.name, key, counts, uncertain)
-
-
-def report(ws: Workspace, path: Path, out: Path) -> int:
-    """Write who failed (or is uncertain) and why to a CSV file; return how many rows."""
-    campaign = campaign_file.load(path)
-    journal = Journal(ws.state, ws.clock)
-    try:
-        rows = list(journal.deliveries(run_key(campaign), ("failed", "uncertain", "sending")))
-    finally:
-        journal.close()
-    try:
-        with open_private(out, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(
-                ["email", "name", "status", "attempts", "code", "reason", "retryable", "updated_at"]
-            )
-            for d in rows:
-                writer.writerow(
-                    spreadsheet_row(
-                        [
-                            d.address,
-                            d.name,
-                            d.status,
-                            str(d.attempts),
-                            "" if d.code is None else str(d.code),
-                            d.detail,
-                            "yes" if d.retryable else "no",
-                            datetime.fromtimestamp(d.updated_at, UTC).isoformat(),
-                        ],
-                        verbatim={0},
-                    )
-                )
-    except OSError as exc:
-        raise StateError(f"cannot write {out}: {exc}") from exc
-    return len(rows)
