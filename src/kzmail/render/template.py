@@ -28,7 +28,6 @@ from collections.abc import Collection, Mapping
 from types import CodeType
 from typing import Any
 
-import html2text
 import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
@@ -39,6 +38,7 @@ from premailer import Premailer
 
 from kzmail.errors import CampaignError, TemplateError
 from kzmail.models import Campaign, Rendered, Subscriber
+from kzmail.render.plaintext import tidy_lines, tidy_text, to_text
 from kzmail.render.prerender import prerender
 from kzmail.render.remote import remote_resources
 
@@ -298,7 +298,7 @@ def _lift(
     def lift(match: re.Match[str]) -> str:
         name = _VALUE.format(len(lifted))
         value = marks.show(match.group(3))
-        lifted[name] = Markup(value) if html else _tidy_lines(value)  # noqa: S704 - escaped
+        lifted[name] = Markup(value) if html else tidy_lines(value)  # noqa: S704 - escaped
         return f"{match.group(2)}{{{{ {name} }}}}{match.group(4)}"  # when filled in
 
     skeleton = marks.pair.sub(lift, text)
@@ -333,31 +333,6 @@ def _inline_css(html: str) -> str:
             strip_important=False,
         ).transform()
     )
-
-
-def to_text(html: str) -> str:
-    """A readable plain-text reading of HTML, links kept as `[text](url)`."""
-    converter = html2text.HTML2Text()
-    converter.body_width = 0  # no hard wraps: they would split tokens and URLs
-    converter.ignore_images = True
-    converter.ignore_tables = True
-    converter.ignore_emphasis = False
-    converter.unicode_snob = True
-    converter.protect_links = False
-    converter.single_line_break = False
-    return str(converter.handle(html))
-
-
-_BLANKS = re.compile(r"\n[ \t]*(\n[ \t]*){2,}")
-
-
-def _tidy_lines(text: str) -> str:
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
-    return _BLANKS.sub("\n\n", "\n".join(lines))
-
-
-def _tidy_text(text: str) -> str:
-    return _tidy_lines(text).strip() + "\n"
 
 
 def _environment(autoescape: bool) -> jinja2.Environment:
@@ -404,7 +379,7 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
             _environment(True), _restore(html, tokens), html_values, SUBSCRIBER_NAMES
         )
         text_template, text_reads = prerender(
-            _environment(False), _restore(_tidy_text(text), tokens), text_values, SUBSCRIBER_NAMES
+            _environment(False), _restore(tidy_text(text), tokens), text_values, SUBSCRIBER_NAMES
         )
     except Exception as exc:
         raise _failure(exc, path, source) from exc
