@@ -31,13 +31,13 @@ from typing import Any
 import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
-from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 from mjml import mjml2html
 from premailer import Premailer
 
-from kzmail.errors import CampaignError, TemplateError
+from kzmail.errors import TemplateError
 from kzmail.models import Campaign, Rendered, Subscriber
+from kzmail.render.article import article_html, read_article
 from kzmail.render.plaintext import tidy_lines, tidy_text, to_text
 from kzmail.render.prerender import prerender
 from kzmail.render.remote import remote_resources
@@ -184,22 +184,6 @@ def _unknown_field(exc: jinja2.UndefinedError, path: str, source: str) -> Templa
         line=line,
         key=name or None,
     )
-
-
-def article_html(markdown: str) -> str:
-    """Render the article Markdown (CommonMark, raw HTML disabled) to HTML."""
-    md = MarkdownIt("commonmark", {"html": False, "typographer": False})
-    return str(md.render(markdown))
-
-
-def read_article(campaign: Campaign) -> str:
-    """The article Markdown named by the campaign."""
-    try:
-        return campaign.article.file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CampaignError(
-            f"cannot read article: {exc}", path=campaign.source_path, key="article.file"
-        ) from exc
 
 
 def _campaign_values(campaign: Campaign, article: str) -> dict[str, Any]:
