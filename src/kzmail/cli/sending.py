@@ -254,9 +254,12 @@ def status(
     for key in kzmail.services.status.STATUS_KEYS[1:]:
         if c[key] or key in ("sent", "pending"):
             out.print(f"  {key:<11}{c[key]:>8}")
-    for d in result.uncertain:
-        who = f"{d.name} <{d.address}>" if d.name else d.address
-        out.print(f"  uncertain: {who} (message {d.message_id or '?'})")
+    if result.sender is not None:
+        out.print(f"  a send of this campaign is running (process {result.sender})")
+    for label, rows in (("in flight", result.in_flight), ("uncertain", result.uncertain)):
+        for d in rows:
+            who = f"{d.name} <{d.address}>" if d.name else d.address
+            out.print(f"  {label}: {who} (message {d.message_id or '?'})")
 
 
 @app.command()

@@ -8,7 +8,7 @@ to a CSV file only the owner can read.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,18 +20,25 @@ from kzmail.models import Workspace
 from kzmail.private import open_private
 from kzmail.services.send import run_key
 from kzmail.state.journal import Delivery, Journal
+from kzmail.state.runlock import running
 
 STATUS_KEYS = ("total", "sent", "failed", "uncertain", "pending", "sending", "suppressed")
 
 
 @dataclass
 class Status:
-    """Counts per status for the campaign's list, and who is uncertain."""
+    """Counts per status for the campaign's list, who is uncertain, and who is in flight.
+
+    While a send of the run is going on (`sender` is its process id), rows still `sending`
+    are messages in flight; with no send running they were caught by a crash: uncertain.
+    """
 
     campaign: str
     run_key: str
     counts: dict[str, int]
     uncertain: list[Delivery]
+    in_flight: list[Delivery] = field(default_factory=list)
+    sender: int | None = None
 
 
 def status(ws: Workspace, path: Path) -> Status:
@@ -53,10 +60,17 @@ def status(ws: Workspace, path: Path) -> Status:
                         else "pending"
                     )
                 counts[state] = counts.get(state, 0) + 1
-        uncertain = list(journal.deliveries(key, ("uncertain", "sending")))
+        sender = running(ws.state, key)
+        left = list(journal.deliveries(key, ("uncertain", "sending")))
     finally:
         journal.close()
-    return Status(campaign.name, key, counts, uncertain)
+    if sender is None:  # nobody is sending: a row still `sending` was caught by a crash
+        counts["uncertain"] += counts["sending"]
+        counts["sending"] = 0
+        return Status(campaign.name, key, counts, left)
+    in_flight = [d for d in left if d.status == "sending"]
+    uncertain = [d for d in left if d.status != "sending"]
+    return Status(campaign.name, key, counts, uncertain, in_flight, sender)
 
 
 def report(ws: Workspace, path: Path, out: Path) -> int:

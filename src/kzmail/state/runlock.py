@@ -49,3 +49,25 @@ def run_lock(state_dir: Path, run: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the file releases the lock
+
+
+def running(state_dir: Path, run: str) -> int | None:
+    """The process id of the send that holds the run's lock now, or None if none does.
+
+    Only looks: the lock is tried shared and let go at once, and a missing lock file
+    (no send ever) is not created.
+    """
+    try:
+        fd = os.open(lock_path(state_dir, run), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(holder) if holder.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
