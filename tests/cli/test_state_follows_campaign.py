@@ -73,3 +73,10 @@ def test_kzmail_state_dir_still_overrides(news: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (elsewhere / "secret.key").exists()
     assert not (news / ".kzmail").exists()
+
+
+def test_a_mistyped_campaign_is_one_error_line_and_no_state_note(tmp_path: Path) -> None:
+    done = _kzmail(tmp_path, "send", "nope.yaml", "--yes")
+    assert done.returncode == 2
+    assert done.stderr == "error: nope.yaml: campaign file not found\n"
+    assert not (tmp_path / ".kzmail").exists()

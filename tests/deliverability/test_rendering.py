@@ -13,18 +13,11 @@ import pytest
 from playwright.sync_api import Browser, Route, sync_playwright
 
 from kzmail.models import Subscriber
+from tests.helpers.browser import FLAGS
 from tests.helpers.deliverability import Example, tool
 
 WIDTHS = (320, 375, 600)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM_ARGS = FLAGS  # the same flags as the browser tests
 
 # Runs inside the page: overflow, images, and the WCAG 2.x contrast of every visible text node
 # against the background it is actually drawn on (alpha-composited up the ancestors).

@@ -69,17 +69,23 @@ def _wait_for_arrivals(record: Path, count: int) -> None:
         time.sleep(0.05)
 
 
-def test_messages_in_flight_are_sending_not_uncertain(
-    project: Path, slow_sink: tuple[int, Path]
-) -> None:
-    port, record = slow_sink
+def _start_send(project: Path, sink: tuple[int, Path]) -> subprocess.Popen[str]:
+    """A real `kzmail send` to the slow sink, returned once two messages have arrived."""
+    port, record = sink
     _point_at(project, port)
     send = subprocess.Popen(
         [str(KZMAIL), "send", CAMPAIGN, "--yes"], cwd=project, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    _wait_for_arrivals(record, 2)
+    return send
+
+
+def test_messages_in_flight_are_sending_not_uncertain(
+    project: Path, slow_sink: tuple[int, Path]
+) -> None:
+    send = _start_send(project, slow_sink)
     try:
-        _wait_for_arrivals(record, 2)
         counts, text = _status(project)
         assert counts["uncertain"] == 0, text
         assert counts["sending"] >= 1, text
@@ -96,15 +102,9 @@ def test_messages_in_flight_are_sending_not_uncertain(
 def test_after_a_crash_the_rows_left_sending_are_uncertain(
     project: Path, slow_sink: tuple[int, Path]
 ) -> None:
-    port, record = slow_sink
-    _point_at(project, port)
-    send = subprocess.Popen(
-        [str(KZMAIL), "send", CAMPAIGN, "--yes"], cwd=project, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    _wait_for_arrivals(record, 2)
+    send = _start_send(project, slow_sink)
     os.kill(send.pid, signal.SIGKILL)
-    send.wait(10)
+    send.communicate(timeout=10)
     counts, text = _status(project)
     assert counts["sending"] == 0, text
     assert counts["uncertain"] >= 1, text

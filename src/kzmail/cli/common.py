@@ -72,7 +72,7 @@ def current_workspace(campaign: Path | None = None, *, announce: bool = False) -
         return Workspace(state=Path(environ[STATE_ENV]), root=Path("."), environ=environ)
     located = locate((campaign if campaign is not None else Path.cwd()).absolute())
     state, root = _shown(located.state), _shown(located.root)
-    if not located.exists:
+    if not located.exists and (campaign is None or campaign.is_file()):  # a typo: one error
         err.print(
             f"note: new state folder {state} for this project (who was sent, who unsubscribed, "
             "the unsubscribe secret)",
