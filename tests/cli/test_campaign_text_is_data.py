@@ -31,7 +31,7 @@ def test_preview_runs_no_code_from_the_article_or_title(project: Path) -> None:
     edit_campaign(
         project / CAMPAIGN,
         lambda text: text.replace(
-            '  title: "Solidarität mit den Arbeiter*innen und Jugendlichen in Kasachstan!"',
+            '  title: "Solidarität mit den Arbeiter_Innen und Jugendlichen in Kasachstan!"',
             f'  title: "{title}"',
         ),
     )

@@ -195,7 +195,7 @@ def test_tricky_display_names_survive(example: Example, name: str) -> None:
 )
 @pytest.mark.parametrize(
     "sender",
-    ['"Gruppe Arbeiter*innenmacht, Berlin" <n@example.org>', "Grüne Jugend Köln <n@example.org>"],
+    ['"Gruppe ArbeiterInnenmacht, Berlin" <n@example.org>', "Grüne Jugend Köln <n@example.org>"],
 )
 def test_tricky_subject_and_sender_survive(example: Example, subject: str, sender: str) -> None:
     campaign = example.prepared.campaign.model_copy(update={"subject": subject, "from_": sender})

@@ -17,7 +17,7 @@ def test_example_campaign_loads_with_resolved_paths(project: Path) -> None:
     assert c.template == project / "templates/newsletter.mjml"
     assert c.list_paths == [project / "subscribers.example.csv"]
     assert c.article.file == project / "campaigns/kasachstan.md"
-    assert c.article.author == "Gruppe Arbeiter*innenmacht"
+    assert c.article.author == "Gruppe ArbeiterInnenmacht"
     assert len(c.demands) == 3
     assert c.smtp.is_local
     assert all(s.url.startswith("http") for s in c.article.sources)
@@ -147,3 +147,19 @@ def test_from_must_be_a_plain_ascii_address(project: Path, sender: str) -> None:
     error = _error(path)
     assert error.key == "from"
     assert "plain e-mail address" in str(error)
+
+
+def test_example_campaign_keeps_the_authors_spelling(project: Path) -> None:
+    """The article writes "Arbeiter_Innen" and "ArbeiterInnenmacht"; we keep both as written."""
+    c = campaign.load(project / "campaigns/kasachstan.yaml")
+    title = "Solidarität mit den Arbeiter_Innen und Jugendlichen in Kasachstan!"
+    assert c.subject == title
+    assert c.article.title == title
+    assert (
+        c.article.lead == "Artikel von der Gruppe ArbeiterInnenmacht zu den Protesten in Kasachstan"
+    )
+    seen = [c.from_, c.list_name, c.reason, c.article.author, c.article.file.read_text("utf-8")]
+    for text in seen:
+        assert "Arbeiter*innen" not in text
+        assert "Arbeiter innenmacht" not in text
+    assert all("ArbeiterInnenmacht" in text for text in seen[:4])
