@@ -24,11 +24,15 @@ CAMPAIGN = "campaigns/kasachstan.yaml"
 
 @pytest.fixture
 def slow_sink(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A sink that takes two messages, then holds every DATA until `release` exists, so the
+    send is certainly mid-transaction however slow the machine is."""
     record = tmp_path / "received.tsv"
     record.touch()
+    release = tmp_path / "release"
     proc = subprocess.Popen(
-        [sys.executable, str(SINK), str(record), "0.3"], stdout=subprocess.PIPE, text=True
-    )
+        [sys.executable, str(SINK), str(record), "0.01", "2", str(release)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
         assert proc.stdout is not None
         yield int(proc.stdout.readline()), record
@@ -93,6 +97,7 @@ def test_messages_in_flight_are_sending_not_uncertain(
         assert "uncertain:" not in text
         assert "in flight:" in text
     finally:
+        (project / "release").touch()
         _, err = send.communicate(timeout=60)
     assert send.returncode == 0, err
     counts, text = _status(project)
