@@ -4,27 +4,44 @@ SQLite runs the journal in WAL mode with `synchronous=NORMAL`, which writes each
 `state.db-wal` but does not sync it: a process kill keeps it (the kernel has the pages), a
 power cut may not. `WalSync.covering(generation)` returns once an fdatasync that started
 after commit number `generation` has finished, so a lane can hold back a message's final dot
-until the `sending` mark naming its recipient is on stable storage. The sync runs in a
-thread of its own (the loop keeps building and sending meanwhile), and one sync covers every
+until the `sending` mark naming its recipient is on stable storage. One sync covers every
 commit made before it started (group commit): lanes whose commits landed while a sync was
-running share the next one. `now()` is the same, blocking, for rare writes (suppressions).
+running share the next one. A disk that syncs quickly is synced on the loop's own thread,
+a slow one in a thread of its own (the loop keeps building and sending meanwhile): handing
+a sync to a thread and its result back to the loop costs more CPU than a quick sync blocks
+the loop (docs/decisions/0011-journal-sync-inline-or-threaded.md). `now()` always syncs at
+once, blocking, for rare writes (suppressions).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from kzmail.errors import StateError
 
+INLINE_BELOW = 0.001  # a sync that takes less blocks the loop for less than a hand-off costs
+
 
 class WalSync:
     """The durable counterpart of one journal connection's commits (see the module)."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(
+        self,
+        database: Path,
+        *,
+        inline_below: float = INLINE_BELOW,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self._wal = database.with_name(database.name + "-wal")
+        self._inline_below = inline_below  # seconds a sync may block the loop
+        self._timer = timer
+        self._took = 0.0  # how long syncs take (a moving average, seconds)
+        self.threaded = 0  # syncs handed to the thread (for tests and benchmarks)
         self._fd: int | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._running: asyncio.Future[None] | None = None  # the sync in progress
@@ -44,6 +61,9 @@ class WalSync:
         """Return once commit `generation` (and every one before it) is on stable storage."""
         while self._durable < generation:
             if self._running is None:
+                if self._took < self._inline_below:
+                    self.now()  # quick: cheaper on this thread than handed to another
+                    return
                 self._start()
             assert self._running is not None
             try:
@@ -61,6 +81,7 @@ class WalSync:
             # the bookkeeping happens inside the task, so a waiter that finds it done
             # also finds `_durable` up to date (a done callback might not have run yet)
             try:
+                self.threaded += 1
                 await loop.run_in_executor(pool, self._sync)
                 self._durable = max(self._durable, upto)
             finally:
@@ -85,7 +106,9 @@ class WalSync:
                 os.fsync(folder)  # the WAL's name in its folder survives too
             finally:
                 os.close(folder)
+        start = self._timer()
         os.fdatasync(self._fd)
+        self._took = 0.75 * self._took + 0.25 * (self._timer() - start)
 
     def close(self) -> None:
         """Stop the sync thread and let go of the file."""

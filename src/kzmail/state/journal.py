@@ -39,7 +39,7 @@ from kzmail.state.schema import (
     SCHEMA,
     SELECT_DELIVERIES,
 )
-from kzmail.state.sqlerrors import mapped
+from kzmail.state.sqlerrors import mapped, unmapped
 from kzmail.state.suppressed import SuppressedCopy
 from kzmail.state.suppressions import SuppressionStore
 from kzmail.state.walcheckpoint import Checkpointer
@@ -156,6 +156,7 @@ class Journal(SuppressionStore):
         ).fetchone()
         return row is not None
 
+    @unmapped  # its only database call is `flush`, which is mapped
     def mark(
         self,
         campaign: str,
@@ -254,6 +255,7 @@ class Journal(SuppressionStore):
         self.flush()
         self._merge()
 
+    @unmapped  # its only database call is `flush`, which is mapped
     async def committed(self) -> None:
         """Return once every mark made so far is committed (one statement) and on stable
         storage (an fdatasync of the WAL in a thread of its own: `state.durable`).
