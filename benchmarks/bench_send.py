@@ -7,19 +7,23 @@ Against one lean loopback sink in its own process (benchmarks/lean_sink.py):
       parts as multipart/alternative, as mailmerge documents): its rate in msg/s (start-up
       not counted); (a') the same with the HTML part alone, for reference;
   (b) aiosmtplib sending pre-built bytes (one kzmail message) over C reused connections;
-  (c) kzmail end to end: 50 KB personalised messages, journal on, no rate limit, C
-      connections; timed from the first message (after the one-off template compile);
+  (c) kzmail end to end: 50 KB personalised messages, journal on (each `sending` mark
+      fdatasync'ed before the message's final dot), no rate limit, C connections; timed
+      from the first message (after the one-off template compile);
+  (c'') the same with the journal's fdatasync left out, for reference (not power-cut safe);
   (c') the same with DKIM: every message signed with an RSA-2048 key;
-      (c) and (c') run interleaved, three times each (once with --quick): medians, and
-      the DKIM ratio as the median of each round's signed/unsigned pair;
+      (c), (c'') and (c') run interleaved, three times each (once with --quick): medians,
+      and the DKIM ratio as the median of each round's signed/unsigned pair;
   (e) the wire's ceiling: kzmail's transport sending one pre-built message over the same
-      connections (no list, no rendering, no journal): no sender here can go much faster;
+      connections (no list, no rendering, no journal), best of three: no sender here can go
+      much faster;
   (d) at scale (`--scale`, default 1,000,000; 10,000 with --quick), small messages:
-      peak RSS of the sending process, and the time with the journal vs a no-op log
-      (interleaved, best of 3 with --quick; wall clock and CPU time both shown).
+      peak RSS of the sending process, and the time with the journal (fsync on; and
+      without it, for reference) vs a no-op log (interleaved, best of 3 with --quick; wall
+      clock and CPU time both shown: CPU time is what a busy shared machine inflates least).
 Every measurement runs in a child process of its own (clean peak RSS, no shared GIL).
-Targets: (c) >= 15x (a), (c) >= 0.85x (b), (c') >= 0.5x (c), peak RSS <= 200 MB,
-journal overhead < 10%.
+Targets (issue 15, fsync on): (c) >= 0.5x (e), (c) >= 30x (a), (c') >= 0.45x (c), peak RSS
+<= 100 MB at 1,000,000 recipients, journal overhead < 10% CPU.
 """
 
 from __future__ import annotations
@@ -380,6 +384,11 @@ def rate(result: dict[str, Any]) -> float:
     return float(result["count"]) / float(result["seconds"])
 
 
+def per_message(result: dict[str, Any]) -> float:
+    """CPU microseconds per message of a kzmail run (every thread of the child)."""
+    return float(result["cpu"]) / float(result["count"]) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
@@ -438,15 +447,20 @@ def measure(
     signed = with_dkim(campaign)
     kzs: list[dict[str, Any]] = []
     kds: list[dict[str, Any]] = []
+    kns: list[dict[str, Any]] = []  # without the fsync, for reference
     for round_ in range(rounds):
-        for runs, path, label in ((kzs, campaign, "state"), (kds, signed, "state-dkim")):
+        for runs, path, label, mode in (
+            (kzs, campaign, "state", "journal"),
+            (kns, campaign, "state-nosync", "nosync"),
+            (kds, signed, "state-dkim", "journal"),
+        ):
             before = sink.count()
             env = {**os.environ, "KZMAIL_STATE_DIR": str(big / f"{label}-{round_}")}
-            runs.append(run_child("kzmail", str(path), "journal", env=env, cwd=big))
+            runs.append(run_child("kzmail", str(path), mode, env=env, cwd=big))
             assert sink.count() - before == runs[-1]["count"] == count, (
                 "the sink did not get every message"
             )
-    kz, kd = (sorted(runs, key=rate)[len(runs) // 2] for runs in (kzs, kds))
+    kz, kn, kd = (sorted(runs, key=rate)[len(runs) // 2] for runs in (kzs, kns, kds))
     # one real kzmail message, for (a) and (b)
     sys.path.insert(0, str(REPO / "src"))
     os.environ["KZMAIL_STATE_DIR"] = str(big / "state-sample")
@@ -457,8 +471,11 @@ def measure(
     message = big / "message.eml"
     message.write_bytes(sample[1].data)
     raw = run_child("aiosmtplib", str(sink.port), str(count), str(conns), str(message))
-    env_ceiling = {**os.environ, "KZMAIL_STATE_DIR": str(big / "state-ceiling")}
-    ceiling = run_child("ceiling", str(campaign), str(count), env=env_ceiling, cwd=big)
+    ceilings = []  # bimodal on these machines: the best of three
+    for round_ in range(3):
+        env_ceiling = {**os.environ, "KZMAIL_STATE_DIR": str(big / f"state-ceiling-{round_}")}
+        ceilings.append(run_child("ceiling", str(campaign), str(count), env=env_ceiling, cwd=big))
+    ceiling = max(ceilings, key=rate)
     merge = mailmerge(root, sink.port, merge_rows, sample[0].html, sample[0].text)
     merge_html = mailmerge(root, sink.port, merge_rows, sample[0].html, None)
     size_kb = kz["size"] / 1024
@@ -477,17 +494,33 @@ def measure(
         f"{', '.join(f'{rate(r):.0f}' for r in kzs)})"
     )
     print(
+        f"  (c'') kzmail, no fsync   {rate(kn):8.0f} msg/s  (for reference; median of "
+        f"{', '.join(f'{rate(r):.0f}' for r in kns)})"
+    )
+    print(
+        f"  CPU per message          {per_message(kz):8.0f} us with the fsync, "
+        f"{per_message(kn):.0f} us without (the medians' runs)"
+    )
+    print(
         f"  (c') kzmail + DKIM RSA   {rate(kd):8.0f} msg/s  (RSA-2048, every message signed; "
         f"median of {', '.join(f'{rate(r):.0f}' for r in kds)})"
     )
     print(
         f"  (e) wire ceiling         {rate(ceiling):8.0f} msg/s  (kzmail's transport, one "
-        f"pre-built message: {rate(ceiling) / rate(merge):.1f}x mailmerge)"
+        f"pre-built message: {rate(ceiling) / rate(merge):.1f}x mailmerge; best of "
+        f"{', '.join(f'{rate(r):.0f}' for r in ceilings)})"
     )
     vs_merge, vs_raw = rate(kz) / rate(merge), rate(kz) / rate(raw)
+    vs_ceiling = rate(kz) / rate(ceiling)
     print(
-        f"  kzmail / mailmerge       {vs_merge:8.1f}x   (target >= 15x)  "
-        f"{'ok' if vs_merge >= 15 else 'MISSED'}"
+        f"  kzmail / wire ceiling    {vs_ceiling:8.2f}x   (target >= 0.5x)  "
+        f"{'ok' if vs_ceiling >= 0.5 else 'MISSED'}  (without the fsync: "
+        f"{rate(kn) / rate(ceiling):.2f}x)"
+    )
+    print(
+        f"  kzmail / mailmerge       {vs_merge:8.1f}x   (target >= 30x)  "
+        f"{'ok' if vs_merge >= 30 else 'MISSED'}  (without the fsync: "
+        f"{rate(kn) / rate(merge):.1f}x)"
     )
     print(f"  kzmail / mailmerge HTML  {rate(kz) / rate(merge_html):8.1f}x   (for reference)")
     print(
@@ -499,8 +532,8 @@ def measure(
     pairs = sorted(rate(d) / rate(u) for u, d in zip(kzs, kds, strict=True))
     vs_unsigned = pairs[len(pairs) // 2]
     print(
-        f"  DKIM / unsigned          {vs_unsigned:8.2f}x   (target >= 0.5x)  "
-        f"{'ok' if vs_unsigned >= 0.5 else 'MISSED'}  (median of the rounds' "
+        f"  DKIM / unsigned          {vs_unsigned:8.2f}x   (target >= 0.45x) "
+        f"{'ok' if vs_unsigned >= 0.45 else 'MISSED'}  (median of the rounds' "
         f"{', '.join(f'{r:.2f}' for r in pairs)})",
         flush=True,
     )
@@ -529,12 +562,16 @@ def measure(
     nosync_cpu_overhead = nosync["cpu"] / off["cpu"] - 1
     print(f"  scale run                {scale:8d} recipients, {on['size'] / 1024:.1f} KB each")
     print(
-        f"  peak RSS, journal on     {on['rss_mb']:8.1f} MB   (target <= 200 MB) "
-        f"{'ok' if on['rss_mb'] <= 200 else 'MISSED'}"
+        f"  peak RSS, journal on     {on['rss_mb']:8.1f} MB   (target <= 100 MB) "
+        f"{'ok' if on['rss_mb'] <= 100 else 'MISSED'}"
     )
     print(
         f"  send time, journal on    {on['seconds']:8.1f} s  ({rate(on):.0f} msg/s), "
         f"CPU {on['cpu']:.1f} s"
+    )
+    print(
+        f"  send time, no fsync      {nosync['seconds']:8.1f} s  ({rate(nosync):.0f} msg/s), "
+        f"CPU {nosync['cpu']:.1f} s  (for reference)"
     )
     print(
         f"  send time, no-op log     {off['seconds']:8.1f} s  ({rate(off):.0f} msg/s), "
@@ -546,7 +583,8 @@ def measure(
     )
     print(
         f"  journal overhead, CPU    {cpu_overhead * 100:8.1f} %  (target < 10%)   "
-        f"{'ok' if cpu_overhead < 0.10 else 'MISSED'}",
+        f"{'ok' if cpu_overhead < 0.10 else 'MISSED'}  "
+        f"({(on['cpu'] - off['cpu']) / scale * 1e6:.0f} us per message)",
         flush=True,
     )
     print(
@@ -564,7 +602,13 @@ def measure(
         "mailmerge_html_only": round(rate(merge_html)),
         "aiosmtplib": round(rate(raw)),
         "kzmail": round(rate(kz)),
+        "kzmail_nosync": round(rate(kn)),
+        "kzmail_cpu_us": round(per_message(kz)),
+        "kzmail_nosync_cpu_us": round(per_message(kn)),
         "ceiling": round(rate(ceiling)),
+        "vs_ceiling": round(vs_ceiling, 2),
+        "vs_ceiling_nosync": round(rate(kn) / rate(ceiling), 2),
+        "vs_mailmerge_nosync": round(rate(kn) / rate(merge), 1),
         "ceiling_vs_mailmerge": round(rate(ceiling) / rate(merge), 1),
         "vs_mailmerge": round(vs_merge, 1),
         "vs_aiosmtplib": round(vs_raw, 2),
