@@ -111,13 +111,20 @@ class Pipeline(asyncio.Protocol):
         while not self._replies:
             if self._lost is not None:
                 raise Lost(self._lost, stage)
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            # a bare timer, not `asyncio.timeout`: cheaper, and a message may wait up to
+            # four times (docs/decisions/0011-journal-sync-inline-or-threaded.md)
+            timer = loop.call_later(self._timeout, self._stalled, waiter)
             try:
-                async with asyncio.timeout(self._timeout):
-                    await self._waiter
-            except TimeoutError:
-                self._fail(aiosmtplib.SMTPTimeoutError("the relay did not answer in time"))
+                await waiter
+            finally:
+                timer.cancel()
         return self._replies.popleft()
+
+    def _stalled(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            self._fail(aiosmtplib.SMTPTimeoutError("the relay did not answer in time"))
 
     def _write(self, data: bytes, stage: str) -> None:
         if self._lost is not None:
