@@ -1,4 +1,4 @@
-"""Make what the journal committed durable: an fdatasync of its WAL file, off the event loop.
+"""Make what the journal committed durable: an fdatasync of its WAL file, grouped.
 
 SQLite runs the journal in WAL mode with `synchronous=NORMAL`, which writes each commit to
 `state.db-wal` but does not sync it: a process kill keeps it (the kernel has the pages), a

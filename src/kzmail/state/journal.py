@@ -258,7 +258,7 @@ class Journal(SuppressionStore):
     @unmapped  # its only database call is `flush`, which is mapped
     async def committed(self) -> None:
         """Return once every mark made so far is committed (one statement) and on stable
-        storage (an fdatasync of the WAL in a thread of its own: `state.durable`).
+        storage (an fdatasync of the WAL, grouped: `state.durable`).
 
         The sender awaits this just before a message goes out, one round trip to the relay
         after it marked `sending`, so the commit takes every mark the other lanes queued
