@@ -33,6 +33,7 @@ class Trace:
     dots: list[tuple[int, str]] = field(default_factory=list)  # (line, recipient)
     _pending: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     _rcpt: dict[str, str] = field(default_factory=dict)
+    _tail: dict[str, bytes] = field(default_factory=dict)  # last bytes sent, per socket
 
     @classmethod
     def read(cls, trace: Path, folder: Path) -> Trace:
@@ -88,7 +89,10 @@ class Trace:
     def _socket(self, line: int, where: str, data: bytes) -> None:
         for rcpt in RCPT.findall(data):
             self._rcpt[where] = rcpt.decode().lower()
-        if END_OF_DATA in data and where in self._rcpt:
+        # a partial send may split the final dot across two writes
+        seen = self._tail.get(where, b"") + data
+        self._tail[where] = seen[-4:]
+        if END_OF_DATA in seen and where in self._rcpt:
             self.dots.append((line, self._rcpt[where]))
 
     def dots_before(self, at: int) -> set[str]:
