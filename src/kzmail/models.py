@@ -163,6 +163,14 @@ class ListSource(_Model):
         return value
 
 
+class InboxSettings(_Model):
+    """Where `kzmail inbox CAMPAIGN` reads bounces and replies, and when soft bounces count."""
+
+    source: str | None = None  # an mbox, a Maildir, or imap(s)://user@host[:port]/FOLDER
+    password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    soft_limit: int = Field(3, ge=1, le=100)  # soft bounces in this many campaigns: suppress
+
+
 class Campaign(_Model):
     """A campaign file, validated; paths already resolved against the file's folder."""
 
@@ -186,6 +194,7 @@ class Campaign(_Model):
     unsubscribe: UnsubscribeSettings
     outbox: Path | None = None
     dkim: DkimSettings | None = None
+    inbox: InboxSettings = InboxSettings()
     allow_remote_images: bool = False  # remote images tell their host who reads, and when
     source_path: Path = Path("campaign.yaml")
 

@@ -122,13 +122,26 @@ def from_messages(
         if reason is not None:
             yield Problem(where, 0, f"skipped: {reason}")
             continue
-        try:
-            sender = _sender(message)
-            address = _verified(message, sender, trust, signer)
-        except ValueError as exc:
-            yield Problem(where, 0, f"skipped: {exc}")
-            continue
-        yield address if address is not None else Unverified(where, sender)
+        yield verify_reply(where, message, trust, signer)
+
+
+def verify_reply(
+    where: str, message: Message, trust: Trust, signer: TokenSigner
+) -> str | Problem | Unverified:
+    """The proven sender of one reply (not automatic mail), or why it proves nothing."""
+    try:
+        sender = _sender(message)
+        address = _verified(message, sender, trust, signer)
+    except ValueError as exc:
+        return Problem(where, 0, f"skipped: {exc}")
+    return address if address is not None else Unverified(where, sender)
+
+
+def asks_to_unsubscribe(message: Message, signer: TokenSigner) -> bool:
+    """True for a reply to the mailto unsubscribe address: its subject, or a genuine token."""
+    if "unsubscribe" in str(message.get("Subject", "")).lower():
+        return True
+    return _token_address(message, signer) is not None
 
 
 def mbox_messages(path: Path) -> Iterator[tuple[str, Message]]:

@@ -31,6 +31,7 @@ from kzmail.errors import StateError
 from kzmail.models import ANY_LIST
 from kzmail.private import private_folder, private_umask
 from kzmail.state.durable import WalSync
+from kzmail.state.inboxlog import InboxStore, migrate_status
 from kzmail.state.schema import (
     ADDED_COLUMNS,
     APPEND,
@@ -64,7 +65,7 @@ class Delivery:
 
 
 @mapped
-class Journal(SuppressionStore):
+class Journal(SuppressionStore, InboxStore):
     """One connection to the state database; every write is committed at once.
 
     Every public method raises `StateError` (never `sqlite3.Error`) when the database fails.
@@ -105,6 +106,7 @@ class Journal(SuppressionStore):
         for column, kind in ADDED_COLUMNS:
             if column not in have:
                 self._db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}")
+        migrate_status(self._db)
 
     def close(self) -> None:
         """Write and fold what is queued, then close (the connection in any case)."""

@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     campaign   TEXT NOT NULL,
     address    TEXT NOT NULL,
     status     TEXT NOT NULL CHECK (status IN
-               ('pending', 'sending', 'sent', 'failed', 'uncertain')),
+               ('pending', 'sending', 'sent', 'failed', 'uncertain', 'bounced')),
     attempts   INTEGER NOT NULL DEFAULT 0,
     code       INTEGER,
     detail     TEXT,
@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS marks (
     campaign   TEXT NOT NULL,
     address    TEXT NOT NULL,
     status     TEXT NOT NULL CHECK (status IN
-               ('pending', 'sending', 'sent', 'failed', 'uncertain')),
+               ('pending', 'sending', 'sent', 'failed', 'uncertain', 'bounced')),
     attempts   INTEGER NOT NULL,
     code       INTEGER,
     detail     TEXT,
@@ -64,7 +64,26 @@ CREATE TABLE IF NOT EXISTS keys (
     name  TEXT PRIMARY KEY,
     value BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS handled_messages (
+    key  TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    at   REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS soft_bounces (
+    address  TEXT NOT NULL,
+    campaign TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    at       REAL NOT NULL,
+    PRIMARY KEY (address, campaign)
+) WITHOUT ROWID;
 """
+
+# a state database made before `bounced` existed: its CHECKs refuse the new status, and
+# SQLite cannot alter a CHECK, so the two tables are rebuilt once (`Journal._migrate`)
+STATUS_TABLES = ("deliveries", "marks")
+AFTER_MIGRATION = """CREATE INDEX IF NOT EXISTS deliveries_message_id
+    ON deliveries (message_id) WHERE message_id IS NOT NULL"""
 
 
 ADDED_COLUMNS = (

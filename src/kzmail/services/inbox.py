@@ -1,0 +1,304 @@
+"""`kzmail inbox`: read the reply mailbox once and act on what came back.
+
+Each message of the source (`kzmail.inbox.sources`) is read (`kzmail.inbox.bounces`) and
+matched to the kzmail delivery it answers, by the Message-ID in the returned headers. Then:
+a hard bounce suppresses the address for every list, a complaint for that campaign's list,
+a soft bounce is counted and suppresses after `soft_limit` campaigns, a policy or spam block
+never suppresses and is counted for a warning, a proven unsubscribe reply suppresses on the
+campaign's list. A bounce that matches no delivery acts only with `any_address`. A message
+handled by an earlier run counts once; `dry_run` writes nothing and flags nothing, and
+`InboxResult` says what would have been done.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kzmail import campaign_file
+from kzmail.errors import KzmailError
+from kzmail.inbox.bounces import Failure, Malformed, Reading, read
+from kzmail.inbox.replies import Trust, Unverified, asks_to_unsubscribe, verify_reply
+from kzmail.inbox.sources import Item, Source, open_source
+from kzmail.lists.rows import Problem
+from kzmail.models import ANY_LIST, Campaign, Workspace
+from kzmail.services.send import run_key
+from kzmail.state.journal import Journal
+from kzmail.state.secret import load_signer
+from kzmail.tokens import TokenSigner
+
+KINDS = ("bounce", "complaint", "auto-reply", "unsubscribe", "other", "malformed")
+TOTALS = (
+    "messages",
+    *KINDS,
+    "repeated",
+    "suppressed",
+    "soft_counted",
+    "policy_blocked",
+    "delayed",
+    "unmatched",
+    "unverified",
+)
+WARN_SHARE = 0.05  # policy blocks above this share of a run's bounces are warned about
+
+
+@dataclass(frozen=True)
+class Options:
+    """How one run reads and acts (see the module)."""
+
+    source: str
+    campaign: Path | None = None
+    dry_run: bool = False
+    any_address: bool = False
+    move_to: str | None = None
+    password: str = ""
+    cafile: Path | None = None
+    trust: Trust = field(default_factory=Trust)
+    soft_limit: int | None = None  # None: the campaign's `inbox.soft_limit` (default 3)
+
+
+@dataclass
+class InboxResult:
+    """Every message seen, in order, with the verdict per recipient; totals and warnings."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    totals: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)  # one line each: not read, not acted on
+    warnings: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {"messages": self.messages, "totals": {k: self.totals[k] for k in TOTALS}}
+
+
+def source_of(ws: Workspace, spec: str) -> tuple[str, Campaign | None]:
+    """SOURCE as given, or the `inbox.source` of the campaign file SOURCE names."""
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        campaign = campaign_file.load(path)
+        if campaign.inbox.source is None:
+            raise KzmailError(f"{path}: the campaign has no inbox.source")
+        return campaign.inbox.source, campaign
+    return spec, None
+
+
+class _Runner:
+    """One run over one source, with one journal connection."""
+
+    def __init__(self, ws: Workspace, options: Options, campaign: Campaign | None) -> None:
+        self._options = options
+        self._campaign = campaign
+        self._lists = _lists_by_run(ws, campaign)
+        self._journal = Journal(ws.state, ws.clock)
+        self._signer: TokenSigner = load_signer(ws.state)
+        limit = options.soft_limit or (campaign.inbox.soft_limit if campaign else 3)
+        self._soft_limit = limit
+        self.result = InboxResult(dry_run=options.dry_run)
+        self._policy_by_domain: Counter[str] = Counter()
+        self._soft_seen: set[tuple[str, str]] = set()  # this run's, for --dry-run counts
+
+    def close(self) -> None:
+        self._journal.close()
+
+    def run(self, source: Source) -> None:
+        for item in source.items():
+            if self._one(item) and not self._options.dry_run:
+                source.handled(item, self._options.move_to)
+        self._warn()
+
+    def _one(self, item: Item) -> bool:
+        """Handle one message; True if it is done with (remembered, flagged)."""
+        totals = self.result.totals
+        totals["messages"] += 1
+        reading = Malformed(item.problem) if item.data is None else read(item.data)
+        if isinstance(reading, Malformed):
+            totals["malformed"] += 1
+            self.result.problems.append(f"{item.where}: {reading.reason}")
+            self.result.messages.append({"id": item.id, "kind": "malformed", "recipients": []})
+            return False
+        if self._journal.handled(reading.key):
+            totals["repeated"] += 1
+            return False
+        entry: dict[str, Any] = {"id": item.id, "kind": reading.kind, "recipients": []}
+        done = self._act(item, reading, entry["recipients"])
+        entry["kind"] = reading.kind
+        totals[reading.kind] += 1
+        self.result.messages.append(entry)
+        if done and not self._options.dry_run:
+            self._journal.remember(reading.key, reading.kind)
+        return done
+
+    def _act(self, item: Item, reading: Reading, out: list[dict[str, Any]]) -> bool:
+        if reading.kind == "reply":
+            return self._reply(item, reading, out)
+        if reading.kind not in ("bounce", "complaint"):
+            return True
+        matched = self._match(reading)
+        if not reading.failures:
+            self.result.problems.append(f"{item.where}: a {reading.kind} naming no recipient")
+            return matched is not None
+        complete = True
+        for failure in reading.failures:
+            complete &= self._failure(item, reading, failure, matched, out)
+        return complete
+
+    def _match(self, reading: Reading) -> tuple[str, str] | None:
+        if reading.returned_id is None:
+            return None
+        return self._journal.delivery_by_message_id(reading.returned_id)
+
+    def _failure(
+        self,
+        item: Item,
+        reading: Reading,
+        failure: Failure,
+        matched: tuple[str, str] | None,
+        out: list[dict[str, Any]],
+    ) -> bool:
+        run, address = matched if matched else (None, failure.address)
+        if len(reading.failures) > 1 and matched and matched[1] != failure.address:
+            run, address = None, failure.address  # another recipient named in the same report
+        verdict = failure.verdict
+        row: dict[str, Any] = {
+            "address": address,
+            "suppress": False,
+            "status": failure.status or None,
+            "reason": verdict.reason,
+            "campaign": run,
+        }
+        out.append(row)
+        if run is None and not self._options.any_address:
+            self.result.totals["unmatched"] += 1
+            self.result.problems.append(
+                f"{item.where}: {reading.kind} for {address} matches no kzmail delivery "
+                "(use --any-address to act on it)"
+            )
+            return False
+        if reading.kind == "complaint":
+            row["suppress"] = self._complain(item, run, address)
+            return True
+        if verdict.kind == "delayed":
+            self.result.totals["delayed"] += 1
+            return True
+        if run is not None and not self._options.dry_run:
+            detail = f"bounced ({verdict.kind}): {failure.status} {failure.diagnostic}".strip()
+            self._journal.mark_bounced(run, address, failure.code, detail[:500])
+        if verdict.kind == "policy":
+            self.result.totals["policy_blocked"] += 1
+            self._policy_by_domain[address.rpartition("@")[2]] += 1
+            return True
+        if verdict.kind == "soft":
+            row["suppress"] = self._soft(address, run or "(no campaign)", failure)
+            if row["suppress"]:
+                row["reason"] = f"{verdict.reason}; soft bounces in {self._soft_limit} campaigns"
+            return True
+        row["suppress"] = True
+        reason = f"bounced: {failure.status} {verdict.reason}: {failure.diagnostic}"
+        self._suppress(ANY_LIST, address, " ".join(reason.split())[:500])
+        return True
+
+    def _soft(self, address: str, run: str, failure: Failure) -> bool:
+        self.result.totals["soft_counted"] += 1
+        if self._options.dry_run:
+            self._soft_seen.add((address, run))
+            mine = sum(1 for a, _ in self._soft_seen if a == address)
+            count = self._journal.soft_count(address) + mine
+        else:
+            count = self._journal.count_soft(address, run, failure.status, failure.verdict.reason)
+        if count < self._soft_limit:
+            return False
+        self._suppress(ANY_LIST, address, f"bounced: soft bounces in {count} campaigns")
+        return True
+
+    def _complain(self, item: Item, run: str | None, address: str) -> bool:
+        list_id = self._lists.get(run or "") or (self._campaign.list_id if self._campaign else None)
+        if list_id is None:
+            self.result.problems.append(
+                f"{item.where}: complaint for {address}: no campaign file names its list "
+                "(give --campaign)"
+            )
+            return False
+        self._suppress(list_id, address, "complaint: feedback loop report")
+        return True
+
+    def _reply(self, item: Item, reading: Reading, out: list[dict[str, Any]]) -> bool:
+        message = reading.message
+        if message is None or not asks_to_unsubscribe(message, self._signer):
+            reading.kind = "other"
+            return True
+        reading.kind = "unsubscribe"
+        found = verify_reply(item.where, message, self._options.trust, self._signer)
+        if isinstance(found, Problem):
+            self.result.problems.append(str(found).replace(":0: ", ": "))
+            return True
+        address = found.address if isinstance(found, Unverified) else found.lower()
+        row: dict[str, Any] = {
+            "address": address,
+            "suppress": False,
+            "status": None,
+            "reason": "not verified (no token, no aligned DKIM/SPF pass)",
+            "campaign": None,
+        }
+        out.append(row)
+        if isinstance(found, Unverified):
+            self.result.totals["unverified"] += 1
+            return True
+        if self._campaign is None:
+            row["reason"] = "unsubscribe reply: give --campaign to name the list"
+            return False
+        row.update(suppress=True, reason="unsubscribe reply", campaign=run_key(self._campaign))
+        self._suppress(self._campaign.list_id, address, f"unsubscribe: reply ({item.id})")
+        return True
+
+    def _suppress(self, list_id: str, address: str, reason: str) -> None:
+        self.result.totals["suppressed"] += 1
+        if not self._options.dry_run:
+            self._journal.suppress_new(list_id, address, reason)
+
+    def _warn(self) -> None:
+        bounces = self.result.totals["bounce"]
+        for domain, count in self._policy_by_domain.most_common():
+            share = count / max(bounces, 1)
+            if share >= WARN_SHARE:
+                self.result.warnings.append(
+                    f"{share:.0%} of bounces this run say your mail looks like spam or "
+                    f"breaks a policy at {domain} ({count}): fix the sending side "
+                    "(SPF, DKIM, DMARC, content, reputation); nobody was suppressed for it"
+                )
+
+
+def _lists_by_run(ws: Workspace, campaign: Campaign | None) -> dict[str, str]:
+    """Run key -> list id, from the campaign given and those in `campaigns/`."""
+    found: dict[str, str] = {}
+    if campaign is not None:
+        found[run_key(campaign)] = campaign.list_id
+    folder = ws.campaigns
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.y*ml")):
+            try:
+                other = campaign_file.load(path)
+            except KzmailError:
+                continue  # a broken campaign file does not stop the inbox
+            found.setdefault(run_key(other), other.list_id)
+    return found
+
+
+def inbox(ws: Workspace, options: Options) -> InboxResult:
+    """Read the source once and act on it (see the module)."""
+    spec, from_file = source_of(ws, options.source)
+    campaign = from_file
+    if options.campaign is not None:
+        campaign = campaign_file.load(options.campaign)
+    password = options.password
+    if not password and campaign is not None and campaign.inbox.password_env:
+        password = ws.environ.get(campaign.inbox.password_env, "")
+    source = open_source(spec, password, options.cafile)
+    runner = _Runner(ws, options, campaign)
+    try:
+        runner.run(source)
+    finally:
+        runner.close()
+        source.close()
+    return runner.result
