@@ -211,7 +211,7 @@ def _to_do(journal: Journal, key: str, valid: int, mode: Mode, resend_uncertain:
     counts = journal.counts(key)
     if mode == "retry":
         return sum(1 for d in journal.deliveries(key, ("failed",)) if d.retryable)
-    done = counts.get("sent", 0) + counts.get("failed", 0)
+    done = counts.get("sent", 0) + counts.get("failed", 0) + counts.get("bounced", 0)
     if not resend_uncertain:
         done += counts.get("uncertain", 0)
     return max(0, valid - done)

@@ -22,7 +22,16 @@ from kzmail.services.send import run_key
 from kzmail.state.journal import Delivery, Journal
 from kzmail.state.runlock import running
 
-STATUS_KEYS = ("total", "sent", "failed", "uncertain", "pending", "sending", "suppressed")
+STATUS_KEYS = (
+    "total",
+    "sent",
+    "bounced",
+    "failed",
+    "uncertain",
+    "pending",
+    "sending",
+    "suppressed",
+)
 
 
 @dataclass
@@ -78,7 +87,9 @@ def report(ws: Workspace, path: Path, out: Path) -> int:
     campaign = campaign_file.load(path)
     journal = Journal(ws.state, ws.clock)
     try:
-        rows = list(journal.deliveries(run_key(campaign), ("failed", "uncertain", "sending")))
+        rows = list(
+            journal.deliveries(run_key(campaign), ("bounced", "failed", "uncertain", "sending"))
+        )
     finally:
         journal.close()
     try:
