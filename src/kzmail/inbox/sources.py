@@ -172,6 +172,8 @@ class ImapSource:
             else:
                 self._imap = imaplib.IMAP4(address.host, address.port, timeout=60)
             self._imap.login(address.user, password)
+            _, caps = self._imap.capability()  # the list before login may lack MOVE
+            self._can_move = b"MOVE" in b" ".join(c for c in caps if isinstance(c, bytes)).split()
             status, _ = self._imap.select(_quoted(address.folder))
         except (OSError, imaplib.IMAP4.error) as exc:
             raise InputError(f"IMAP {where}: {exc}", key="SOURCE") from exc
@@ -199,9 +201,10 @@ class ImapSource:
     def handled(self, item: Item, move_to: str | None) -> None:
         """Flag `\\Seen`, or move to `move_to` (MOVE, else COPY and `\\Seen`): never delete."""
         if move_to:
-            if "MOVE" in self._imap.capabilities:
-                self._imap.uid("MOVE", item.id, _quoted(move_to))
-                return
+            if self._can_move:
+                status, _ = self._imap.uid("MOVE", item.id, _quoted(move_to))
+                if status == "OK":
+                    return
             self._imap.uid("COPY", item.id, _quoted(move_to))
         self._imap.uid("STORE", item.id, "+FLAGS", "(\\Seen)")
 

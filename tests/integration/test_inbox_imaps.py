@@ -1,0 +1,117 @@
+"""`kzmail inbox imaps://` against a real Dovecot on loopback: it reads, flags handled
+messages \\Seen (or moves them), never deletes, changes nothing on a second run, and with
+--dry-run flags nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kzmail.cli.main import cli
+from kzmail.models import ANY_LIST
+from kzmail.state.journal import Journal
+from tests.helpers.bounces import SAMPLES, dsn
+from tests.helpers.dovecot import PASSWORD, USER, Dovecot, dovecot
+
+runner = CliRunner()
+HARD = next(s for s in SAMPLES if s.name == "gmail-no-account")
+SPAM = next(s for s in SAMPLES if s.name == "gmail-unsolicited")
+
+
+@pytest.fixture
+def imap_server() -> Iterator[Dovecot]:
+    try:
+        with dovecot() as server:
+            yield server
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+def _append(server: Dovecot, messages: list[bytes]) -> None:
+    imap = server.connect()
+    try:
+        for data in messages:
+            imap.append("INBOX", "", None, data)
+        imap.create("Handled")
+    finally:
+        imap.logout()
+
+
+def _flags(server: Dovecot, folder: str = "INBOX") -> dict[str, str]:
+    imap = server.connect()
+    try:
+        imap.select(folder)
+        _, found = imap.uid("FETCH", "1:*", "(FLAGS)")
+    finally:
+        imap.logout()
+    result: dict[str, str] = {}
+    for line in found:
+        if isinstance(line, bytes) and (m := re.search(rb"UID (\d+) FLAGS \(([^)]*)\)", line)):
+            result[m.group(1).decode()] = m.group(2).decode()
+    return result
+
+
+def _inbox(server: Dovecot, *args: str) -> dict[str, object]:
+    url = f"imaps://{USER}@127.0.0.1:{server.imaps_port}/INBOX"
+    result = runner.invoke(
+        cli,
+        [
+            "inbox",
+            url,
+            "--password-env",
+            "KZ_IMAP",
+            "--cafile",
+            str(server.cert),
+            "--any-address",
+            "--json",
+            *args,
+        ],
+        env={"KZ_IMAP": PASSWORD},
+    )
+    assert result.exit_code == 0, result.stderr + str(result.exception)
+    return json.loads(result.stdout)
+
+
+def test_imaps_reads_flags_and_a_second_run_changes_nothing(
+    project: Path, imap_server: Dovecot
+) -> None:
+    _append(imap_server, [HARD.data, SPAM.data.replace(b"<dsn.1@", b"<dsn.2@")])
+
+    dry = _inbox(imap_server, "--dry-run")
+    assert [m["id"] for m in dry["messages"]] == ["1", "2"]  # IMAP UIDs
+    assert _flags(imap_server) == {"1": "", "2": ""}  # --dry-run flags nothing
+
+    first = _inbox(imap_server)
+    verdicts = {r["address"]: r["suppress"] for m in first["messages"] for r in m["recipients"]}
+    assert verdicts == {HARD.address: True, SPAM.address: False}
+    assert _flags(imap_server) == {"1": "\\Seen", "2": "\\Seen"}
+    journal = Journal(project / ".kzmail")
+    try:
+        assert journal.suppressed_on(str(HARD.address)) == [ANY_LIST]
+        assert journal.suppressed_on(str(SPAM.address)) == []
+        before = journal.suppressions()
+    finally:
+        journal.close()
+
+    second = _inbox(imap_server)
+    assert second["totals"]["repeated"] == 2  # type: ignore[index]
+    assert second["totals"]["suppressed"] == 0  # type: ignore[index]
+    journal = Journal(project / ".kzmail")
+    try:
+        assert journal.suppressions() == before
+    finally:
+        journal.close()
+
+
+def test_move_to_moves_and_never_deletes(project: Path, imap_server: Dovecot) -> None:
+    bounce = dsn("mx.test", "weg@example.org", "5.1.1", "550 5.1.1 user unknown")
+    _append(imap_server, [bounce])
+    _inbox(imap_server, "--move-to", "Handled")
+    assert _flags(imap_server) == {}
+    moved = _flags(imap_server, "Handled")
+    assert len(moved) == 1 and "\\Deleted" not in next(iter(moved.values()))
