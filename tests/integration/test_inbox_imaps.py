@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -56,7 +57,7 @@ def _flags(server: Dovecot, folder: str = "INBOX") -> dict[str, str]:
     return result
 
 
-def _inbox(server: Dovecot, *args: str) -> dict[str, object]:
+def _inbox(server: Dovecot, *args: str) -> Any:
     url = f"imaps://{USER}@127.0.0.1:{server.imaps_port}/INBOX"
     result = runner.invoke(
         cli,
@@ -99,8 +100,8 @@ def test_imaps_reads_flags_and_a_second_run_changes_nothing(
         journal.close()
 
     second = _inbox(imap_server)
-    assert second["totals"]["repeated"] == 2  # type: ignore[index]
-    assert second["totals"]["suppressed"] == 0  # type: ignore[index]
+    assert second["totals"]["repeated"] == 2
+    assert second["totals"]["suppressed"] == 0
     journal = Journal(project / ".kzmail")
     try:
         assert journal.suppressions() == before
