@@ -41,6 +41,7 @@ TOTALS = (
     "unmatched",
     "unverified",
 )
+BATCH = 500  # messages per transaction (and per fdatasync) of the state database
 WARN_SHARE = 0.05  # policy blocks above this share of a run's bounces are warned about
 
 
@@ -100,13 +101,36 @@ class _Runner:
         self._soft_seen: set[tuple[str, str]] = set()  # this run's, for --dry-run counts
 
     def close(self) -> None:
-        self._journal.close()
+        try:
+            self._journal.rollback_inbox()  # the empty batch `_commit` opened last
+        finally:
+            self._journal.close()
 
     def run(self, source: Source) -> None:
-        for item in source.items():
-            if self._one(item) and not self._options.dry_run:
-                source.handled(item, self._options.move_to)
+        """Every message; state committed (and synced) per batch, and only then flagged."""
+        done: list[Item] = []
+        self._journal.begin_inbox()
+        try:
+            for item in source.items():
+                if self._one(item) and not self._options.dry_run:
+                    done.append(item)
+                if len(done) >= BATCH:
+                    self._commit(source, done)
+            self._commit(source, done)
+        except BaseException:
+            self._journal.rollback_inbox()
+            raise
         self._warn()
+
+    def _commit(self, source: Source, done: list[Item]) -> None:
+        if self._options.dry_run:
+            self._journal.rollback_inbox()
+        else:
+            self._journal.commit_inbox()
+        for item in done:
+            source.handled(item, self._options.move_to)
+        done.clear()
+        self._journal.begin_inbox()
 
     def _one(self, item: Item) -> bool:
         """Handle one message; True if it is done with (remembered, flagged)."""
@@ -255,7 +279,7 @@ class _Runner:
     def _suppress(self, list_id: str, address: str, reason: str) -> None:
         self.result.totals["suppressed"] += 1
         if not self._options.dry_run:
-            self._journal.suppress_new(list_id, address, reason)
+            self._journal.suppress_in_batch(list_id, address, reason)
 
     def _warn(self) -> None:
         bounces = self.result.totals["bounce"]

@@ -14,8 +14,10 @@ import re
 import sqlite3
 from collections.abc import Callable
 
+from kzmail.models import ANY_LIST
 from kzmail.state.schema import AFTER_MIGRATION, SCHEMA, STATUS_TABLES
 from kzmail.state.sqlerrors import mapped
+from kzmail.state.suppressed import SuppressedCopy
 
 
 def _create(table: str) -> str:
@@ -55,13 +57,43 @@ class InboxStore:
 
     _db: sqlite3.Connection
     _clock: Callable[[], float]
+    _suppressed: SuppressedCopy
 
     def _settle(self) -> None:
         raise NotImplementedError  # the journal's: write and fold what is queued
 
+    def _durable_now(self) -> None:
+        raise NotImplementedError  # the suppression store's: fdatasync the WAL
+
+    def begin_inbox(self) -> None:
+        """Start a batch: what follows is one transaction until `commit_inbox` (a commit
+        and an fdatasync per message would cost more than reading it)."""
+        self._settle()  # every delivery's mark folded in before we look them up
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def commit_inbox(self) -> None:
+        """Commit the batch and put it on stable storage; only then may a mailbox flag."""
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+        self._durable_now()
+
+    def rollback_inbox(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        self._suppressed = SuppressedCopy(self._db, ANY_LIST)  # it may hold undone rows
+
+    def suppress_in_batch(self, list_id: str, address: str, reason: str) -> bool:
+        """Suppress inside the batch (durable at `commit_inbox`); True if it was new."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
+            (list_id, address.lower(), reason, self._clock()),
+        )
+        self._suppressed.add(list_id, address.lower())
+        return cursor.rowcount == 1
+
     def delivery_by_message_id(self, message_id: str) -> tuple[str, str] | None:
-        """(campaign run, address) of the delivery that sent `message_id`, or None."""
-        self._settle()
+        """(campaign run, address) of the delivery that sent `message_id`, or None
+        (inside a batch: `begin_inbox` folded the marks in)."""
         row = self._db.execute(
             "SELECT campaign, address FROM deliveries WHERE message_id=? LIMIT 1",
             (message_id.strip(),),
@@ -77,7 +109,6 @@ class InboxStore:
 
     def mark_bounced(self, campaign: str, address: str, code: int | None, detail: str) -> None:
         """The delivery came back: `bounced`, with the code and diagnostic kept."""
-        self._settle()
         self._db.execute(
             "UPDATE deliveries SET status='bounced', code=COALESCE(?, code), detail=?, "
             "updated_at=? WHERE campaign=? AND address=?",
