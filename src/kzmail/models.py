@@ -195,6 +195,10 @@ class Campaign(_Model):
     outbox: Path | None = None
     dkim: DkimSettings | None = None
     inbox: InboxSettings = InboxSettings()
+    # VERP: the envelope sender per delivery, e.g. bounces+{token}@example.org
+    bounce_address: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]{1,20}\+\{token\}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )
     allow_remote_images: bool = False  # remote images tell their host who reads, and when
     source_path: Path = Path("campaign.yaml")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -94,6 +95,22 @@ class TokenSigner:
             if hmac.compare_digest(given, self._tag_with(old.secret, payload)):
                 return (list_id, address) if now < old.valid_until else Refusal.EXPIRED
         return Refusal.FORGED
+
+    def verp(self, message_id: str) -> str:
+        """The VERP token of one delivery: its Message-ID's local part and a tag, lower-case
+        hex and dashes (MTAs may fold the case of an address), no address in it."""
+        local = message_id.strip("<>").partition("@")[0].lower()
+        tag = self._tag(b"verp\n" + local.encode()).hex()[:16]
+        return f"{local.replace('.', '-')}-{tag}"
+
+    def verp_message_local(self, token: str) -> str | None:
+        """The Message-ID local part a genuine VERP token names (current secret), else None."""
+        body, _, tag = token.lower().rpartition("-")
+        local = body.replace("-", ".")
+        if not body or len(token) > 200 or not re.fullmatch(r"[0-9a-f.]+", local):
+            return None
+        expected = self._tag(b"verp\n" + local.encode()).hex()[:16]
+        return local if hmac.compare_digest(tag, expected) else None
 
     def verify(self, token: str) -> tuple[str, str] | None:
         """(list_id, address) if the token is genuine, else None."""

@@ -222,3 +222,48 @@ def test_soft_bounces_suppress_after_three_campaigns(project: Path, tmp_path: Pa
     code, out, err = kz("inbox", str(box), "--any-address", "--json")
     assert json.loads(out)["messages"][0]["recipients"][0]["suppress"] is True
     assert json.loads(out)["messages"][0]["id"] == "1"
+
+
+def test_verp_matches_a_bounce_that_returns_no_headers(
+    project: Path, smtp_server: SmtpServer
+) -> None:
+    campaign = project / CAMPAIGN
+    campaign.write_text(
+        campaign.read_text(encoding="utf-8")
+        + "\nbounce_address: bounces+{token}@arbeiterinnenmacht.example.org\n",
+        encoding="utf-8",
+    )
+    ids = sent_ids(project, smtp_server)
+    senders = {m.rcpt_tos[0]: m.mail_from for m in smtp_server.handler.messages}
+    gone = sorted(ids)[0]
+    assert len(set(senders.values())) == len(senders)  # one envelope sender per delivery
+    for address, sender in senders.items():
+        assert sender.startswith("bounces+") and sender.endswith("@arbeiterinnenmacht.example.org")
+        assert address.split("@")[0].lower() not in sender.lower()  # no address in clear
+    # a bare qmail-style bounce: no copy of the message, only the VERP envelope address
+    bare = (
+        f"Return-Path: <>\r\nDelivered-To: {senders[gone]}\r\n"
+        "From: MAILER-DAEMON@qmail.test\r\nTo: " + senders[gone] + "\r\n"
+        "Subject: failure notice\r\nMessage-ID: <bare.1@qmail.test>\r\n\r\n"
+        "Hi. This is the qmail-send program at qmail.test.\r\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+        f"<{gone}>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n"
+    ).encode()
+    forged = bare.replace(senders[gone].split("@")[0][-4:].encode(), b"0000").replace(
+        b"<bare.1@", b"<bare.2@"
+    )
+    box = write_maildir(project / "verp", [("1.bare", bare), ("2.forged", forged)])
+
+    code, out, err = kz("inbox", str(box), "--json")
+
+    assert code == 0, err
+    rows = [m["recipients"][0] for m in json.loads(out)["messages"]]
+    assert rows[0] == {
+        "address": gone,
+        "suppress": True,
+        "status": "5.1.1",
+        "reason": "no mailbox here",
+        "campaign": "kasachstan",
+    }
+    assert rows[1]["campaign"] is None and rows[1]["suppress"] is False  # bad signature

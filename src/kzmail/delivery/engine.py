@@ -228,7 +228,7 @@ class Sender:
                 # `sending` is on disk before the message goes out: committed (with the
                 # other lanes' marks) while the relay answers MAIL, RCPT and DATA
                 reply = await lane.transport.send(
-                    self._from,
+                    message.envelope_from or self._from,
                     message.recipient,
                     message.data,
                     wire_safe=message.wire_safe,

@@ -29,7 +29,7 @@ MAX_TEXT = 256 * 1024  # the part of a bounce's text searched for codes and word
 _ENHANCED = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 _SMTP = re.compile(r"(?<![\d.])([245]\d\d)(?:[ -]|$)", re.M)
 _RETURNED_ID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\s]{3,250}>)")
-_VERP = re.compile(r"\bbounces\+([A-Za-z0-9_-]{16,200})@", re.I)
+_VERP = re.compile(r"\+([0-9a-fA-F][0-9a-fA-F-]{20,120})@")
 _BOUNCE_FROM = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status|failure|has failed|notification)|returned mail"

@@ -44,6 +44,8 @@ class Outgoing:
     wire_safe: bool = False
     # set while the DKIM signature is still to be made: `data` lacks its header until sealed
     unsigned: Unsigned | None = None
+    # the envelope sender when it differs per message (VERP), else the campaign's
+    envelope_from: str | None = None
 
 
 def qp_piece(chunk: str) -> bytes:
@@ -297,4 +299,5 @@ class MessageFactory:
             message_id=message.message_id,
             data=self._signer.finish(message.unsigned, signature),
             wire_safe=message.wire_safe,
+            envelope_from=message.envelope_from,
         )

@@ -169,9 +169,13 @@ class _Runner:
         return complete
 
     def _match(self, reading: Reading) -> tuple[str, str] | None:
-        if reading.returned_id is None:
-            return None
-        return self._journal.delivery_by_message_id(reading.returned_id)
+        """The delivery a bounce returns: by the returned Message-ID, else by VERP."""
+        if reading.returned_id is not None:
+            found = self._journal.delivery_by_message_id(reading.returned_id)
+            if found is not None:
+                return found
+        local = self._signer.verp_message_local(reading.verp) if reading.verp else None
+        return None if local is None else self._journal.delivery_by_message_local(local)
 
     def _failure(
         self,

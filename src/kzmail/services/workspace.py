@@ -8,6 +8,7 @@ and never print (the CLI does that).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,12 @@ class Prepared:
         token = self.signer.make(self.campaign.list_id, subscriber.email)
         url = unsubscribe_url(self.campaign.unsubscribe.url, token)
         parts = self.template.render(subscriber, url)
-        return parts, self.factory.build(subscriber, parts, url, defer_signature=defer_signature)
+        message = self.factory.build(subscriber, parts, url, defer_signature=defer_signature)
+        verp = self.campaign.bounce_address
+        if verp is not None:  # bounces come back to an address naming this delivery
+            sender = verp.replace("{token}", self.signer.verp(message.message_id))
+            message = dataclasses.replace(message, envelope_from=sender)
+        return parts, message
 
     def build(self, subscriber: Subscriber) -> Outgoing:
         return self._render(subscriber, defer_signature=False)[1]

@@ -100,6 +100,16 @@ class InboxStore:
         ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
 
+    def delivery_by_message_local(self, local: str) -> tuple[str, str] | None:
+        """Like `delivery_by_message_id`, from the Message-ID's local part (VERP)."""
+        start = f"<{local}@"
+        row = self._db.execute(
+            "SELECT campaign, address FROM deliveries WHERE message_id >= ? "
+            "AND message_id < ? LIMIT 1",
+            (start, start + "\x7f"),
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def delivery_exists(self, campaign: str, address: str) -> bool:
         self._settle()
         row = self._db.execute(
