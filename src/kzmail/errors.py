@@ -4,6 +4,7 @@
     ├── InputError              a user mistake in a file: names file, line and key/field
     │   ├── CampaignError       campaign YAML: missing key, bad value, wrong path
     │   ├── TemplateError       MJML/Jinja template: syntax, unknown field
+    │   ├── ImageError          a local image: missing, not an image, no alt text, a bomb
     │   └── SubscriberListError a subscriber list that cannot be read at all
     │       ├── NoCampaignFile  no campaign named, and none found in campaigns/
     │       └── SeveralCampaigns no campaign named, and several found in campaigns/
@@ -72,6 +73,11 @@ class CampaignError(InputError):
 
 class TemplateError(InputError):
     """The template does not compile or references an unknown field."""
+
+
+class ImageError(InputError):
+    """A local image the article or template names cannot be sent inline: missing, not
+    an image, without alt text, or declaring more pixels than allowed."""
 
 
 class SubscriberListError(InputError):

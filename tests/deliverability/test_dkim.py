@@ -31,6 +31,7 @@ from kzmail.models import DkimSettings
 from kzmail.services import send
 from tests.helpers.campaigns import copy_project, use_relay
 from tests.helpers.deliverability import Example, build_all, tool
+from tests.helpers.images import with_article_image
 from tests.helpers.smtp import SmtpServer
 
 DOMAIN = "arbeiterinnenmacht.example.org"
@@ -106,8 +107,10 @@ def verified_by_dkimpy(keys: Keys, message: bytes) -> bool:
     return bool(dkimpy.verify(message, dnsfunc=dns))
 
 
-def _signed_campaign(root: Path, key: Path, selector: str) -> Example:
+def _signed_campaign(root: Path, key: Path, selector: str, *, photo: bool = False) -> Example:
     campaign = copy_project(root)
+    if photo:
+        with_article_image(campaign)
     with campaign.open("a", encoding="utf-8") as out:
         out.write(f"\ndkim:\n  domain: {DOMAIN}\n  selector: {selector}\n  key_file: {key}\n")
     return build_all(campaign, root / ".kzmail")
@@ -158,6 +161,23 @@ def test_every_message_verifies_with_opendkim(
         assert built.message.data.startswith(b"DKIM-Signature:")
         assert expected.encode() in built.message.data[:200]
         assert verified_by_opendkim(keys, built.message.data, tmp_path), built.subscriber.email
+
+
+def test_a_message_with_an_inline_photo_verifies_with_opendkim(keys: Keys, tmp_path: Path) -> None:
+    example = _signed_campaign(tmp_path, keys.rsa, "news", photo=True)
+    for built in example.built:
+        assert (
+            b"multipart/related" in built.message.data
+            and b"Content-ID: <img1." in built.message.data
+        )
+        assert verified_by_opendkim(keys, built.message.data, tmp_path), built.subscriber.email
+        assert verified_by_dkimpy(keys, built.message.data)
+    # the signature covers the image: one changed base64 character breaks it
+    data = example.built[0].message.data
+    at = data.index(b"Content-ID: <img1.")
+    at = data.index(b"\r\n\r\n", at) + 10
+    broken = data[:at] + (b"B" if data[at : at + 1] != b"B" else b"C") + data[at + 1 :]
+    assert not verified_by_opendkim(keys, broken, tmp_path)
 
 
 def test_every_message_verifies_with_dkimpy(signed: tuple[str, Example], keys: Keys) -> None:

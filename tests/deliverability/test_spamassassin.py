@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.broken import drop_header, html_only, rebuilt
-from tests.helpers.deliverability import Example, tool
+from tests.helpers.campaigns import copy_project
+from tests.helpers.deliverability import Example, build_all, tool
+from tests.helpers.images import with_article_image
 
 # Rules with a positive score that are allowed, each for a reason that is not a defect:
 # HTML_MESSAGE (0.001) is informational and fires on every message that has an HTML part;
@@ -84,6 +86,20 @@ def test_every_example_message_is_clean(example: Example, scratch: Path, artifac
     assert len(verdicts) == len(example.built) >= 10
     for built, verdict in zip(example.built, verdicts, strict=True):
         assert verdict.problems() == [], f"{built.subscriber.email}: {verdict}"
+        assert verdict.score <= 0.0
+
+
+def test_a_message_with_an_inline_photo_is_clean(
+    tmp_path_factory: pytest.TempPathFactory, scratch: Path
+) -> None:
+    root = tmp_path_factory.mktemp("photo")
+    campaign = copy_project(root)
+    with_article_image(campaign)
+    example = build_all(campaign, root / ".kzmail")
+    messages = [b.message.data for b in example.built[:3]]
+    assert all(b"multipart/related" in m and b"image/jpeg" in m for m in messages)
+    for verdict in spamassassin(messages, scratch):
+        assert verdict.problems() == [], verdict
         assert verdict.score <= 0.0
 
 

@@ -12,10 +12,14 @@ from kzmail.errors import CampaignError
 from kzmail.models import Campaign
 
 
+def markdown_parser() -> MarkdownIt:
+    """The article's Markdown dialect: CommonMark, raw HTML disabled."""
+    return MarkdownIt("commonmark", {"html": False, "typographer": False})
+
+
 def article_html(markdown: str) -> str:
     """Render the article Markdown (CommonMark, raw HTML disabled) to HTML."""
-    md = MarkdownIt("commonmark", {"html": False, "typographer": False})
-    return str(md.render(markdown))
+    return str(markdown_parser().render(markdown))
 
 
 def read_article(campaign: Campaign) -> str:

@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.charset import Charset
@@ -23,11 +23,16 @@ from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
+from typing import TYPE_CHECKING
 
 from kzmail.dkim.signer import DkimSigner, Unsigned, bh_value, relaxed_piece
 from kzmail.errors import UnsafeAddressError
 from kzmail.models import Campaign, Rendered, Subscriber
+from kzmail.render.related import related_pieces
 from kzmail.text import LOOPBACK_ADDRESS, PLAIN_ADDRESS, without_controls
+
+if TYPE_CHECKING:
+    from kzmail.render.images import InlineImage
 
 _MAX_ENCODED_WORD = 75
 
@@ -178,6 +183,7 @@ class MessageFactory:
         mailto: str | None = None,
         static_text: list[str] | None = None,
         signer: DkimSigner | None = None,
+        images: Sequence[InlineImage] = (),
     ) -> None:
         shared = EmailMessage(policy=SMTP)
         shared["From"] = campaign.from_
@@ -211,6 +217,8 @@ class MessageFactory:
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode()
         self._tail = f"\r\n--{b}--\r\n".encode()  # the CRLF before "--" is the delimiter's
+        if images:  # the HTML branch becomes multipart/related: fixed pieces, made here once
+            self._middle, self._tail = related_pieces(b, images)
         # their DKIM-canonical forms, for the piecewise body hash
         self._canonical_fixed = (
             relaxed_piece(self._text_head),

@@ -25,6 +25,7 @@ import logging
 import re
 import secrets
 from collections.abc import Collection, Mapping
+from email.utils import parseaddr
 from types import CodeType
 from typing import Any
 
@@ -37,7 +38,9 @@ from premailer import Premailer
 
 from kzmail.errors import TemplateError
 from kzmail.models import Campaign, Rendered, Subscriber
-from kzmail.render.article import article_html, read_article
+from kzmail.render.article import read_article
+from kzmail.render.embed import Embedder
+from kzmail.render.images import InlineImage
 from kzmail.render.plaintext import tidy_lines, tidy_text, to_text
 from kzmail.render.prerender import prerender
 from kzmail.render.remote import remote_resources
@@ -64,6 +67,7 @@ class CompiledTemplate:
         source: str,
         reads: tuple[Collection[str], Collection[str]],
         remote: tuple[str, ...] = (),
+        images: tuple[InlineImage, ...] = (),
     ) -> None:
         self._html = html
         self._text = text
@@ -74,6 +78,7 @@ class CompiledTemplate:
         self._path = path
         self._source = source
         self.remote = remote  # URLs the HTML part would fetch from remote hosts
+        self.images = images  # local images the HTML part refers to by cid:
 
     def render(self, subscriber: Subscriber, unsubscribe_url: str) -> Rendered:
         """Personalise both parts for one subscriber (autoescaped HTML, plain text)."""
@@ -344,7 +349,9 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
         raise TemplateError(
             f"Jinja syntax error: {exc.message}", path=path, line=exc.lineno
         ) from exc
-    article = article_html(read_article(campaign))
+    embedder = Embedder(parseaddr(campaign.from_)[1].rpartition("@")[2])
+    article = embedder.article(read_article(campaign), campaign.article.file)
+    source = embedder.template(source, campaign.template)
     values = _campaign_values(campaign, article)
     marks = _Marks()
     protected, tokens, filled = _protect(source, values, path, marks)
@@ -376,6 +383,7 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
         source,
         reads=(html_reads, text_reads),
         remote=_remote(marks.plain(html_source), html_template),
+        images=embedder.images,
     )
 
 

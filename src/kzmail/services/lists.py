@@ -20,7 +20,9 @@ from kzmail.errors import InputError, KzmailError, NoCampaignFile, SeveralCampai
 from kzmail.lists.checker import ListChecker, ListSummary
 from kzmail.lists.rows import AddressChecker, Problem
 from kzmail.lists.writer import XLSX_SUFFIXES, ListWriter
-from kzmail.models import ANY_LIST, Campaign, ListSource, Subscriber, Workspace
+from kzmail.models import ANY_LIST, Campaign, ListSource, Rendered, Subscriber, Workspace
+from kzmail.render.message import Outgoing
+from kzmail.render.related import size_warnings
 from kzmail.services.workspace import (
     Prepared,
     prepare,
@@ -142,6 +144,7 @@ def check(
     suppressions = journal if prepared else _AnyList(journal)
     list_id = prepared.campaign.list_id if prepared else ANY_LIST
     first: dict[int, Subscriber] = {}
+    built: tuple[Rendered, Outgoing] | None = None
     try:
         with ListChecker(
             sources,
@@ -161,7 +164,7 @@ def check(
         # StrictUndefined: a field the template uses but a list lacks fails here, not mid-send.
         for index, subscriber in first.items():
             try:
-                prepared.render(subscriber)
+                built = prepared.render(subscriber)
             except KzmailError as exc:
                 errors.append(f"{exc} (rendering row {subscriber.line} of {sources[index].path})")
                 codes.append(exc.exit_code)
@@ -171,6 +174,10 @@ def check(
         if prepared is not None
         else unchecked
     )
+    if prepared is not None and built is not None:  # Gmail clips, phones pay per MB
+        parts, message = built
+        sizes = (len(parts.html.encode()), len(message.data), prepared.template.images)
+        warnings = [*warnings, *size_warnings(*sizes)]
     if prepared is not None:  # a remote image tells its host who reads the message
         remote = remote_problems(prepared)
         if prepared.campaign.allow_remote_images:

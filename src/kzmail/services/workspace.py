@@ -98,6 +98,7 @@ def prepare(ws: Workspace, path: Path) -> Prepared:
         mailto=campaign.unsubscribe.mailto,
         static_text=template.static_text(),
         signer=dkim,
+        images=template.images,
     )
     return Prepared(
         campaign=campaign,
