@@ -76,3 +76,14 @@ def test_check_warns_when_gmail_would_clip_the_html(project: Path) -> None:
     assert code == 0, stderr
     (warning,) = [line for line in stderr.splitlines() if "Gmail" in line]
     assert "the HTML part has" in warning and "more than Gmail's 102 KB" in warning
+
+
+def test_preview_html_shows_the_photo_from_a_file_beside_it(project: Path) -> None:
+    with_article_image(project / CAMPAIGN)
+    code, _, stderr = run("preview")
+    assert code == 0, stderr
+    html = (project / "preview/kasachstan.html").read_text(encoding="utf-8")
+    assert 'src="kasachstan-image1.jpg"' in html and "cid:" not in html
+    photo = Image.open(project / "preview/kasachstan-image1.jpg")
+    assert photo.size == (1200, 800) and "exif" not in photo.info
+    assert b"Content-ID: <img1." in (project / "preview/kasachstan.eml").read_bytes()

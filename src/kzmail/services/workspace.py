@@ -9,7 +9,7 @@ and never print (the CLI does that).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from kzmail.errors import CampaignError, DkimKeyError, InputError
 from kzmail.lists.checker import ListChecker
 from kzmail.models import Campaign, Rendered, Subscriber, Workspace, pick_subscriber
 from kzmail.private import open_private
+from kzmail.render.images import InlineImage
 from kzmail.render.message import MessageFactory, Outgoing
 from kzmail.render.remote import host
 from kzmail.render.template import CompiledTemplate, compile_campaign
@@ -204,12 +205,14 @@ def preview(
         stem.with_suffix(".txt"),
         stem.with_suffix(".eml"),
     )
+    html, images = _local_images(parts.html, prepared.template.images, stem)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for target, data in (
-            (files.html, parts.html.encode()),
+            (files.html, html.encode()),
             (files.text, parts.text.encode()),
             (files.eml, message.data),
+            *images,
         ):
             with open_private(target, "wb") as handle:  # they name the subscriber
                 handle.write(data)
@@ -218,3 +221,15 @@ def preview(
             f"cannot write the preview: {exc.strerror or exc}", path=out_dir, key="--out"
         ) from exc
     return files
+
+
+def _local_images(
+    html: str, images: Sequence[InlineImage], stem: Path
+) -> tuple[str, list[tuple[Path, bytes]]]:
+    """The preview's HTML with each `cid:` image written beside it, so a browser shows it."""
+    files = []
+    for image in images:
+        target = stem.with_name(f"{stem.name}-{image.filename}")
+        html = html.replace(f"cid:{image.cid}", target.name)
+        files.append((target, image.data))
+    return html, files
