@@ -122,3 +122,15 @@ def test_template_image_becomes_cid_remote_and_jinja_stay(tmp_path: Path) -> Non
     with pytest.raises(ImageError) as caught:
         Embedder("example.org").template('\n\n<mj-image src="logo.jpg" />', tmp_path / "t.mjml")
     assert str(caught.value).startswith(f"{tmp_path / 't.mjml'}:3: ")
+
+
+def test_article_cannot_reach_outside_its_folder(tmp_path: Path) -> None:
+    phone_photo(tmp_path / "private.jpg", size=(200, 100))
+    (tmp_path / "campaigns").mkdir()
+    article = tmp_path / "campaigns/a.md"
+    for src in ("../private.jpg", str(tmp_path / "private.jpg")):
+        with pytest.raises(ImageError) as caught:
+            Embedder("example.org").article(f"![Photo]({src})\n", article)
+        assert "outside the article's folder" in str(caught.value)
+    out = Embedder("example.org").template('<mj-image src="../private.jpg" alt="P" />', article)
+    assert "cid:img1." in out  # the organiser's template may

@@ -6,7 +6,9 @@ images themselves (`Embedder.images`, shrunk and stripped by `render.images`), w
 message stage puts in a multipart/related part (`render.related`). An image given as a URL
 (`https://...`) is left as it is: remote images stay governed by `allow_remote_images`.
 A local image needs alt text: readers whose client shows no images, and screen readers,
-get the words instead. Every image is processed once per campaign, however often it is named.
+get the words instead. The article may be someone else's text, so its images must lie in
+its own folder or below; the template's (the organiser's own) may lie anywhere.
+Every image is processed once per campaign, however often it is named.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ class Embedder:
     def images(self) -> tuple[InlineImage, ...]:
         return tuple(self._by_path.values())
 
-    def cid(self, src: str, origin: Path, line: int, alt: str) -> str:
-        """`cid:...` for the local image `src` names, relative to the file `origin`."""
+    def cid(self, src: str, origin: Path, line: int, alt: str, *, confined: bool = False) -> str:
+        """`cid:...` for the local image `src` names, relative to the file `origin`; with
+        `confined`, the image must lie in `origin`'s folder or below it."""
         if not alt.strip():
             raise ImageError(
                 f"the image {src} has no alt text: describe it for readers who do not see it"
@@ -53,6 +56,14 @@ class Embedder:
                 line=line,
             )
         path = (origin.parent / unquote(src.strip())).resolve()
+        if confined and not path.is_relative_to(origin.parent.resolve()):
+            raise ImageError(
+                f"the image {src} lies outside the article's folder: an article may come "
+                "from someone else and must not reach into the organiser's other files; "
+                "copy the image next to the article",
+                path=origin,
+                line=line,
+            )
         found = self._by_path.get(path)
         if found is None:
             found = load_image(
@@ -76,7 +87,7 @@ class Embedder:
                 line += 1
             src = str(child.attrs.get("src", ""))
             if child.type == "image" and is_local(src):
-                child.attrs["src"] = self.cid(src, origin, line, child.content)
+                child.attrs["src"] = self.cid(src, origin, line, child.content, confined=True)
 
     def template(self, source: str, origin: Path) -> str:
         """The template's source with `<mj-image>`/`<img>` local `src` replaced by `cid:`."""
