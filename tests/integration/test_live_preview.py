@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from starlette.testclient import TestClient
 
 from kzmail.cli.common import current_workspace
@@ -13,6 +16,7 @@ from kzmail.services import workspace
 from kzmail.services.preview import LivePreview
 from kzmail.web.preview import preview_app
 from tests.helpers.campaigns import edit_campaign
+from tests.helpers.images import with_article_image
 
 
 def test_recompiles_once_per_change_not_per_request(
@@ -98,3 +102,19 @@ def test_other_host_names_are_refused(project: Path) -> None:
         assert "Jürgen" not in response.text
     with TestClient(preview_app(source), base_url="http://localhost:8026") as client:
         assert client.get("/").status_code == 200
+
+
+def test_inline_image_is_served_to_the_frame(project: Path) -> None:
+    with_article_image(project / "campaigns/kasachstan.yaml")
+    source = LivePreview(current_workspace(), project / "campaigns/kasachstan.yaml")
+    with TestClient(preview_app(source), base_url="http://127.0.0.1:8026") as client:
+        frame = client.get("/frame")
+        assert "cid:" not in frame.text
+        assert "img-src 'self'" in frame.headers["content-security-policy"]
+        found = re.search(r'src="(image\?id=[^"]+)"', frame.text)
+        assert found, frame.text
+        image = client.get("/" + found.group(1).replace("&amp;", "&"))
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert Image.open(io.BytesIO(image.content)).size == (1200, 800)
+        assert b"Exif" not in image.content
+        assert client.get("/image", params={"id": "nothing@example.org"}).status_code == 404

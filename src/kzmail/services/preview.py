@@ -109,6 +109,10 @@ class LivePreview:
             return found
         return self._subscribers[0] if self._subscribers else PLACEHOLDER
 
+    def image(self, cid: str) -> tuple[str, bytes] | None:
+        images = self._prepared.template.images if self._prepared is not None else ()
+        return next(((i.content_type, i.data) for i in images if i.cid == cid), None)
+
     def render(self, address: str | None) -> tuple[str, Rendered] | None:
         """(address, both parts) for that subscriber (default: the first), or None on error."""
         if self._prepared is None or self._failure is not None:

@@ -9,6 +9,7 @@ recompiling is the injected `PreviewSource`'s job, once per change, not per requ
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -40,8 +41,12 @@ class PreviewSource(Protocol):
 
     def render(self, address: str | None) -> tuple[str, Rendered] | None: ...
 
+    def image(self, cid: str) -> tuple[str, bytes] | None:
+        """(content type, bytes) of the campaign's inline image with this Content-ID."""
+
 
 WIDTHS = (("Desktop", 600), ("Mobile", 375))
+_CID = re.compile(r'src="cid:([^"]+)"')
 CSS = """
 body { margin: 0; background: #e9e6e1; color: #1a1a1a;
   font: 15px/1.5 -apple-system, BlinkMacSystemFont, "Segoe UI", Helvetica, Arial, sans-serif; }
@@ -95,7 +100,7 @@ PAGE_CSP = (
 # The newsletter: its own inline styles, remote images as a mail client would show them,
 # no scripts at all, framed only by the preview page.
 FRAME_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: http: data:; "
     "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 )
 
@@ -160,10 +165,18 @@ class PreviewPages:
         rendered = self.source.render(request.query_params.get("to"))
         if rendered is None:
             return PlainTextResponse(self.source.error or "no preview", status_code=503)
+        # a browser cannot resolve cid:, so inline images are served by `image` below
+        html = _CID.sub(lambda m: f'src="image?{urlencode({"id": m.group(1)})}"', rendered[1].html)
         return HTMLResponse(
-            rendered[1].html,
+            html,
             headers={"content-security-policy": FRAME_CSP, "x-frame-options": "SAMEORIGIN"},
         )
+
+    async def image(self, request: Request) -> Response:
+        found = self.source.image(request.query_params.get("id", ""))
+        if found is None:
+            return Response(status_code=404)
+        return Response(found[1], media_type=found[0])
 
     async def version(self, request: Request) -> Response:
         return PlainTextResponse(str(self.source.refresh()))
@@ -178,6 +191,7 @@ def preview_app(source: PreviewSource) -> Starlette:
     routes = [
         Route("/", pages.index),
         Route("/frame", pages.frame),
+        Route("/image", pages.image),
         Route("/version", pages.version),
         Route("/reload.js", pages.script),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
