@@ -1,9 +1,15 @@
-"""Personal, tamper-proof unsubscribe tokens.
+"""Personal, tamper-proof, opaque unsubscribe tokens.
 
-A token names the list and the address and carries an HMAC-SHA256 tag made with the
-project secret (kept by `kzmail.state.secret`). It is URL-safe, so it can sit in
-`<unsubscribe.url>/u/<token>`. A `TokenSigner` checks tokens against the current secret
-and every retired one still inside its grace period; it reads no files.
+A token carries the list and the address encrypted and authenticated with keys derived
+from the project secret (kept by `kzmail.state.secret`): deterministic authenticated
+encryption in the SIV way (RFC 5297's construction, HMAC-SHA256 as the PRF), so without
+the secret it reveals neither the address nor its length beyond a 16-byte block, and the
+same subscriber gets the same link in every message. It is URL-safe, so it can sit in
+`<unsubscribe.url>/u/<token>`.
+
+Links in messages sent before opaque tokens ("v1": base64 of "list\naddress", a dot, an
+HMAC tag) are still accepted. A `TokenSigner` checks tokens against the current secret and
+every retired one still inside its grace period; it reads no files.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 _TAG_BYTES = 16  # 128-bit tag: unforgeable, keeps URLs short
+_V2 = b"\x02"  # first byte of an opaque token; a v1 token always holds a dot
+_BLOCK = 16  # the plaintext is padded to whole blocks: the length says little
 MAX_TOKEN_CHARS = 1024  # far above any real token; refuse bigger ones before decoding
 
 
@@ -46,6 +54,51 @@ class Refusal(Enum):
     EXPIRED = "expired"  # made by a secret retired longer ago than its grace period
 
 
+def _keys(secret: bytes) -> tuple[bytes, bytes]:
+    """(MAC key, encryption key) for opaque tokens, derived from the project secret."""
+    return (
+        hmac.new(secret, b"kzmail token v2 mac", hashlib.sha256).digest(),
+        hmac.new(secret, b"kzmail token v2 enc", hashlib.sha256).digest(),
+    )
+
+
+def _stream(key: bytes, iv: bytes, size: int) -> bytes:
+    """`size` bytes of HMAC-SHA256 counter-mode keystream for `iv`."""
+    blocks = (size + 31) // 32
+    out = b"".join(
+        hmac.new(key, iv + i.to_bytes(4, "big"), hashlib.sha256).digest() for i in range(blocks)
+    )
+    return out[:size]
+
+
+def _xor(data: bytes, stream: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(data, stream, strict=True))
+
+
+def _seal_v2(secret: bytes, plain: bytes) -> str:
+    mac, enc = _keys(secret)
+    padded = plain + b"\0" * (-len(plain) % _BLOCK)
+    iv = hmac.new(mac, _V2 + padded, hashlib.sha256).digest()[:_TAG_BYTES]
+    return _b64(_V2 + iv + _xor(padded, _stream(enc, iv, len(padded))))
+
+
+def _open_v2(secret: bytes, raw: bytes) -> bytes | None:
+    """The padded plaintext if `raw` (a decoded v2 token) was made with `secret`."""
+    mac, enc = _keys(secret)
+    iv, body = raw[1 : 1 + _TAG_BYTES], raw[1 + _TAG_BYTES :]
+    padded = _xor(body, _stream(enc, iv, len(body)))
+    expected = hmac.new(mac, _V2 + padded, hashlib.sha256).digest()[:_TAG_BYTES]
+    return padded if hmac.compare_digest(iv, expected) else None
+
+
+def _claim(padded: bytes) -> tuple[str, str] | None:
+    try:
+        list_id, address = padded.rstrip(b"\0").decode("utf-8").split("\n", 1)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return list_id, address
+
+
 class TokenSigner:
     """Makes tokens with the current secret; checks them against it and retired ones."""
 
@@ -55,6 +108,7 @@ class TokenSigner:
         previous: Sequence[RetiredSecret] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._secret = secret
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied for each tag
         self._previous = tuple(previous)
         self._clock = clock
@@ -69,13 +123,21 @@ class TokenSigner:
         return keyed.digest()[:_TAG_BYTES]
 
     def make(self, list_id: str, address: str) -> str:
-        """A URL-safe token naming `list_id` and `address`."""
+        """An opaque, URL-safe token for `list_id` and `address` (the same every time)."""
+        return _seal_v2(self._secret, f"{list_id}\n{address.lower()}".encode())
+
+    def make_v1(self, list_id: str, address: str) -> str:
+        """A token in the old, readable format (only to test that such links still work)."""
         payload = f"{list_id}\n{address.lower()}".encode()
         return f"{_b64(payload)}.{_b64(self._tag(payload))}"
 
     def check(self, token: str) -> tuple[str, str] | Refusal:
         """(list_id, address) if the token is genuine and current, else why not."""
-        if len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+        if len(token) > MAX_TOKEN_CHARS:
+            return Refusal.MALFORMED
+        if "." not in token:
+            return self._check_v2(token)
+        if token.count(".") != 1:
             return Refusal.MALFORMED
         try:
             body, tag = token.split(".", 1)
@@ -111,6 +173,27 @@ class TokenSigner:
             return None
         expected = self._tag(b"verp\n" + local.encode()).hex()[:16]
         return local if hmac.compare_digest(tag, expected) else None
+
+    def _check_v2(self, token: str) -> tuple[str, str] | Refusal:
+        try:
+            raw = _unb64(token)
+        except ValueError:
+            return Refusal.MALFORMED
+        body = len(raw) - 1 - _TAG_BYTES
+        if _b64(raw) != token or raw[:1] != _V2 or body <= 0 or body % _BLOCK:
+            return Refusal.MALFORMED
+        padded = _open_v2(self._secret, raw)
+        if padded is None:
+            now = self._clock()
+            for old in self._previous:
+                padded = _open_v2(old.secret, raw)
+                if padded is not None:
+                    if now >= old.valid_until:
+                        return Refusal.EXPIRED
+                    break
+        if padded is None:
+            return Refusal.FORGED
+        return _claim(padded) or Refusal.MALFORMED
 
     def verify(self, token: str) -> tuple[str, str] | None:
         """(list_id, address) if the token is genuine, else None."""

@@ -11,9 +11,11 @@ LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 ADDRESS = "ayse.yilmaz@example.net"
 
 
-def path_for(list_id: str = LIST, address: str = ADDRESS) -> str:
-    """The unsubscribe path (no host) of a fresh token for `address` on `list_id`."""
-    token = load_signer(current_workspace().state).make(list_id, address)
+def path_for(list_id: str = LIST, address: str = ADDRESS, *, old: bool = False) -> str:
+    """The unsubscribe path (no host) of a fresh token for `address` on `list_id`
+    (`old`: in the readable format of links sent before opaque tokens)."""
+    signer = load_signer(current_workspace().state)
+    token = signer.make_v1(list_id, address) if old else signer.make(list_id, address)
     return unsubscribe_url("", token)
 
 

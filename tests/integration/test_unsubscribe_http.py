@@ -129,10 +129,12 @@ def test_token_for_another_list_unsubscribes_only_from_that_list(client: TestCli
 
 
 def test_forged_and_swapped_tokens_are_refused_and_record_nothing(client: TestClient) -> None:
-    genuine = path_for().removeprefix("/u/")
+    opaque = path_for().removeprefix("/u/")
+    genuine = path_for(old=True).removeprefix("/u/")
     body, tag = genuine.split(".")
-    other_body = path_for(OTHER).removeprefix("/u/").split(".")[0]
+    other_body = path_for(OTHER, old=True).removeprefix("/u/").split(".")[0]
     forged = [
+        opaque[:-5] + ("A" if opaque[-5] != "A" else "B") + opaque[-4:],
         genuine[:-5] + ("A" if genuine[-5] != "A" else "B") + genuine[-4:],  # one character
         f"{other_body}.{tag}",  # list swapped, old tag
         f"{body}.{'A' * len(tag)}",  # made-up tag

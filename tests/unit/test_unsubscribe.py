@@ -37,13 +37,13 @@ def test_token_round_trip_and_url_safety() -> None:
 
 def test_tampered_or_foreign_tokens_are_refused() -> None:
     signer = TokenSigner(b"k" * 32)
-    token = signer.make("list.example.org", "anna@example.org")
+    token = signer.make_v1("list.example.org", "anna@example.org")
     body, tag = token.split(".")
     flipped = tag[:-1] + ("A" if tag[-1] != "A" else "B")
     assert signer.verify(f"{body}.{flipped}") is None
     other = TokenSigner(b"j" * 32).make("list.example.org", "anna@example.org")
     assert signer.verify(other) is None
-    forged_list = TokenSigner(b"k" * 32).make("other.example.org", "anna@example.org")
+    forged_list = TokenSigner(b"k" * 32).make_v1("other.example.org", "anna@example.org")
     assert signer.verify(forged_list.split(".")[0] + "." + tag) is None
     assert signer.verify("garbage") is None
     assert signer.verify("") is None

@@ -40,7 +40,10 @@ class Unverified:
     address: str
 
 
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{22}(?![A-Za-z0-9_.-])")
+_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{22}|A[A-Za-z0-9_-]{42,1000})"
+    r"(?![A-Za-z0-9_.-])"
+)
 
 
 _MAX_TOKEN_SCAN = 64 * 1024  # a reply quoting our message has the link near its end

@@ -1,6 +1,6 @@
 """The unsubscribe web app (Starlette): the page behind every `<unsubscribe.url>/u/<token>`.
 
-`GET /u/<token>` shows which address and list the link is for, in the list's language,
+`GET /u/<token>` shows which address (masked: `a…@example.org`) and list the link is for, in the list's language,
 with one button; it never unsubscribes (link scanners open every URL). `POST /u/<token>`
 with `List-Unsubscribe=One-Click` (RFC 8058; urlencoded or multipart, no cookies, no CSRF
 token, since mail providers post it blind) hands (list id, address) to `record` and
@@ -196,10 +196,17 @@ class UnsubscribeService:
         return self._plain(key, status, headers=dict(headers or {}))
 
 
+def masked(address: str) -> str:
+    """A hint that lets the reader recognise their address, not a stranger learn it:
+    `a…@example.org`."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}…@{domain}"
+
+
 def _fill(template: str, address: str, list_name: str) -> Markup:
-    """The sentence with address and list name escaped and emphasised."""
+    """The sentence with the masked address and the list name escaped and emphasised."""
     return escape(template).format(
-        address=Markup("<strong>{}</strong>").format(address), list=list_name
+        address=Markup("<strong>{}</strong>").format(masked(address)), list=list_name
     )
 
 
