@@ -9,7 +9,8 @@
     │       ├── NoCampaignFile  no campaign named, and none found in campaigns/
     │       └── SeveralCampaigns no campaign named, and several found in campaigns/
     ├── StateError              the state folder or database cannot be used
-    │   └── ListenError         the web server cannot listen where it was asked to
+    │   ├── ListenError         the web server cannot listen where it was asked to
+    │   └── SyncError           the unsubscribe server cannot be reached or refuses to sync
     ├── SigningError            DKIM signatures cannot be made (the signing process failed)
     ├── Interrupted             a second Ctrl-C stopped a send at once (exit code 130)
     └── DeliveryError           a message could not be handed to the relay
@@ -98,6 +99,11 @@ class StateError(KzmailError):
 
 class ListenError(StateError):
     """The server cannot listen where it was asked to."""
+
+
+class SyncError(StateError):
+    """The unsubscribe server could not be reached, refused the credential, or sent
+    records this kzmail cannot read."""
 
 
 class SigningError(KzmailError):

@@ -61,6 +61,10 @@ def check(
 ) -> None:
     """Check the campaign, its template and every list; print each problem as FILE:LINE."""
     import kzmail.services.lists
+    from kzmail.cli.sending import sync_first
+
+    if campaign is not None and campaign.is_file():
+        sync_first(campaign, required=False)
 
     try:
         result = kzmail.services.lists.check(

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from kzmail.cli import inbox, lists, sending, unsubscribe
+from kzmail.cli import inbox, lists, sending, server, unsubscribe
 from kzmail.cli.common import KzmailGroup, out
 
 cli = typer.Typer(
@@ -24,6 +24,7 @@ cli.add_typer(sending.app)
 cli.add_typer(lists.app)
 cli.add_typer(unsubscribe.app)
 cli.add_typer(inbox.app)
+cli.add_typer(server.app)
 
 
 def _version(asked: bool) -> None:

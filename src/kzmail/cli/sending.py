@@ -152,6 +152,26 @@ def _run_send(
     _show_result(campaign, result, dry_run)
 
 
+def sync_first(campaign: Path, *, required: bool) -> None:
+    """Pull the public server's unsubscribes before using the list, if it has a server."""
+    import kzmail.services.sync
+    from kzmail.errors import SyncError
+
+    try:
+        done = kzmail.services.sync.before_send(current_workspace(campaign), campaign)
+    except SyncError as exc:
+        if required:
+            raise SyncError(
+                f"{exc}; not sending, since it could mail someone who unsubscribed "
+                "(--no-sync sends anyway)"
+            ) from exc
+        err.print(f"warning: not synced: {exc}", markup=False, soft_wrap=True)
+        return
+    if done is not None:
+        new = done.new.get("unsubscribe", 0)
+        err.print(f"Synced the unsubscribe server: {new} new unsubscribed.")
+
+
 def _show_result(campaign: Path, result: kzmail.services.send.SendResult, dry_run: bool) -> None:
     report = result.report
     for address, reason in report.failures:
@@ -218,11 +238,21 @@ def send(
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    no_sync: Annotated[
+        bool,
+        typer.Option(
+            "--no-sync", help="Send without first syncing unsubscribes from the public server."
+        ),
+    ] = False,
 ) -> None:
     """Send one personal message per subscriber (asks first, unless --yes or the sink).
 
-    An interrupted send resumes where it stopped: nobody already sent is mailed again.
+    An interrupted send resumes where it stopped: nobody already sent is mailed again. With
+    a server bundle made for the list, it first syncs the server's unsubscribes and does not
+    start if the server cannot be reached (unless --no-sync).
     """
+    if not no_sync and not dry_run:
+        sync_first(campaign, required=True)
     _run_send(
         campaign, dry_run=dry_run, to=to, limit=limit, yes=yes, resend_uncertain=resend_uncertain
     )

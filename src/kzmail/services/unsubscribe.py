@@ -141,8 +141,17 @@ def serve(
     port: int,
     on_ready: Callable[[Serving], None] = lambda _: None,
 ) -> None:
-    """Run the unsubscribe service until interrupted."""
-    application, lists = build_app(ws, sources)
+    """Run the unsubscribe service until interrupted (from a server bundle if `ws.state`
+    is one: then no campaign is read)."""
+    from kzmail.services.bundle import is_bundle
+    from kzmail.services.server import build_bundle_app
+
+    if is_bundle(ws.state):
+        signer = CurrentSigner(ws.state)
+        signer()  # a damaged secret stops `serve` at once
+        application, lists = build_bundle_app(ws, signer)
+    else:
+        application, lists = build_app(ws, sources)
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     on_ready(Serving(f"http://{host}:{bound}", lists))

@@ -1,18 +1,18 @@
 """The unsubscribe web app (Starlette): the page behind every `<unsubscribe.url>/u/<token>`.
 
-`GET /u/<token>` shows which address (masked: `a…@example.org`) and list the link is for, in the list's language,
-with one button; it never unsubscribes (link scanners open every URL). `POST /u/<token>`
-with `List-Unsubscribe=One-Click` (RFC 8058; urlencoded or multipart, no cookies, no CSRF
-token, since mail providers post it blind) hands (list id, address) to `record` and
-answers 200; posting again answers the same. Bad, forged and expired tokens get one plain
-page that says nothing about any address. `GET /healthz` answers `ok`.
+`GET /u/<token>` shows which address (masked: `a…@example.org`) and list the link is for,
+in the list's language, with one button; it never unsubscribes (link scanners open every
+URL). `POST /u/<token>` with `List-Unsubscribe=One-Click` (RFC 8058; urlencoded or
+multipart, no cookies, no CSRF token, since mail providers post it blind) hands (list id,
+address) to `record` and answers 200; posting again answers the same. Bad, forged and
+expired tokens get one plain page that says nothing about any address. `GET /healthz` answers `ok`.
 The app never opens the database itself: `record` is injected by the service layer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
@@ -37,6 +37,7 @@ class ListInfo:
 
     name: str
     language: str
+    texts: Mapping[str, str] | None = field(default=None, compare=False)  # else by language
 
 
 # (list_id, address, via) -> None; via is "one-click" (mail provider) or "page" (button)
@@ -98,6 +99,11 @@ def texts_for(language: str) -> dict[str, str]:
     return TEXTS.get(language.split("-", 1)[0].lower(), TEXTS["en"])
 
 
+def _texts(info: ListInfo) -> Mapping[str, str]:
+    """A list's page texts: its own (from a server bundle), else its language's."""
+    return {**texts_for(info.language), **(info.texts or {})}
+
+
 class UnsubscribeService:
     """Request handlers around an injected signer, list directory and recorder."""
 
@@ -109,7 +115,7 @@ class UnsubscribeService:
         default_language: str = "en",
     ) -> None:
         self.signer = signer
-        self.lists = dict(lists)
+        self.lists = lists  # may change while serving (campaigns reloaded)
         self.record = record
         self.default_language = default_language
 
@@ -145,7 +151,7 @@ class UnsubscribeService:
         if isinstance(resolved, Response):
             return resolved
         _, address, info = resolved
-        text = texts_for(info.language)
+        text = _texts(info)
         body = Markup(
             "<p>{question}</p>\n"
             '<form method="post">'
@@ -179,7 +185,7 @@ class UnsubscribeService:
             await run_in_threadpool(self.record, list_id, address, via)
         except KzmailError:
             return self._plain("busy", 503, info.language, {"retry-after": "60"})
-        text = texts_for(info.language)
+        text = _texts(info)
         return page(
             info.language,
             text["done_title"],
@@ -218,13 +224,17 @@ def unsubscribe_app(
     lists: Mapping[str, ListInfo],
     record: Recorder,
     default_language: str = "en",
+    extra_routes: Sequence[Route] = (),
 ) -> UnsubscribeApp:
     """The ASGI app `kzmail serve` runs behind the organisers' HTTPS reverse proxy.
 
-    `signer()` gives the signer to check a token with (it may change: secret rotation).
+    `signer()` gives the signer to check a token with (it may change: secret rotation);
+    `lists` may be a mapping that changes (campaigns reloaded); `extra_routes` are the
+    sync routes of a bundle-served server.
     """
     service = UnsubscribeService(signer, lists, record, default_language)
     routes = [
+        *extra_routes,
         Route("/u/{token}", service.show, methods=["GET"]),
         Route("/u/{token}", service.unsubscribe, methods=["POST"]),
         Route("/healthz", service.healthz, methods=["GET"]),
