@@ -73,12 +73,12 @@ def test_unsubscribe_link_from_a_sent_message_works_in_chromium_without_javascri
         assert response is not None
         assert response.status == 200
         assert page.locator("html").get_attribute("lang") == "de"
-        assert ADDRESS in page.locator("main").inner_text()
+        assert "a…@example.net" in page.locator("main").inner_text()
         assert page.title() == "Vom Newsletter abmelden"
         page.get_by_role("button", name="Jetzt abmelden").click()
         page.wait_for_load_state()
         assert page.locator("h1").inner_text() == "Abgemeldet"
-        assert ADDRESS in page.locator("main").inner_text()
+        assert "a…@example.net" in page.locator("main").inner_text()
         context.close()
 
     # the next newsletter to the same list: kzmail send must skip the address
