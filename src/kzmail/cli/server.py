@@ -52,7 +52,10 @@ def bundle(
         port=port,
     )
     out.print(f"Server bundle in {made.folder} for {', '.join(made.lists)}", soft_wrap=True)
-    out.print(f"Copy it to {server_dir} on the server; see its kzmail-unsubscribe.service.")
+    out.print(
+        f"Copy it to {server_dir} on the server; see its kzmail-unsubscribe.service.",
+        soft_wrap=True,
+    )
     out.print(f"send and check now sync from {made.sync_url} first (kzmail sync).", soft_wrap=True)
 
 
