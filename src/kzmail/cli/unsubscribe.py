@@ -25,7 +25,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8025,
 ) -> None:
-    """Run the unsubscribe pages (GET shows, POST unsubscribes) behind your HTTPS proxy."""
+    """Run the unsubscribe pages (GET shows, POST unsubscribes) behind your HTTPS proxy.
+
+    Campaigns are read again when they change or are added; one that does not load is
+    reported and the others are served. With KZMAIL_STATE_DIR set to a server bundle it
+    runs from the bundle alone (kzmail server bundle).
+    """
     import kzmail.services.unsubscribe
 
     def ready(serving: kzmail.services.unsubscribe.Serving) -> None:
@@ -33,8 +38,16 @@ def serve(
         out.print(f"Unsubscribe service on {serving.url} for {names}", soft_wrap=True)
         out.print("Put it behind your HTTPS reverse proxy (see README). Ctrl-C stops it.")
 
+    def problem(line: str) -> None:
+        err.print(f"warning: not served: {line}", soft_wrap=True)
+
     kzmail.services.unsubscribe.serve(
-        current_workspace(announce=True), campaigns or [], host, port, on_ready=ready
+        current_workspace(announce=True),
+        campaigns or [],
+        host,
+        port,
+        on_ready=ready,
+        on_problem=problem,
     )
 
 

@@ -8,7 +8,7 @@ records each unsubscribe in the state database's suppression list, which every l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,81 @@ def campaign_files(ws: Workspace, sources: Sequence[Path]) -> list[Path]:
             path=", ".join(map(str, sources or [ws.campaigns])),
         )
     return found
+
+
+class LiveLists(Mapping[str, ListInfo]):
+    """list_id -> ListInfo from the campaign files, read again when they change.
+
+    At most once per `interval` seconds a lookup looks at the files (the folders are listed
+    again, so a campaign added after `serve` started is served too). A file that no longer
+    loads (a draft being edited) is reported once through `on_problem` and keeps its last
+    good list, so its readers can still unsubscribe; the other files are served as they are.
+    """
+
+    def __init__(
+        self,
+        ws: Workspace,
+        sources: Sequence[Path],
+        on_problem: Callable[[str], None] = lambda _: None,
+        interval: float = 1.0,
+    ) -> None:
+        self._ws, self._sources, self._report = ws, list(sources), on_problem
+        self._interval = interval
+        self._checked = -interval
+        self._stamps: dict[Path, tuple[int, int, int]] = {}
+        self._by_file: dict[Path, tuple[str, ListInfo]] = {}
+        self._lists: dict[str, ListInfo] = {}
+        self.refresh(force=True)
+
+    def _files(self) -> list[Path]:
+        try:
+            return campaign_files(self._ws, self._sources)
+        except CampaignError:
+            return list(self._stamps)  # a folder vanished for a moment: keep what we have
+
+    def refresh(self, *, force: bool = False) -> None:
+        now = self._ws.clock()
+        if not force and now - self._checked < self._interval:
+            return
+        self._checked = now
+        stamps: dict[Path, tuple[int, int, int]] = {}
+        for path in self._files():
+            try:
+                found = path.stat()
+            except OSError:
+                continue
+            stamps[path] = (found.st_mtime_ns, found.st_size, found.st_ino)
+            if self._stamps.get(path) != stamps[path]:
+                self._load(path)
+        for gone in set(self._by_file) - set(stamps):
+            del self._by_file[gone]
+        self._stamps = stamps
+        lists: dict[str, ListInfo] = {}
+        for path in stamps:
+            if path in self._by_file:
+                list_id, info = self._by_file[path]
+                lists.setdefault(list_id, info)
+        self._lists = lists
+
+    def _load(self, path: Path) -> None:
+        try:
+            campaign = campaign_file.load(path)
+        except KzmailError as exc:
+            kept = " (its list is still served as before)" if path in self._by_file else ""
+            self._report(f"{exc}{kept}")
+            return
+        info = ListInfo(campaign.list_name or campaign.name, campaign.language)
+        self._by_file[path] = (campaign.list_id, info)
+
+    def __getitem__(self, list_id: str) -> ListInfo:
+        self.refresh()
+        return self._lists[list_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lists)
+
+    def __len__(self) -> int:
+        return len(self._lists)
 
 
 def list_directory(paths: Sequence[Path]) -> dict[str, ListInfo]:
@@ -117,10 +192,24 @@ class CurrentSigner:
 
 
 def build_app(
-    ws: Workspace, sources: Sequence[Path] = ()
-) -> tuple[UnsubscribeApp, dict[str, ListInfo]]:
-    """The unsubscribe app for these campaigns and the current state folder."""
-    lists = list_directory(campaign_files(ws, sources))
+    ws: Workspace,
+    sources: Sequence[Path] = (),
+    on_problem: Callable[[str], None] = lambda _: None,
+) -> tuple[UnsubscribeApp, Mapping[str, ListInfo]]:
+    """The unsubscribe app for these campaigns (reloaded when they change) and the current
+    state folder. A campaign that does not load is reported through `on_problem`; if none
+    loads, the first problem is raised."""
+    problems: list[str] = []
+    campaign_files(ws, sources)  # no campaign at all: one clear error
+
+    def report(problem: str) -> None:
+        problems.append(problem)
+        on_problem(problem)
+
+    lists = LiveLists(ws, sources, report)
+    if not lists:
+        campaign_file.load(campaign_files(ws, sources)[0])  # raises the first file's error
+        raise CampaignError(problems[0] if problems else "no campaign could be loaded")
     state = ws.state
     language = next(iter(lists.values())).language
     signer = CurrentSigner(state)
@@ -131,7 +220,7 @@ def build_app(
 @dataclass(frozen=True)
 class Serving:
     url: str
-    lists: dict[str, ListInfo]
+    lists: Mapping[str, ListInfo]
 
 
 def serve(
@@ -140,18 +229,20 @@ def serve(
     host: str,
     port: int,
     on_ready: Callable[[Serving], None] = lambda _: None,
+    on_problem: Callable[[str], None] = lambda _: None,
 ) -> None:
     """Run the unsubscribe service until interrupted (from a server bundle if `ws.state`
     is one: then no campaign is read)."""
     from kzmail.services.bundle import is_bundle
     from kzmail.services.server import build_bundle_app
 
+    lists: Mapping[str, ListInfo]
     if is_bundle(ws.state):
         signer = CurrentSigner(ws.state)
         signer()  # a damaged secret stops `serve` at once
         application, lists = build_bundle_app(ws, signer)
     else:
-        application, lists = build_app(ws, sources)
+        application, lists = build_app(ws, sources, on_problem)
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     on_ready(Serving(f"http://{host}:{bound}", lists))
