@@ -8,6 +8,7 @@ and neither the server's folder nor its output holds any subscriber address in a
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import httpx
 from typer.testing import CliRunner
 
 from kzmail.cli.main import cli
+from kzmail.state.secret import load_signer
+from kzmail.tokens import unsubscribe_url
 from tests.helpers.bundle import bundle_server, free_port, leaks, link_path
 from tests.helpers.campaigns import edit_campaign, use_relay
 from tests.helpers.smtp import SmtpServer
@@ -102,15 +105,24 @@ def test_unsubscribes_on_the_bundle_server_sync_back_and_the_next_campaign_skips
         # one more after the sync: the next `send` syncs first and skips her too
         late = everyone[6]
         assert httpx.post(server.url + links[late], data=ONE_CLICK, timeout=10).status_code == 200
+        # and a link from a message sent before opaque tokens still unsubscribes
+        veteran = everyone[7]
+        old = unsubscribe_url("", load_signer(project / ".kzmail").make_v1(LIST, veteran))
+        assert (
+            "." in old
+            and veteran.split("@")[0]
+            in base64.urlsafe_b64decode(old.split("/")[-1].split(".")[0] + "==").decode()
+        )
+        assert httpx.post(server.url + old, data=ONE_CLICK, timeout=10).status_code == 200
         smtp_server.handler.messages.clear()
         code, out, err = kz("send", followup(project, "followup"), "--yes")
         assert code == 0, err
-        assert "1 new unsubscribed" in err
+        assert "2 new unsubscribed" in err
         again = {r for m in smtp_server.handler.messages for r in m.rcpt_tos}
-        assert again == set(everyone) - set(gone) - {late}
+        assert again == set(everyone) - set(gone) - {late, veteran}
 
         code, out, _ = kz("sync", "--ack")
-        assert code == 0 and "The server forgot 5" in out  # the repeated POST too
+        assert code == 0 and "The server forgot 6" in out  # the repeated POST too
         with sqlite3.connect(server_dir / "records.db") as db:
             assert db.execute("SELECT count(*) FROM records").fetchone() == (0,)
 
@@ -125,7 +137,7 @@ def test_unsubscribes_on_the_bundle_server_sync_back_and_the_next_campaign_skips
     assert "warning: not synced" in err
     code, _, err = kz("send", third, "--yes", "--no-sync")
     assert code == 0, err
-    assert len(smtp_server.handler.messages) == len(everyone) - 4
+    assert len(smtp_server.handler.messages) == len(everyone) - 5
 
     # nothing of any subscriber on the server: its folder (records.db too) and its output
     assert (server_dir / "records.db").exists()
