@@ -54,41 +54,45 @@ class Refusal(Enum):
     EXPIRED = "expired"  # made by a secret retired longer ago than its grace period
 
 
-def _keys(secret: bytes) -> tuple[bytes, bytes]:
-    """(MAC key, encryption key) for opaque tokens, derived from the project secret."""
-    return (
-        hmac.new(secret, b"kzmail token v2 mac", hashlib.sha256).digest(),
-        hmac.new(secret, b"kzmail token v2 enc", hashlib.sha256).digest(),
-    )
+class _Keys:
+    """The MAC and encryption keys of opaque tokens, derived from one project secret; each
+    keyed HMAC is set up once and copied per use (the key's pads are hashed once)."""
+
+    def __init__(self, secret: bytes) -> None:
+        mac = hmac.new(secret, b"kzmail token v2 mac", hashlib.sha256).digest()
+        enc = hmac.new(secret, b"kzmail token v2 enc", hashlib.sha256).digest()
+        self._mac = hmac.new(mac, digestmod=hashlib.sha256)
+        self._enc = hmac.new(enc, digestmod=hashlib.sha256)
+
+    def iv(self, padded: bytes) -> bytes:
+        keyed = self._mac.copy()
+        keyed.update(_V2 + padded)
+        return keyed.digest()[:_TAG_BYTES]
+
+    def crypt(self, iv: bytes, data: bytes) -> bytes:
+        """`data` XOR the HMAC-SHA256 counter-mode keystream for `iv` (both ways)."""
+        blocks = []
+        for i in range((len(data) + 31) // 32):
+            keyed = self._enc.copy()
+            keyed.update(iv + i.to_bytes(4, "big"))
+            blocks.append(keyed.digest())
+        stream = b"".join(blocks)[: len(data)]
+        size = len(data)
+        mixed = int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")
+        return mixed.to_bytes(size, "big")
 
 
-def _stream(key: bytes, iv: bytes, size: int) -> bytes:
-    """`size` bytes of HMAC-SHA256 counter-mode keystream for `iv`."""
-    blocks = (size + 31) // 32
-    out = b"".join(
-        hmac.new(key, iv + i.to_bytes(4, "big"), hashlib.sha256).digest() for i in range(blocks)
-    )
-    return out[:size]
-
-
-def _xor(data: bytes, stream: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(data, stream, strict=True))
-
-
-def _seal_v2(secret: bytes, plain: bytes) -> str:
-    mac, enc = _keys(secret)
+def _seal_v2(keys: _Keys, plain: bytes) -> str:
     padded = plain + b"\0" * (-len(plain) % _BLOCK)
-    iv = hmac.new(mac, _V2 + padded, hashlib.sha256).digest()[:_TAG_BYTES]
-    return _b64(_V2 + iv + _xor(padded, _stream(enc, iv, len(padded))))
+    iv = keys.iv(padded)
+    return _b64(_V2 + iv + keys.crypt(iv, padded))
 
 
-def _open_v2(secret: bytes, raw: bytes) -> bytes | None:
-    """The padded plaintext if `raw` (a decoded v2 token) was made with `secret`."""
-    mac, enc = _keys(secret)
+def _open_v2(keys: _Keys, raw: bytes) -> bytes | None:
+    """The padded plaintext if `raw` (a decoded v2 token) was made with these keys."""
     iv, body = raw[1 : 1 + _TAG_BYTES], raw[1 + _TAG_BYTES :]
-    padded = _xor(body, _stream(enc, iv, len(body)))
-    expected = hmac.new(mac, _V2 + padded, hashlib.sha256).digest()[:_TAG_BYTES]
-    return padded if hmac.compare_digest(iv, expected) else None
+    padded = keys.crypt(iv, body)
+    return padded if hmac.compare_digest(iv, keys.iv(padded)) else None
 
 
 def _claim(padded: bytes) -> tuple[str, str] | None:
@@ -108,7 +112,7 @@ class TokenSigner:
         previous: Sequence[RetiredSecret] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._secret = secret
+        self._v2 = _Keys(secret)  # derived once: a send makes one token per subscriber
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied for each tag
         self._previous = tuple(previous)
         self._clock = clock
@@ -124,7 +128,7 @@ class TokenSigner:
 
     def make(self, list_id: str, address: str) -> str:
         """An opaque, URL-safe token for `list_id` and `address` (the same every time)."""
-        return _seal_v2(self._secret, f"{list_id}\n{address.lower()}".encode())
+        return _seal_v2(self._v2, f"{list_id}\n{address.lower()}".encode())
 
     def make_v1(self, list_id: str, address: str) -> str:
         """A token in the old, readable format (only to test that such links still work)."""
@@ -182,11 +186,11 @@ class TokenSigner:
         body = len(raw) - 1 - _TAG_BYTES
         if _b64(raw) != token or raw[:1] != _V2 or body <= 0 or body % _BLOCK:
             return Refusal.MALFORMED
-        padded = _open_v2(self._secret, raw)
+        padded = _open_v2(self._v2, raw)
         if padded is None:
             now = self._clock()
             for old in self._previous:
-                padded = _open_v2(old.secret, raw)
+                padded = _open_v2(_Keys(old.secret), raw)
                 if padded is not None:
                     if now >= old.valid_until:
                         return Refusal.EXPIRED

@@ -264,6 +264,7 @@ def retry(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Re-attempt only the deliveries that failed for a temporary reason (4xx, timeouts)."""
+    sync_first(campaign, required=True)  # someone may have unsubscribed since
     _run_send(campaign, yes=yes, mode="retry")
 
 
