@@ -63,6 +63,8 @@ def qp_piece(chunk: str) -> bytes:
     if "\r" in chunk:
         chunk = chunk.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(chunk.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    if b"=20\n" in encoded or b"=09\n" in encoded or encoded.endswith((b"=20", b"=09")):
+        encoded = b"\n".join(_fit(line) for line in encoded.split(b"\n"))
     if b"." in encoded:
         encoded = b"\n".join(_undot(line) for line in encoded.split(b"\n"))
     encoded = encoded.replace(b"\n", b"\r\n")
@@ -137,6 +139,20 @@ class ChunkEncoder:
         return pair
 
 
+def _fit(line: bytes) -> bytes:
+    """A QP line within 76 characters: binascii lets a line whose trailing space it
+    encodes (`=20`, as format=flowed's soft breaks have) reach 78; it gets a soft break."""
+    pieces = []
+    while len(line) > 76:
+        cut = 75
+        while b"=" in line[cut - 2 : cut]:  # not inside an "=XX"
+            cut -= 1
+        pieces.append(line[:cut] + b"=")
+        line = line[cut:]
+    pieces.append(line)
+    return b"\n".join(pieces)
+
+
 def _undot(piece: bytes) -> bytes:
     """A QP line that starts with "." gets it encoded, so DATA needs no dot-stuffing:
     `=2E` in place when the line stays within 76 characters, else `=2E` and a soft break."""
@@ -208,7 +224,8 @@ class MessageFactory:
         # the body's fixed pieces, each starting and ending on a line break
         self._text_head = (
             f"--{b}\r\n"
-            'Content-Type: text/plain; charset="utf-8"\r\n'
+            # RFC 3676: the text part's soft line breaks end with a space; clients re-flow
+            'Content-Type: text/plain; charset="utf-8"; format=flowed\r\n'
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode()
         self._middle = (

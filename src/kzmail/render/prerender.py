@@ -16,7 +16,7 @@ same), as the campaign's content is the same for everyone.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import jinja2
@@ -40,16 +40,25 @@ _ENTANGLED = (
 
 
 def prerender(
-    env: jinja2.Environment, source: str, values: Mapping[str, Any], personal: Collection[str]
+    env: jinja2.Environment,
+    source: str,
+    values: Mapping[str, Any],
+    personal: Collection[str],
+    reshape: Callable[[list[nodes.Node], bool], list[nodes.Node]] | None = None,
 ) -> tuple[jinja2.Template, frozenset[str]]:
     """The template with its impersonal parts rendered, and the names it still reads.
 
+    `reshape`, if given, gets the body so rendered (and whether it could be) and returns
+    the body to compile: a last pass over the literal text (the text part's wrapping).
     Raises what rendering would raise (e.g. `jinja2.UndefinedError` for a misspelt
     campaign variable), now rather than at the first subscriber.
     """
     tree = env.parse(source)
-    if next(tree.find_all(_ENTANGLED), None) is None:
+    folded = next(tree.find_all(_ENTANGLED), None) is None
+    if folded:
         tree.body = _Folder(env, values, frozenset(personal)).body(tree.body)
+    if reshape is not None:
+        tree.body = reshape(tree.body, folded)
     return env.from_string(tree), frozenset(meta.find_undeclared_variables(tree))
 
 

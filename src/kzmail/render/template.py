@@ -7,12 +7,15 @@ Once per campaign (`compile_campaign`):
      escaped and between two marks, so that premailer styles the article's elements too;
   2. MJML -> HTML (mjml-python, no web fonts), CSS inlined by premailer (which also does
      the `<mj-style inline="inline">` inlining that mjml-python ignores);
-  3. the plain-text part is derived from that same HTML by html2text;
+  3. the plain-text part is derived from that same HTML (`plaintext`): headings, links
+     and lists as a person would type them, the hidden preheader left out;
   4. what lies between two marks is lifted out again and handed to Jinja as a value, never
      as source; tokens are turned back into Jinja tags and both parts compiled into
      templates of a sandboxed Jinja, which keeps even a foreign template away from Python's
      internals;
-  5. every part that reads no personal value is rendered there and then (`prerender`).
+  5. every part that reads no personal value is rendered there and then (`prerender`),
+     and the text part wrapped as format=flowed (`flowed`), but for the lines that hold
+     a personal value.
 Per subscriber (`CompiledTemplate.render`): two pre-compiled Jinja renders of what is left.
 
 Campaign text (article, title, lead, ...) is often written by someone else than the
@@ -38,8 +41,9 @@ from premailer import Premailer
 
 from kzmail.errors import TemplateError
 from kzmail.models import Campaign, Rendered, Subscriber
-from kzmail.render.article import read_article
+from kzmail.render.article import article_html, read_article
 from kzmail.render.embed import Embedder
+from kzmail.render.flowed import FILTER, flow, flow_template
 from kzmail.render.images import InlineImage
 from kzmail.render.plaintext import tidy_lines, tidy_text, to_text
 from kzmail.render.prerender import prerender
@@ -325,15 +329,17 @@ def _inline_css(html: str) -> str:
 
 
 def _environment(autoescape: bool) -> jinja2.Environment:
-    # The text part is text/plain: HTML escaping would corrupt it, so autoescape is off there.
+    # The text part is text/plain: HTML escaping would corrupt it, so autoescape is off there;
+    # its block tags were placed by `plaintext` so that no line break needs trimming.
     # Sandboxed: the template is the organiser's, but may come from elsewhere.
-    return _Sandbox(
+    env = _Sandbox(
         undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
-        trim_blocks=not autoescape,
-        lstrip_blocks=not autoescape,
         keep_trailing_newline=True,
     )
+    if not autoescape:
+        env.filters[FILTER] = flow
+    return env
 
 
 def compile_campaign(campaign: Campaign) -> CompiledTemplate:
@@ -360,7 +366,8 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
     except Exception as exc:
         raise TemplateError(f"MJML does not compile: {exc}", path=path) from exc
     html = _inline_css(html).replace("\r\n", "\n")
-    text, text_lifted = _lift(to_text(html), marks, filled, path, html=False)
+    control = {token for token, tag in tokens.items() if not tag.startswith("{{")}
+    text, text_lifted = _lift(to_text(html, control), marks, filled, path, html=False)
     html_source = html
     html, html_lifted = _lift(html, marks, filled, path, html=True)
     html_values = {**values, **html_lifted}
@@ -370,7 +377,11 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
             _environment(True), _restore(html, tokens), html_values, SUBSCRIBER_NAMES
         )
         text_template, text_reads = prerender(
-            _environment(False), _restore(tidy_text(text), tokens), text_values, SUBSCRIBER_NAMES
+            _environment(False),
+            _restore(tidy_text(text), tokens),
+            text_values,
+            SUBSCRIBER_NAMES,
+            reshape=flow_template,
         )
     except Exception as exc:
         raise _failure(exc, path, source) from exc
