@@ -3,7 +3,7 @@
     python benchmarks/bench_build.py [--quick] [--n N]
 
 Compares, for the example campaign:
-  naive     per subscriber: MJML compile + premailer + html2text + EmailMessage (what a tool
+  naive     per subscriber: MJML compile + premailer + text part + EmailMessage (what a tool
             that renders the whole template for every person pays)
   email     per subscriber: Jinja render of the pre-compiled template + EmailMessage
   kzmail    per subscriber: `Prepared.build` (Jinja render + HMAC token + pre-folded headers)
@@ -72,7 +72,7 @@ def main() -> None:
         return bytes(msg)
 
     def naive(person: Subscriber) -> bytes:
-        render.compile_campaign(campaign)  # MJML + premailer + html2text, every time
+        render.compile_campaign(campaign)  # MJML + premailer + text part, every time
         return email_message(person)
 
     size = len(prepared.build(people[0]).data)

@@ -30,6 +30,4 @@ def unflowed_lines(text: str) -> list[tuple[int, str]]:
 
 def unflow(text: str) -> str:
     """Flowed text re-flowed into one line per paragraph, quotes as "> " per level."""
-    return "\n".join(
-        ("> " * depth if depth else "") + line for depth, line in unflowed_lines(text)
-    )
+    return "\n".join(("> " * depth if depth else "") + line for depth, line in unflowed_lines(text))

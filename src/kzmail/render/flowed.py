@@ -42,7 +42,7 @@ def _wrap(line: str, width: int) -> list[str]:
     rows: list[str] = []
     row = ""
     for chunk in chunks:
-        if row and len(row) + len(chunk.rstrip(" ")) > width:
+        if row and len(row) + len(chunk) > width:
             rows.append(row)
             row = chunk
         else:
@@ -80,7 +80,8 @@ def flow(text: str, width: int = WIDTH) -> str:
 
 def _filtered(body: list[nodes.Node], lineno: int) -> nodes.FilterBlock:
     block = nodes.FilterBlock(body, nodes.Filter(None, FILTER, [], [], None, None))
-    return block.set_lineno(lineno)  # type: ignore[no-any-return]
+    block.set_lineno(lineno)
+    return block
 
 
 def flow_template(body: list[nodes.Node], folded: bool) -> list[nodes.Node]:
@@ -95,8 +96,10 @@ def flow_template(body: list[nodes.Node], folded: bool) -> list[nodes.Node]:
         parts: list[str | nodes.Node] = []
         if isinstance(node, nodes.Output):
             for child in node.nodes:
-                data = isinstance(child, nodes.TemplateData)
-                parts.append(child.data if data else nodes.Output([child], lineno=child.lineno))
+                if isinstance(child, nodes.TemplateData):
+                    parts.append(child.data)
+                else:
+                    parts.append(nodes.Output([child], lineno=child.lineno))
         else:
             parts.append(node)
         for part in parts:

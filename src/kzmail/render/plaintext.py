@@ -27,12 +27,17 @@ VERBATIM = "\x1f"  # a line of preformatted text: not wrapped
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t\n\r\f]+")  # HTML white space; a no-break space is not one
 _BLOCKS = frozenset(
-    "address article aside blockquote body center dd div dl dt fieldset figcaption figure "
-    "footer form h1 h2 h3 h4 h5 h6 header hr html li main nav ol p pre section table tbody "
-    "td tfoot th thead tr ul".split()
+    re.findall(
+        r"\S+",
+        """address article aside blockquote body center dd div dl dt fieldset figcaption
+        figure footer form h1 h2 h3 h4 h5 h6 header hr html li main nav ol p pre section
+        table tbody td tfoot th thead tr ul""",
+    )
 )
-_SKIPPED = frozenset("head style script title template noscript".split())
-_VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+_SKIPPED = frozenset(re.findall(r"\S+", "head style script title template noscript"))
+_VOID = frozenset(
+    re.findall(r"\S+", "area base br col embed hr img input link meta source track wbr")
+)
 _HIDDEN = re.compile(r"display\s*:\s*none|mso-hide\s*:\s*all|visibility\s*:\s*hidden", re.I)
 _SCHEME = re.compile(r"^(?:https?://|mailto:)", re.I)
 
@@ -67,7 +72,9 @@ class _Reader(HTMLParser):
             self._void(tag)
             return
         values = dict(attrs)
-        hidden = tag in _SKIPPED or "hidden" in values or bool(_HIDDEN.search(values.get("style") or ""))
+        hidden = (
+            tag in _SKIPPED or "hidden" in values or bool(_HIDDEN.search(values.get("style") or ""))
+        )
         self._stack.append((tag, hidden))
         self._hidden += hidden
         if self._hidden:
