@@ -6,11 +6,12 @@ dotted key. Relative paths inside the file resolve against the file's own folder
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from kzmail.dkim.signer import load_key
 from kzmail.errors import CampaignError, DkimKeyError, NoCampaignFile, SeveralCampaigns
@@ -142,7 +143,9 @@ def load(path: Path) -> Campaign:
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        # a misspelt key also leaves its right spelling missing: name the misspelling
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = tuple(first["loc"])
         loc = tuple("from" if part == "from_" else part for part in loc)
         if single and loc[:2] == ("subscribers", 0):
@@ -151,7 +154,7 @@ def load(path: Path) -> Campaign:
         if first["type"] == "missing":
             reason = "required key is missing"
         elif first["type"] == "extra_forbidden":
-            reason = "unknown key (check its spelling)"
+            reason = _unknown_key(loc)
         raise CampaignError(reason, path=path, line=_line_of(lines, loc), key=_dotted(loc)) from exc
     if campaign.dkim is not None:
         try:
@@ -161,6 +164,44 @@ def load(path: Path) -> Campaign:
                 str(exc), path=path, line=_line_of(lines, ("dkim", "key_file")), key="dkim.key_file"
             ) from exc
     return campaign
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The settings model that the mapping at `loc` is validated as."""
+    model: type[BaseModel] = Campaign
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        if field is None:
+            return None
+        found = _model_in(field.annotation)
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key(loc: Loc) -> str:
+    """ "unknown key; did you mean subject?", or the keys that may stand there."""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "unknown key"
+    keys = [f.alias or name for name, f in model.model_fields.items() if name != "source_path"]
+    close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean {close[0]}?"
+    return f"unknown key (the keys here are {', '.join(keys)})"
 
 
 def _subscriber_sources(data: dict[str, Any], lines: dict[Loc, int], path: Path) -> bool:

@@ -7,6 +7,7 @@ everything downstream trusts them. Nothing here does I/O.
 from __future__ import annotations
 
 import codecs
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ def _mailbox(value: str) -> str:
             "<addr@example.org>', an IDN domain in its xn-- form)"
         )
     return value
+
+
+_HTTPS_URL = re.compile(r"^https://[^\s/]+(/\S*)?$", re.IGNORECASE)
 
 
 class _Model(BaseModel):
@@ -95,8 +99,26 @@ class RelaySettings(SmtpSettings):
 
 
 class UnsubscribeSettings(_Model):
-    url: str = Field(pattern=r"^https://[^\s/]+(/\S*)?$")
+    url: str
     mailto: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.lower().startswith("https://"):
+            scheme = value.partition("://")[0] + "://" if "://" in value else value[:20]
+            raise ValueError(
+                f"must start with https:// (not {scheme!r}), because each link carries the "
+                "subscriber's personal unsubscribe token, which must not travel in clear "
+                "text, and mail providers (one-click unsubscribe, RFC 8058) only honour "
+                "HTTPS links"
+            )
+        if not _HTTPS_URL.fullmatch(value):
+            raise ValueError(
+                "must be a web address like https://news.example.org/ with a host name "
+                "and no spaces"
+            )
+        return value
 
     @field_validator("mailto")
     @classmethod

@@ -160,7 +160,7 @@ def test_check_finds_template_fields_the_list_lacks(project: Path) -> None:
     )
     code, _, stderr = _invoke("check")
     assert code == 2  # a mistake in the files (README's exit codes)
-    assert "unknown field" in stderr
+    assert "unknown subscriber field 'plz'" in stderr
     assert "'plz'" in stderr
     assert "rendering row 2" in stderr
 

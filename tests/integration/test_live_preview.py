@@ -87,7 +87,7 @@ def test_pages_headers_and_error_display(project: Path) -> None:
             lambda t: t.replace("subject: ", "subject_typo: "),
         )
         broken = client.get("/")
-        assert "kasachstan.yaml:8: subject: required key is missing" in broken.text
+        assert "kasachstan.yaml:11: subject_typo: unknown key; did you mean subject?" in broken.text
         assert "<iframe" not in broken.text
         assert client.get("/frame").status_code == 503
         assert client.get("/version").text == "2"

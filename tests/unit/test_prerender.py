@@ -11,8 +11,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from kzmail.render.failures import SUBSCRIBER_NAMES
 from kzmail.render.prerender import prerender
-from kzmail.render.template import SUBSCRIBER_NAMES
 
 
 class CountedList(list[str]):

@@ -23,10 +23,22 @@ def article_html(markdown: str) -> str:
 
 
 def read_article(campaign: Campaign) -> str:
-    """The article Markdown named by the campaign."""
+    """The article Markdown named by the campaign; a problem with it names the article's
+    file (and line), not the campaign or the template."""
+    path = campaign.article.file
     try:
-        return campaign.article.file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise CampaignError(
-            f"cannot read article: {exc}", path=campaign.source_path, key="article.file"
+            f"cannot read the article: {exc.strerror or exc}", path=path, key="article.file"
+        ) from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise CampaignError(
+            f"the article is not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+            "save it as UTF-8 (the campaign's article.file)",
+            path=path,
+            line=line,
         ) from exc

@@ -33,7 +33,6 @@ from types import CodeType
 from typing import Any
 
 import jinja2
-from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 from mjml import mjml2html
@@ -43,6 +42,8 @@ from kzmail.errors import TemplateError
 from kzmail.models import Campaign, Rendered, Subscriber
 from kzmail.render.article import article_html, read_article
 from kzmail.render.embed import Embedder
+from kzmail.render.failures import SUBSCRIBER_NAMES
+from kzmail.render.failures import failure as _failure
 from kzmail.render.flowed import FILTER, flow, flow_template
 from kzmail.render.images import InlineImage
 from kzmail.render.plaintext import tidy_lines, tidy_text, to_text
@@ -54,8 +55,6 @@ _BARE = re.compile(r"^\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}$")
 _RAW = re.compile(r"^\{%-?\s*(end)?raw\s*-?%\}$")
 _SHADOW = re.compile(r"\{%-?\s*(?:for|set)\s+([A-Za-z_][A-Za-z0-9_, ]*?)\s+(?:in|=)")
 _TOKEN_PREFIX = "kzjinja"  # noqa: S105 - a marker, not a secret
-# Names the template sees besides the campaign-level ones below.
-SUBSCRIBER_NAMES = ("subscriber", "unsubscribe_url")
 
 
 class CompiledTemplate:
@@ -81,6 +80,7 @@ class CompiledTemplate:
         self._text_context = _only({**text.globals, **text_context}, reads[1])
         self._path = path
         self._source = source
+        self._campaign_names = sorted(k for k in html_context if not k.startswith("kz_"))
         self.remote = remote  # URLs the HTML part would fetch from remote hosts
         self.images = images  # local images the HTML part refers to by cid:
 
@@ -91,7 +91,8 @@ class CompiledTemplate:
             html = _run(self._html, self._html_context, person, unsubscribe_url)
             text = _run(self._text, self._text_context, person, unsubscribe_url)
         except Exception as exc:
-            raise _failure(exc, self._path, self._source) from exc
+            names = (self._campaign_names, sorted(person))
+            raise _failure(exc, self._path, self._source, names) from exc
         return Rendered(html, text)
 
     def static_text(self) -> list[str]:
@@ -157,42 +158,6 @@ def _string_constants(code: CodeType, found: list[str]) -> None:
             found.append(const)
         elif isinstance(const, CodeType):
             _string_constants(const, found)
-
-
-_UNDEFINED = re.compile(r"has no attribute '([^']+)'|'([^']+)' is undefined")
-
-
-def _failure(exc: Exception, path: str, source: str) -> TemplateError:
-    """One clear line for a template that fails to render, whatever the expression raised
-    (`{{ subscriber.name + 1 }}` is a TypeError, not a Jinja error)."""
-    if isinstance(exc, jinja2.UndefinedError):
-        return _unknown_field(exc, path, source)
-    if isinstance(exc, SecurityError):
-        return TemplateError(f"the template sandbox refuses this: {exc}", path=path)
-    if isinstance(exc, jinja2.TemplateSyntaxError):
-        return TemplateError(f"Jinja syntax error: {exc.message}", path=path)
-    if isinstance(exc, jinja2.TemplateError):
-        return TemplateError(str(exc), path=path)
-    return TemplateError(f"an expression fails: {type(exc).__name__}: {exc}", path=path)
-
-
-def _unknown_field(exc: jinja2.UndefinedError, path: str, source: str) -> TemplateError:
-    """Name the misspelt field and the template line where it is used."""
-    found = _UNDEFINED.search(exc.message or "")
-    name = next((g for g in found.groups() if g), "") if found else ""
-    line = None
-    if name:
-        for number, text in enumerate(source.splitlines(), 1):
-            if re.search(r"\b" + re.escape(name) + r"\b", text) and ("{{" in text or "{%" in text):
-                line = number
-                break
-    fields = "subscriber.email, subscriber.name and the list's extra columns"
-    return TemplateError(
-        f"unknown field {name!r} (subscriber fields are {fields})",
-        path=path,
-        line=line,
-        key=name or None,
-    )
 
 
 def _campaign_values(campaign: Campaign, article: str) -> dict[str, Any]:
@@ -384,7 +349,7 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
             reshape=flow_template,
         )
     except Exception as exc:
-        raise _failure(exc, path, source) from exc
+        raise _failure(exc, path, source, (sorted(values), None)) from exc
     return CompiledTemplate(
         html_template,
         text_template,
