@@ -78,9 +78,9 @@ _AS_IS = (" ", ">", "From ", QUOTE, UNDERLINE, VERBATIM)
 
 def flow(text: str, width: int = WIDTH) -> str:
     """Logical text, wrapped as format=flowed; line breaks stay "\\n"."""
-    if len(text) <= width and "\n" not in text and not text.startswith(_AS_IS):
-        if not text.endswith((" ", "\t")) or text == SIGNATURE:
-            return text  # one short line, as most personal lines are: nothing to do
+    short = len(text) <= width and "\n" not in text and not text.startswith(_AS_IS)
+    if short and (not text.endswith((" ", "\t")) or text == SIGNATURE):
+        return text  # one short line, as most personal lines are: nothing to do
     return "\n".join(row for line in text.split("\n") for row in _flow_line(line, width))
 
 
