@@ -40,7 +40,7 @@ from premailer import Premailer
 
 from kzmail.errors import TemplateError
 from kzmail.models import Campaign, Rendered, Subscriber
-from kzmail.render.article import article_html, read_article
+from kzmail.render.article import read_article
 from kzmail.render.embed import Embedder
 from kzmail.render.failures import SUBSCRIBER_NAMES
 from kzmail.render.failures import failure as _failure
