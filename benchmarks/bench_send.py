@@ -131,6 +131,7 @@ def child_kzmail(campaign: Path, journal_on: bool, synced: bool = True) -> dict[
     from kzmail.delivery.engine import Sender, SendReport
     from kzmail.services import send as service_send
     from kzmail.services import workspace as app
+    from kzmail.services.relays import relay_configs
     from kzmail.state.journal import Journal
 
     class NullLog:
@@ -163,7 +164,7 @@ def child_kzmail(campaign: Path, journal_on: bool, synced: bool = True) -> dict[
         prepared.campaign,
         journal,
         None,
-        service_send._relay_configs(current_workspace(), prepared.campaign),
+        relay_configs(current_workspace(), prepared.campaign),
     )
     pool = prepared.sign_pool()  # DKIM: signatures made in a process of their own
     sender = Sender(
@@ -226,6 +227,7 @@ def child_ceiling(campaign: Path, count: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "src"))
     from kzmail.services import send as service_send
     from kzmail.services import workspace as app
+    from kzmail.services.relays import relay_configs
     from kzmail.state.journal import Journal
 
     prepared = app.prepare(current_workspace(), campaign)
@@ -235,7 +237,7 @@ def child_ceiling(campaign: Path, count: int) -> dict[str, Any]:
         prepared.campaign,
         journal,
         None,
-        service_send._relay_configs(current_workspace(), prepared.campaign),
+        relay_configs(current_workspace(), prepared.campaign),
     )
 
     async def lane(transport: Any, share: int) -> None:

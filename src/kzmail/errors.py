@@ -15,6 +15,7 @@
     ├── Interrupted             a second Ctrl-C stopped a send at once (exit code 130)
     └── DeliveryError           a message could not be handed to the relay
         ├── TransientDeliveryError (DeliveryError, ConnectionError)  4xx, timeout, disconnect
+        ├── UnreachableRelayError (DeliveryError, ConnectionError)   refused, unknown host, TLS
         └── PermanentDeliveryError                                   5xx, refused recipient
             └── UnknownRecipientError   5xx "no such user": the address is suppressed
 
@@ -130,6 +131,12 @@ class DeliveryError(KzmailError):
 
 class TransientDeliveryError(DeliveryError, ConnectionError):
     """Worth retrying later: 4xx replies, timeouts, dropped connections."""
+
+
+class UnreachableRelayError(DeliveryError, ConnectionError):
+    """No conversation with the relay at all: the connection is refused, the host is unknown,
+    or TLS fails (its certificate does not verify, say). The next subscriber would fare no
+    better, so the send pauses at once; the message says what to check."""
 
 
 class PermanentDeliveryError(DeliveryError):

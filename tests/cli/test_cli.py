@@ -159,7 +159,7 @@ def test_unreachable_relay_pauses_with_the_reason_and_a_resume_hint(
     assert code == 4
     assert "Traceback" not in out + err
     assert "paused:" in err
-    assert "127.0.0.1 on port 1" in err
+    assert "paused: cannot connect to 127.0.0.1:1: connection refused" in err
     assert "resume with: kzmail send campaigns/kasachstan.yaml" in err
 
 

@@ -98,8 +98,10 @@ def test_retry_re_attempts_only_the_temporary_failures(project: Path) -> None:
         assert code == 3
         assert f"kzmail retry {CAMPAIGN}" in out
         code, out, err = kz("retry", CAMPAIGN, "--yes")
-        assert code == 0, err
+        # exit 3: the permanent failure is still without the message, and named
+        assert code == 3, err
         assert "Sent 1, failed 0" in out
+        assert f"failed {everyone[1]}: 552 5.3.4 too big (permanent: not retried)" in err
     assert handler.received(everyone[0]) == 1
     assert handler.received(everyone[1]) == 0
     assert len(handler.arrivals) == 11

@@ -122,11 +122,12 @@ def test_sigkill_at_random_points_never_double_sends(
     assert kills >= 3, f"the sender finished before it could be killed (seed {seed})"
     done = kzmail("send", str(campaign), "--yes")
     _, err = done.communicate(timeout=120)
-    assert done.returncode == 0, err
 
     arrived = Counter(row[0] for row in lines(record))
     journal = journal_rows(project)
     uncertain = {a for a, (status, _) in journal.items() if status == "uncertain"}
+    # exit 0 only if everyone is known to have it; an uncertain one may not (README: 3)
+    assert done.returncode == (3 if uncertain else 0), err
     assert all(n == 1 for n in arrived.values()), (seed, arrived.most_common(3))
     for email in emails:
         expected = {0, 1} if email in uncertain else {1}

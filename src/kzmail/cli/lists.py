@@ -58,6 +58,13 @@ def check(
     check_dns: Annotated[
         bool, typer.Option("--check-dns", help="Also ask DNS whether each domain accepts mail.")
     ] = False,
+    smtp: Annotated[
+        bool,
+        typer.Option(
+            "--smtp",
+            help="Also connect to each relay: EHLO, TLS and AUTH as configured, no mail sent.",
+        ),
+    ] = False,
 ) -> None:
     """Check the campaign, its template and every list; print each problem as FILE:LINE."""
     import kzmail.services.lists
@@ -72,6 +79,7 @@ def check(
             campaign,
             lists=subscribers or [],
             check_dns=check_dns,
+            smtp=smtp,
             on_problem=(lambda _: None) if as_json else _print_problem,
             keep_problems=10_000 if as_json else 0,
         )
@@ -104,6 +112,16 @@ def check(
                     "errors": errors,
                     "notes": s.notes,
                     "warnings": result.warnings,
+                    **(
+                        {
+                            "relays": [
+                                {"relay": r.relay, "ok": r.ok, "detail": r.detail, "code": r.code}
+                                for r in result.relays
+                            ]
+                        }
+                        if smtp
+                        else {}
+                    ),
                 },
                 ensure_ascii=False,
             )
@@ -115,6 +133,11 @@ def check(
             err.print(f"warning: {warning}", markup=False, soft_wrap=True)
         for line in errors:
             err.print(f"error: {line}", markup=False, soft_wrap=True)
+        for relay in result.relays:  # one line per relay
+            if relay.ok:
+                out.print(f"relay {relay.relay}: OK: {relay.detail}", markup=False, soft_wrap=True)
+            else:
+                err.print(f"error: relay {relay.relay}: {relay.detail}", soft_wrap=True)
         if not result.lists:  # the campaign could not even be read
             raise typer.Exit(result.exit_code)
         out.print(list_summary(s), markup=False, soft_wrap=True)

@@ -7,6 +7,7 @@ Services load on first use, so `kzmail --help` stays fast.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     import kzmail.services.send
+    from kzmail.services.outcome import Delivery, Outcome
 
 app = typer.Typer()
 
@@ -172,25 +174,68 @@ def sync_first(campaign: Path, *, required: bool) -> None:
         err.print(f"Synced the unsubscribe server: {new} new unsubscribed.")
 
 
-def _show_result(campaign: Path, result: kzmail.services.send.SendResult, dry_run: bool) -> None:
-    report = result.report
-    for address, reason in report.failures:
+def _who(d: Delivery) -> str:
+    return untrusted(f"{d.name} <{d.address}>" if d.name else d.address)
+
+
+def _show_undelivered(d: Delivery) -> None:
+    """One line on the terminal (never a log) for someone who failed or is uncertain."""
+    if d.status == "uncertain":
         err.print(
-            f"[red]failed[/] {untrusted(address)}: {untrusted(reason)}", markup=True, soft_wrap=True
-        )
-    for d in result.uncertain:
-        who = f"{d.name} <{d.address}>" if d.name else d.address
-        err.print(
-            f"[yellow]uncertain[/] {untrusted(who)}: a crash caught this message "
-            "mid-transaction; "
+            f"[yellow]uncertain[/] {_who(d)}: a crash caught this message mid-transaction; "
             "it may or may not have arrived, so it is not re-sent "
             "(use --resend-uncertain to send it again)",
             markup=True,
             soft_wrap=True,
         )
+        return
+    if d.status == "bounced":  # the relay took it, then it came back (a soft bounce)
+        why, label = "not re-sent", "[red]bounced[/]"
+    else:
+        why = "temporary: the next send tries again" if d.retryable else "permanent: not retried"
+        label = "[red]failed[/]"
+    err.print(
+        f"{label} {untrusted(d.address)}: {untrusted(d.detail)} ({why})",
+        markup=True,
+        soft_wrap=True,
+    )
+
+
+def _show_left(campaign: Path, left: Outcome) -> None:
+    """Everyone still without the message: who failed or is uncertain by name, and how many
+    are not sent yet (a pause or Ctrl-C caught them before the relay took them, or the send
+    had not reached them: the pause line already says why)."""
+    named = [d for d in left.undelivered if d.status in ("failed", "bounced", "uncertain")]
+    for d in named:
+        _show_undelivered(d)
+    if left.complete:
+        out.print("Every sendable subscriber has the message.")
+        return
+    counts = Counter(d.status for d in named)
+    parts = [f"{n} {status}" for status, n in counts.items()]
+    if unsent := left.untried + len(left.undelivered) - len(named):
+        parts.append(f"{unsent} not sent yet")
+    out.print(
+        f"Not delivered yet: {', '.join(parts)}; `kzmail send {campaign}` re-attempts all "
+        "but the uncertain and the permanent failures.",
+        soft_wrap=True,
+    )
+
+
+def _show_result(campaign: Path, result: kzmail.services.send.SendResult, dry_run: bool) -> None:
+    report = result.report
     if dry_run:
         out.print(f"Dry run: built {result.built} messages, sent none.")
         return
+    left = result.outcome
+    named = {d.address for d in left.undelivered} if left is not None else set()
+    for address, reason in report.failures:  # those not named below: --to, or now suppressed
+        if address.lower() not in named:
+            err.print(
+                f"[red]failed[/] {untrusted(address)}: {untrusted(reason)}",
+                markup=True,
+                soft_wrap=True,
+            )
     out.print(
         f"Sent {report.sent}, failed {report.failed}, "
         f"skipped {report.skipped + result.plan.summary.problems_total}"
@@ -200,8 +245,14 @@ def _show_result(campaign: Path, result: kzmail.services.send.SendResult, dry_ru
         out.print(f"{report.suppressed} unknown addresses were added to the suppression list.")
     if result.plan.outbox is not None and report.sent:
         out.print(f"Messages are in {result.plan.outbox}/new/ (one file each).")
+    if left is not None:
+        _show_left(campaign, left)
     if report.retryable:
-        out.print(f"Temporary failures can be re-attempted: kzmail retry {campaign}")
+        out.print(
+            f"Temporary failures are re-attempted by the next `kzmail send {campaign}`, "
+            f"or alone by: kzmail retry {campaign}",
+            soft_wrap=True,
+        )
     if report.paused:
         err.print(f"[bold red]paused:[/] {untrusted(report.paused)}", markup=True, soft_wrap=True)
         err.print(f"Fix the cause, then resume with: kzmail send {campaign}", soft_wrap=True)
@@ -213,7 +264,7 @@ def _show_result(campaign: Path, result: kzmail.services.send.SendResult, dry_ru
             soft_wrap=True,
         )
         raise typer.Exit(130)
-    if report.failed:
+    if report.failed or (left is not None and left.undelivered):
         raise typer.Exit(3)
 
 
@@ -247,9 +298,10 @@ def send(
 ) -> None:
     """Send one personal message per subscriber (asks first, unless --yes or the sink).
 
-    An interrupted send resumes where it stopped: nobody already sent is mailed again. With
-    a server bundle made for the list, it first syncs the server's unsubscribes and does not
-    start if the server cannot be reached (unless --no-sync).
+    An interrupted or paused send resumes where it stopped: nobody already sent is mailed
+    again, and earlier temporary failures are re-attempted. Exit 0: everyone sendable has it.
+    With a server bundle made for the list, it first syncs the server's unsubscribes and does
+    not start if the server cannot be reached (unless --no-sync).
     """
     if not no_sync and not dry_run:
         sync_first(campaign, required=True)

@@ -13,8 +13,9 @@ the outcome (`sent` only after the relay's 250 for DATA).
 Transient failures (4xx, timeouts, drops) are retried on a fresh connection after an
 exponential backoff with jitter, up to `RetryPolicy.attempts`; permanent ones are recorded
 and not retried. Too many failed attempts in a row, or a relay that refuses us outright
-(e.g. authentication), pause the send instead of burning the list. `stop()` (Ctrl-C) lets
-transactions in flight finish and be recorded, then returns.
+(e.g. authentication) or cannot be reached at all (refused connection, unknown host, a
+certificate that does not verify), pause the send instead of burning the list. `stop()`
+(Ctrl-C) lets transactions in flight finish and be recorded, then returns.
 The engine does not care what the bytes are (signed by DKIM or not): `build` decides.
 """
 
@@ -26,7 +27,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from kzmail.errors import DeliveryError, PermanentDeliveryError, UnknownRecipientError
+from kzmail.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    UnknownRecipientError,
+    UnreachableRelayError,
+)
 from kzmail.models import ANY_LIST, Subscriber
 from kzmail.render.message import Outgoing
 
@@ -190,6 +196,8 @@ class Sender:
             return status == "failed" and self._log.retryable(self._run_key, subscriber.email)
         if status is None or status == "pending":
             return True
+        if status == "failed" and self._log.retryable(self._run_key, subscriber.email):
+            return True  # a temporary failure of an earlier run: a resumed send tries again
         if status == "uncertain":
             if self._resend_uncertain:
                 return True
@@ -253,10 +261,12 @@ class Sender:
         email, detail = subscriber.email, str(exc)
         self._consecutive += 1
         permanent = isinstance(exc, PermanentDeliveryError)
-        if permanent and exc.stage in ("connect", "mail"):
-            # the relay refuses us, not this recipient: nobody else would fare better
+        unreachable = isinstance(exc, UnreachableRelayError)
+        if unreachable or (permanent and exc.stage in ("connect", "mail")):
+            # the relay refuses us (or cannot be reached), not this recipient: nobody else
+            # would fare better, so pause now rather than after `pause_after` attempts
             self._log.mark(self._run_key, email, "pending", code=exc.code, detail=detail)
-            self.stop(f"the relay refuses to take mail: {detail}")
+            self.stop(detail if unreachable else f"the relay refuses to take mail: {detail}")
             return False
         if permanent or attempt >= self._policy.attempts:
             self._log.mark(

@@ -5,7 +5,9 @@ then a fresh one) and reopened when the relay drops it. aiosmtplib's errors beco
 where they cross this boundary: 4xx, timeouts and disconnects -> `TransientDeliveryError`;
 5xx -> `PermanentDeliveryError` (`UnknownRecipientError` when the mailbox does not
 exist). Each error says at which stage it happened (connect, mail, rcpt, data), so the
-sender knows whether the recipient or the relay is to blame.
+sender knows whether the recipient or the relay is to blame. A relay we cannot talk to at
+all (connection refused, unknown host, TLS or its certificate failing) is an
+`UnreachableRelayError` (see `delivery.unreachable`): no use trying it again at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import aiosmtplib
 
 from kzmail.delivery.pipelining import Pipeline
+from kzmail.delivery.unreachable import unreachable
 from kzmail.errors import (
     DeliveryError,
     Lost,
@@ -50,6 +53,7 @@ class RelayConfig:
     verify_certificate: bool = True
     ca_file: Path | None = None
     messages_per_connection: int = 100
+    setting: str = "smtp"  # where the campaign file sets it (`smtp`, `relays[1]`), for hints
 
     def describe(self) -> str:
         return f"{self.host}:{self.port}"
@@ -86,6 +90,56 @@ def map_error(exc: Exception, stage: str = "") -> DeliveryError:
     return PermanentDeliveryError(f"{type(exc).__name__}: {exc}", stage=stage)
 
 
+def client(config: RelayConfig) -> aiosmtplib.SMTP:
+    """An unconnected aiosmtplib client for the relay: `connect()` does the greeting, EHLO,
+    STARTTLS or implicit TLS and AUTH, as configured."""
+    c = config
+    return aiosmtplib.SMTP(
+        hostname=c.host,
+        port=c.port,
+        timeout=c.timeout,
+        local_hostname=c.local_hostname,
+        use_tls=c.tls == "ssl",
+        start_tls=c.tls == "starttls",
+        validate_certs=c.verify_certificate,
+        cert_bundle=str(c.ca_file) if c.ca_file else None,
+        username=c.username or None,
+        password=c.password or None,
+    )
+
+
+async def connect(config: RelayConfig) -> aiosmtplib.SMTP:
+    """A connection through greeting, EHLO, TLS and AUTH; errors mapped (`DeliveryError`)."""
+    smtp = client(config)
+    try:
+        await smtp.connect()
+        if smtp.is_ehlo_or_helo_needed:  # without TLS or AUTH nothing has asked yet
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await smtp.helo()
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        smtp.close()
+        refused = TransientDeliveryError if 400 <= exc.code < 500 else PermanentDeliveryError
+        reply = f"{exc.code} {exc.message}".strip()
+        raise refused(
+            f"AUTH as {config.username} refused: {reply}", code=exc.code, stage="connect"
+        ) from exc
+    except Exception as exc:
+        no_auth = bool(config.username and smtp.esmtp_extensions) and not smtp.supports_extension(
+            "auth"
+        )
+        smtp.close()
+        if no_auth:
+            raise PermanentDeliveryError(
+                f"{config.describe()} does not offer AUTH, but {config.setting}.username is set"
+                + (" (many relays offer it only after STARTTLS)" if config.tls == "none" else ""),
+                stage="connect",
+            ) from exc
+        raise (unreachable(exc, config) or map_error(exc, "connect")) from exc
+    return smtp
+
+
 def wire_ready(data: bytes) -> bytes | None:
     """The message as DATA sends it (CRLF lines, dot-stuffed), or None if not plain CRLF.
 
@@ -117,25 +171,25 @@ def to_wire(data: bytes, wire_safe: bool = False) -> bytes:
 
 
 async def _data(smtp: aiosmtplib.SMTP, data: bytes, wire_safe: bool) -> aiosmtplib.SMTPResponse:
-    """DATA with the bytes in wire form (`to_wire`), sent as they are; should aiosmtplib's
-    internals ever change, its own `data()` does it the slow way."""
+    """DATA with the bytes in wire form (`to_wire`), sent as they are: aiosmtplib's `data()`
+    would run its two regular expressions over every message again.
+
+    Public API only: `execute_command` sends DATA (and closes the connection if it drops or
+    stalls); the message goes out with the protocol's `write` and its reply is read with
+    `read_response`, which marks a reply as expected before anything more is read (nothing
+    awaits between the two). The connection is ours alone, one transaction at a time, so
+    aiosmtplib's command lock has nothing to guard here.
+    """
+    start = await smtp.execute_command(b"DATA")
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
     protocol = smtp.protocol
-    lock = getattr(protocol, "_command_lock", None)
-    if protocol is None or lock is None or not hasattr(protocol, "_response_pending"):
-        return await smtp.data(data)
-    ready = to_wire(data, wire_safe)
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
     try:
-        # the same steps as aiosmtplib's execute_data_command, minus its regex passes
-        async with lock:
-            protocol._response_pending = True
-            protocol.write(b"DATA\r\n")
-            start = await protocol.read_response(timeout=smtp.timeout)
-            if start.code != 354:
-                raise aiosmtplib.SMTPDataError(start.code, start.message)
-            protocol._response_pending = True
-            protocol.write(ready)
-            protocol.write(b".\r\n")
-            response = await protocol.read_response(timeout=smtp.timeout)
+        protocol.write(to_wire(data, wire_safe))
+        protocol.write(b".\r\n")
+        response = await protocol.read_response(timeout=smtp.timeout)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
         smtp.close()
         raise
@@ -157,28 +211,6 @@ class SmtpTransport:
     def relay(self) -> str:
         return self._config.describe()
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        c = self._config
-        smtp = aiosmtplib.SMTP(
-            hostname=c.host,
-            port=c.port,
-            timeout=c.timeout,
-            local_hostname=c.local_hostname,
-            use_tls=c.tls == "ssl",
-            start_tls=c.tls == "starttls",
-            validate_certs=c.verify_certificate,
-            cert_bundle=str(c.ca_file) if c.ca_file else None,
-            username=c.username or None,
-            password=c.password or None,
-        )
-        await smtp.connect()
-        if smtp.is_ehlo_or_helo_needed:  # without TLS or AUTH nothing has asked yet
-            try:
-                await smtp.ehlo()
-            except aiosmtplib.SMTPHeloError:
-                await smtp.helo()
-        return smtp
-
     @property
     def _connected(self) -> bool:
         if self._pipe is not None:
@@ -190,10 +222,7 @@ class SmtpTransport:
         if self._connected:
             return
         self._smtp = self._pipe = None
-        try:
-            smtp = await self._connect()
-        except Exception as exc:
-            raise map_error(exc, "connect") from exc
+        smtp = await connect(self._config)
         if smtp.supports_extension("pipelining"):  # RFC 2920: fewer round trips
             self._pipe = Pipeline.take_over(smtp, self._config.timeout)
         else:

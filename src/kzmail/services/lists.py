@@ -23,6 +23,7 @@ from kzmail.lists.writer import XLSX_SUFFIXES, ListWriter
 from kzmail.models import ANY_LIST, Campaign, ListSource, Rendered, Subscriber, Workspace
 from kzmail.render.message import Outgoing
 from kzmail.render.related import size_warnings
+from kzmail.services.relays import RelayCheck, check_relays
 from kzmail.services.workspace import (
     Prepared,
     prepare,
@@ -33,6 +34,7 @@ from kzmail.state.journal import Journal
 from kzmail.text import without_controls
 
 DNS_SERVER_ENV = "KZMAIL_DNS_SERVER"
+RELAY_EXIT = 4  # as a send that pauses because the relay refuses us or cannot be reached
 
 
 @dataclass
@@ -45,11 +47,15 @@ class CheckResult:
     lists: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     codes: list[int] = field(default_factory=list)  # exit codes of the errors raised
+    relays: list[RelayCheck] = field(default_factory=list)  # with `smtp`: one per relay
 
     @property
     def ok(self) -> bool:
         """True when the campaign can be sent (problem rows are skipped, not fatal)."""
-        return not self.errors and not self.summary.errors and self.summary.sendable > 0
+        relays_ok = all(relay.ok for relay in self.relays)
+        return (
+            relays_ok and not self.errors and not self.summary.errors and self.summary.sendable > 0
+        )
 
     @property
     def exit_code(self) -> int:
@@ -57,7 +63,8 @@ class CheckResult:
         error that stopped the check (1: the state folder, say)."""
         if self.ok:
             return 0
-        return max(self.codes, default=InputError.exit_code)
+        relay = [RELAY_EXIT] if not all(relay.ok for relay in self.relays) else []
+        return max(self.codes + relay, default=InputError.exit_code)
 
 
 class _AnyList:
@@ -116,6 +123,7 @@ def check(
     *,
     lists: Sequence[Path] = (),
     check_dns: bool = False,
+    smtp: bool = False,
     resolver: Any = None,
     on_problem: Callable[[Problem], None] = lambda _: None,
     keep_problems: int = 1000,
@@ -123,7 +131,8 @@ def check(
     """Validate the campaign and its template, then read every list once and count.
 
     `lists` replaces the campaign's lists (and works without a campaign). DNS is only
-    queried with `check_dns`, through `resolver` (default: `dns_resolver()`).
+    queried with `check_dns`, through `resolver` (default: `dns_resolver()`). With `smtp`,
+    each relay is connected to as a send would (TLS, AUTH), without sending (`relays`).
     """
     errors: list[str] = []
     codes: list[int] = []
@@ -186,6 +195,9 @@ def check(
             errors.extend(remote)
     if not summary.errors and summary.sendable == 0 and not errors:
         errors.append("no sendable subscriber in the list" + ("s" if len(sources) > 1 else ""))
+    relays: list[RelayCheck] = []
+    if smtp:
+        relays = _relays(ws, prepared, errors, codes)
     return CheckResult(
         summary,
         prepared.campaign if prepared else None,
@@ -193,7 +205,25 @@ def check(
         [str(s.path) for s in sources],
         warnings,
         codes,
+        relays,
     )
+
+
+def _relays(
+    ws: Workspace, prepared: Prepared | None, errors: list[str], codes: list[int]
+) -> list[RelayCheck]:
+    """`check --smtp`: each relay's answer; a setting that stops us first is an error."""
+    if prepared is None:  # no campaign, or one that could not be read (said already)
+        if not errors:
+            errors.append("--smtp needs a campaign: its relays are the ones checked")
+            codes.append(InputError.exit_code)
+        return []
+    try:
+        return check_relays(ws, prepared.campaign)
+    except KzmailError as exc:
+        errors.append(str(exc))
+        codes.append(exc.exit_code)
+    return []
 
 
 def _dkim_warnings(campaign: Campaign, resolver: Any) -> list[str]:

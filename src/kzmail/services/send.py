@@ -21,7 +21,6 @@ from kzmail.delivery.ratelimit import Gate, RateLimiter, windows_for
 from kzmail.delivery.sink import EmbeddedSink
 from kzmail.delivery.smtp import RelayConfig, SmtpTransport
 from kzmail.errors import (
-    CampaignError,
     InputError,
     Interrupted,
     SubscriberListError,
@@ -36,6 +35,8 @@ from kzmail.models import (
     Workspace,
     pick_subscriber,
 )
+from kzmail.services.outcome import Outcome, outcome
+from kzmail.services.relays import relay_configs
 from kzmail.services.workspace import (
     Prepared,
     find_subscriber,
@@ -78,6 +79,7 @@ class SendResult:
     built: int = 0
     uncertain: list[Delivery] = field(default_factory=list)  # left by a crash, not re-sent
     run_key: str = ""
+    outcome: Outcome | None = None  # who still lacks the message (not for --to or a dry run)
 
 
 def run_key(campaign: Campaign, *, test_only: bool = False) -> str:
@@ -86,37 +88,6 @@ def run_key(campaign: Campaign, *, test_only: bool = False) -> str:
         return f"{campaign.name}#test"
     return (
         f"{campaign.name}#sink" if campaign.smtp.is_local and not campaign.relays else campaign.name
-    )
-
-
-def _relay_config(
-    ws: Workspace, campaign: Campaign, smtp: SmtpSettings, rate: RateSettings
-) -> RelayConfig:
-    password = ""
-    if smtp.username:
-        if not smtp.password_env:
-            raise CampaignError(
-                "smtp.username is set: name the environment variable that holds the password",
-                path=campaign.source_path,
-                key="smtp.password_env",
-            )
-        password = ws.environ.get(smtp.password_env, "")
-        if not password:
-            raise CampaignError(
-                f"environment variable {smtp.password_env} is not set",
-                path=campaign.source_path,
-                key="smtp.password_env",
-            )
-    return RelayConfig(
-        host=smtp.host,
-        port=smtp.port,
-        tls=smtp.tls,
-        username=smtp.username,
-        password=password,
-        timeout=smtp.timeout,
-        verify_certificate=smtp.verify_certificate,
-        ca_file=smtp.ca_file,
-        messages_per_connection=rate.messages_per_connection,
     )
 
 
@@ -130,15 +101,6 @@ def _limiter(journal: Journal | None, scope: str, rate: RateSettings) -> RateLim
         history=journal.rate_history(scope, span),
         on_stamp=lambda at: journal.add_rate_stamp(scope, at),
     )
-
-
-def _relay_configs(ws: Workspace, campaign: Campaign) -> list[tuple[RelayConfig, RateSettings]]:
-    """Each relay's connection settings (password from the workspace) with its own limits."""
-    if not campaign.relays:
-        return [(_relay_config(ws, campaign, campaign.smtp, campaign.rate), campaign.rate)]
-    return [
-        (_relay_config(ws, campaign, relay, relay.rate), relay.rate) for relay in campaign.relays
-    ]
 
 
 def _lanes(
@@ -209,9 +171,11 @@ def _empty_maildir(folder: Path) -> None:
 
 def _to_do(journal: Journal, key: str, valid: int, mode: Mode, resend_uncertain: bool) -> int:
     counts = journal.counts(key)
+    temporary = sum(1 for d in journal.deliveries(key, ("failed",)) if d.retryable)
     if mode == "retry":
-        return sum(1 for d in journal.deliveries(key, ("failed",)) if d.retryable)
-    done = counts.get("sent", 0) + counts.get("failed", 0) + counts.get("bounced", 0)
+        return temporary
+    # a send re-attempts the temporary failures of earlier runs too
+    done = counts.get("sent", 0) + counts.get("failed", 0) + counts.get("bounced", 0) - temporary
     if not resend_uncertain:
         done += counts.get("uncertain", 0)
     return max(0, valid - done)
@@ -257,7 +221,7 @@ def send(
         if summary.sendable == 0 and to is None:
             raise InputError("no sendable subscriber in the list", path=campaign.list_paths[0])
         # a missing password shows before the question
-        configs = _relay_configs(ws, campaign) if not dry_run and not local else []
+        configs = relay_configs(ws, campaign) if not dry_run and not local else []
         if not confirm(plan):
             return SendResult(plan, SendReport())
         key = run_key(campaign, test_only=to is not None)
@@ -297,8 +261,10 @@ def send(
                     "flight are uncertain; `kzmail send` resumes and names "
                     "them"
                 ) from None
-        left = [] if resend_uncertain else uncertain
-        return SendResult(plan, report, uncertain=left, run_key=key)
+            left = [] if resend_uncertain else uncertain
+            partial = report.paused is not None or report.interrupted or limit is not None
+            after = None if to is not None else outcome(prepared, journal, key, partial=partial)
+        return SendResult(plan, report, uncertain=left, run_key=key, outcome=after)
     finally:
         checker.close()
         journal.close()
