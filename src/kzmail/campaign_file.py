@@ -7,6 +7,7 @@ dotted key. Relative paths inside the file resolve against the file's own folder
 from __future__ import annotations
 
 import difflib
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, get_args
 
@@ -27,6 +28,11 @@ _PATH_KEYS: tuple[Loc, ...] = (
     ("smtp", "ca_file"),
 )
 _MUST_EXIST: tuple[Loc, ...] = (("template",), ("article", "file"), ("dkim", "key_file"))
+
+
+def default_template() -> Path:
+    """The template shipped inside the package, for a campaign that names none."""
+    return Path(str(files("kzmail").joinpath("assets", "newsletter.mjml")))
 
 
 def _line_map(node: yaml.Node, loc: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
@@ -126,6 +132,8 @@ def load(path: Path) -> Campaign:
         value = _get(data, loc)
         if isinstance(value, str) and value.strip():
             _set(data, loc, (folder / value.strip()).resolve())
+    if data.get("template") is None:
+        data["template"] = default_template()
     relays = data.get("relays")
     for relay in relays if isinstance(relays, list) else []:
         value = relay.get("ca_file") if isinstance(relay, dict) else None

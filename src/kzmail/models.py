@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kzmail.languages import PLACEHOLDERS, default_texts
 from kzmail.text import CONTROL_CHARS, DNS_LABEL, PLAIN_ADDRESS
 
 
@@ -193,6 +194,29 @@ class InboxSettings(_Model):
     soft_limit: int = Field(3, ge=1, le=100)  # soft bounces in this many campaigns: suppress
 
 
+class Texts(_Model):
+    """The template's fixed texts; `Campaign` fills what `texts:` leaves out from the
+    defaults of the campaign's language (`kzmail.languages`)."""
+
+    by: str
+    greeting: str
+    greeting_anonymous: str
+    demands: str
+    sources: str
+    sent_to: str
+    unsubscribe: str
+
+    _one_line = field_validator("*")(_single_line)
+
+    @field_validator(*PLACEHOLDERS)
+    @classmethod
+    def _placeholder(cls, value: str, info: Any) -> str:
+        wanted = PLACEHOLDERS[info.field_name]
+        if wanted not in value:
+            raise ValueError(f"must contain {wanted} (where it goes in the text)")
+        return value
+
+
 class Campaign(_Model):
     """A campaign file, validated; paths already resolved against the file's folder."""
 
@@ -201,7 +225,8 @@ class Campaign(_Model):
     from_: str = Field(alias="from")
     reply_to: str | None = None
     language: str = Field("de", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-    template: Path
+    template: Path  # the packaged default when the file names none (campaign_file)
+    texts: Texts
     list_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+$")
     list_name: str = ""
     reason: str = ""
@@ -229,6 +254,21 @@ class Campaign(_Model):
     _one_line = field_validator("subject", "list_name", "preheader")(_single_line)
     _from = field_validator("from_")(_mailbox)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_texts(cls, data: Any) -> Any:
+        """`texts:` over the defaults of the campaign's `language`."""
+        if not isinstance(data, dict):
+            return data
+        language = data.get("language", "de")
+        given = data.get("texts")
+        if given is None:
+            given = {}
+        if not isinstance(given, dict):
+            return data  # pydantic names the key and the problem
+        base = default_texts(language if isinstance(language, str) else "de")
+        return {**data, "texts": {**base, **given}}
+
     @field_validator("reply_to")
     @classmethod
     def _reply_to(cls, value: str | None) -> str | None:
@@ -252,6 +292,7 @@ class Subscriber:
     name: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     line: int = 0
+    first_name: str = ""  # from a first-name column, for the greeting
 
 
 def pick_subscriber(subscribers: Iterable[Subscriber], address: str | None) -> Subscriber | None:

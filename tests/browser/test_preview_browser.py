@@ -113,7 +113,7 @@ def test_live_reload_on_article_template_and_campaign_changes(
 
     edit_campaign(
         project / "templates/newsletter.mjml",
-        lambda t: t.replace("Unsere Forderungen", "Unsere ForderungenNEU"),
+        lambda t: t.replace("<h2>{{ texts.demands }}</h2>", "<h2>{{ texts.demands }}NEU</h2>"),
     )
     wait_until(page, lambda: "ForderungenNEU" in page.locator("pre").inner_text())
 

@@ -54,7 +54,7 @@ def test_preview_of_a_template_reaching_for_internals_is_one_line(project: Path)
     edit_campaign(
         template,
         lambda text: text.replace(
-            "Von {{ author }}", "Von {{ author }} {{ cycler.__init__.__globals__ }}"
+            "{{ texts.by }} {{ author }}", "{{ author }} {{ cycler.__init__.__globals__ }}"
         ),
     )
     code, stdout, stderr = run("preview", CAMPAIGN)

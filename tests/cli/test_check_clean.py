@@ -156,7 +156,7 @@ def test_check_exits_2_for_an_invalid_campaign_with_file_line_key(project: Path)
 def test_check_finds_template_fields_the_list_lacks(project: Path) -> None:
     edit_campaign(
         project / "templates/newsletter.mjml",
-        lambda t: t.replace("Hallo {{ subscriber.name }},", "Hallo {{ subscriber.plz }},"),
+        lambda t: t.replace("{{ texts.unsubscribe }}", "{{ subscriber.plz }}"),
     )
     code, _, stderr = _invoke("check")
     assert code == 2  # a mistake in the files (README's exit codes)

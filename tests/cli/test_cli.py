@@ -123,7 +123,7 @@ def test_unknown_template_field(project: Path, smtp_server: SmtpServer) -> None:
     use_relay(project / CAMPAIGN, smtp_server)
     template = project / "templates/newsletter.mjml"
     template.write_text(
-        template.read_text().replace("{{ subscriber.email }}", "{{ subscriber.emial }}")
+        template.read_text().replace("{{ unsubscribe_url }}", "{{ subscriber.emial }}")
     )
     line = next(i for i, t in enumerate(template.read_text().splitlines(), 1) if "emial" in t)
     _assert_one_line_error(*run("send", CAMPAIGN, "--yes"), f"newsletter.mjml:{line}:", "emial")

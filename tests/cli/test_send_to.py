@@ -36,8 +36,8 @@ def use_city(project: Path) -> None:
     edit_campaign(
         project / TEMPLATE,
         lambda t: t.replace(
-            "Diese E-Mail ging an {{ subscriber.email }}.",
-            "Diese E-Mail ging an {{ subscriber.email }} in {{ subscriber.city }}.",
+            '<p><a href="{{ unsubscribe_url }}">',
+            '<p>Wohnort: {{ subscriber.city }}.</p><p><a href="{{ unsubscribe_url }}">',
         ),
     )
 
@@ -56,7 +56,8 @@ def test_to_an_address_not_in_the_list_takes_a_row_as_sample_data(
     )
     assert [m.rcpt_tos for m in smtp_server.handler.messages] == [["me@example.net"]]
     text = _text(smtp_server.handler.messages[0].data)
-    assert "Diese E-Mail ging an me@example.net in Berlin." in text  # row 2 is in Berlin
+    assert "Diese E-Mail ging an me@example.net." in text
+    assert "Wohnort: Berlin." in text  # row 2 is in Berlin
     assert "Hallo," in text  # no subscriber's name beside the tester's address
 
 
@@ -69,7 +70,8 @@ def test_to_an_address_in_the_list_uses_its_own_row_and_says_nothing(
     assert code == 0, err
     assert "note:" not in out
     text = _text(smtp_server.handler.messages[0].data)
-    assert "Diese E-Mail ging an ayse.yilmaz@example.net in Köln." in text
+    assert "Diese E-Mail ging an ayse.yilmaz@example.net." in text
+    assert "Wohnort: Köln." in text
     assert "Hallo Ayşe Yılmaz," in text
 
 

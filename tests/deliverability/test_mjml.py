@@ -37,6 +37,10 @@ def _visible(markup: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", markup))).strip()
 
 
+def _tokens_apart(text: str) -> str:
+    return re.sub(r"(kzjinja\d+x)\s*(?=kzjinja)", r"\1 ", text)
+
+
 def test_template_passes_strict_validation(tmp_path: Path) -> None:
     source = (REPO / "templates" / "newsletter.mjml").read_text(encoding="utf-8")
     done = official_mjml(source, tmp_path)
@@ -66,8 +70,9 @@ def test_filled_template_passes_and_both_compilers_agree(
     done = official_mjml(protected, tmp_path)
     assert done.returncode == 0, done.stderr
     ours = mjml2html(protected, fonts={}, disable_comments=True)
-    assert _visible(ours) == _visible(done.stdout)
-    assert "Unsere Forderungen" in _visible(ours)
+    # whitespace between two Jinja tokens (two <mj-raw>s side by side) is not shown
+    assert _tokens_apart(_visible(ours)) == _tokens_apart(_visible(done.stdout))
+    assert "Internationale Solidarität" in _visible(ours)
 
 
 def test_strict_validation_rejects_a_broken_template(tmp_path: Path) -> None:

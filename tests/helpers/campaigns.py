@@ -65,3 +65,25 @@ def status_on_disk(state_db: Path, address: str) -> str | None:
     finally:
         db.close()
     return None if row is None else str(row[0])
+
+
+# The fixed texts of the German default template: none may show in a campaign in English.
+GERMAN_FIXED_TEXTS = (
+    "Von ",
+    "Hallo",
+    "Unsere Forderungen",
+    "Quellen",
+    "Diese E-Mail ging an",
+    "Vom Newsletter abmelden",
+)
+
+
+def new_campaign(root: Path, name: str, *options: str) -> Path:
+    """`kzmail new NAME [options]` run in `root` (through the CLI); the campaign file."""
+    from typer.testing import CliRunner
+
+    from kzmail.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["new", name, *options])
+    assert result.exit_code == 0, result.output
+    return root / "campaigns" / f"{name}.yaml"

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from kzmail.cli.common import current_workspace, err, out, untrusted
+from kzmail.cli.common import KzmailTyper, current_workspace, err, out, untrusted
 
-app = typer.Typer()
+app = KzmailTyper()
 
 
 @app.command()

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kzmail.cli.common import current_workspace, err, out
+from kzmail.cli.common import KzmailTyper, current_workspace, err, out
 from kzmail.errors import KzmailError
 
 if TYPE_CHECKING:
     from kzmail.lists.checker import ListSummary
     from kzmail.lists.rows import Problem
 
-app = typer.Typer()
+app = KzmailTyper()
 
 
 def _count(n: int, noun: str) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kzmail.cli.common import CampaignArg, current_workspace, err, out, untrusted
+from kzmail.cli.common import CampaignArg, KzmailTyper, current_workspace, err, out, untrusted
 from kzmail.cli.lists import list_summary
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import kzmail.services.send
     from kzmail.services.outcome import Delivery, Outcome
 
-app = typer.Typer()
+app = KzmailTyper()
 
 
 @app.command()
@@ -32,7 +32,10 @@ def preview(
         typer.Argument(help="The campaign YAML file (default: the only one in campaigns/)."),
     ] = None,
     subscriber: Annotated[
-        str | None, typer.Option(help="Preview for this subscriber's address (default: the first).")
+        str | None,
+        typer.Option(
+            metavar="ADDRESS", help="Preview for this subscriber's address (default: the first)."
+        ),
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the files.")] = Path("preview"),
     serve: Annotated[
@@ -276,7 +279,11 @@ def send(
     ] = False,
     to: Annotated[
         str | None,
-        typer.Option(help="Send one message, identical to a real one, to this address only."),
+        typer.Option(
+            metavar="ADDRESS",
+            help="Send one message, made exactly like a real one, to this address only; for "
+            "an address not in the list, the list's first row gives the extra fields.",
+        ),
     ] = None,
     limit: Annotated[
         int | None, typer.Option(min=1, help="Send to the first N pending subscribers only.")

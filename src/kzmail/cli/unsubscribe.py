@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from kzmail.cli.common import current_workspace, err, out, untrusted
+from kzmail.cli.common import KzmailTyper, current_workspace, err, out, untrusted
 
-app = typer.Typer()
-secret_cli = typer.Typer(no_args_is_help=True, help="The secret that signs unsubscribe links.")
+app = KzmailTyper()
+secret_cli = KzmailTyper(no_args_is_help=True, help="The secret that signs unsubscribe links.")
 
 
 @app.command()
@@ -74,7 +74,7 @@ def secret_rotate(
 
 
 # the suppression list: mailto unsubscribes in, CSV out -----------------------------------
-unsubscribes_cli = typer.Typer(
+unsubscribes_cli = KzmailTyper(
     no_args_is_help=True, help="Who unsubscribed: import mailto replies, list, export, remove."
 )
 ListOption = Annotated[

@@ -328,8 +328,9 @@ def parse_row(
     except ValueError as exc:
         return Problem(file, row, str(exc))
     name = clean_text(_cell(cells, columns.name))
+    first = clean_text(_cell(cells, columns.first))
     if not name:
-        parts = (clean_text(_cell(cells, columns.first)), clean_text(_cell(cells, columns.last)))
+        parts = (first, clean_text(_cell(cells, columns.last)))
         name = " ".join(p for p in parts if p) or clean_text(display)
     if len(name) > MAX_NAME:
         return Problem(file, row, f"name is longer than {MAX_NAME} characters: {address}")
@@ -345,4 +346,4 @@ def parse_row(
                 kind="unsubscribed",
                 address=address,
             )
-    return Subscriber(email=address, name=name, fields=fields, line=row)
+    return Subscriber(email=address, name=name, fields=fields, line=row, first_name=first)

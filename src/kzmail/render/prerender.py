@@ -45,11 +45,16 @@ def prerender(
     values: Mapping[str, Any],
     personal: Collection[str],
     reshape: Callable[[list[nodes.Node], bool], list[nodes.Node]] | None = None,
+    *,
+    fold: Callable[[str], str] | None = None,
 ) -> tuple[jinja2.Template, frozenset[str]]:
     """The template with its impersonal parts rendered, and the names it still reads.
 
-    `reshape`, if given, gets the body so rendered (and whether it could be) and returns
-    the body to compile: a last pass over the literal text (the text part's wrapping).
+    `fold`, if given, tidies each stretch of literal text the rendering leaves (the text
+    part folds the blank lines around a section an `{% if %}` left out). `reshape`, if
+    given, gets the body so rendered (and whether it could be) and returns the body to
+    compile: a last pass over the literal text (the text part's wrapping).
+
     Raises what rendering would raise (e.g. `jinja2.UndefinedError` for a misspelt
     campaign variable), now rather than at the first subscriber.
     """
@@ -57,6 +62,8 @@ def prerender(
     folded = next(tree.find_all(_ENTANGLED), None) is None
     if folded:
         tree.body = _Folder(env, values, frozenset(personal)).body(tree.body)
+        if fold is not None:
+            tree.body = _joined(tree.body, fold)
     if reshape is not None:
         tree.body = reshape(tree.body, folded)
     return env.from_string(tree), frozenset(meta.find_undeclared_variables(tree))
@@ -102,6 +109,36 @@ class _Folder:
     def _is_personal(self, node: nodes.Node) -> bool:
         names = [node] if isinstance(node, nodes.Name) else []
         return any(name.name in self._personal for name in (*names, *node.find_all(nodes.Name)))
+
+
+def _joined(statements: list[nodes.Node], fold: Callable[[str], str]) -> list[nodes.Node]:
+    """`statements` with each run of literal text as one `fold`ed piece."""
+    joined: list[nodes.Node] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            joined.append(nodes.Output([nodes.TemplateData(fold("".join(pending)))]))
+            pending.clear()
+
+    for node in statements:
+        if isinstance(node, nodes.Output):
+            for child in node.nodes:
+                if isinstance(child, nodes.TemplateData):
+                    pending.append(child.data)
+                else:
+                    flush()
+                    joined.append(nodes.Output([child], lineno=node.lineno))
+            continue
+        flush()
+        if isinstance(node, nodes.If):
+            node.body = _joined(node.body, fold)
+            for branch in node.elif_:
+                branch.body = _joined(branch.body, fold)
+            node.else_ = _joined(node.else_, fold)
+        joined.append(node)
+    flush()
+    return joined
 
 
 __all__ = ["prerender"]

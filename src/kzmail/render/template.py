@@ -86,7 +86,12 @@ class CompiledTemplate:
 
     def render(self, subscriber: Subscriber, unsubscribe_url: str) -> Rendered:
         """Personalise both parts for one subscriber (autoescaped HTML, plain text)."""
-        person = _Person(subscriber.fields, email=subscriber.email, name=subscriber.name)
+        person = _Person(
+            subscriber.fields,
+            email=subscriber.email,
+            name=subscriber.name,
+            first_name=subscriber.first_name,
+        )
         try:
             html = _run(self._html, self._html_context, person, unsubscribe_url)
             text = _run(self._text, self._text_context, person, unsubscribe_url)
@@ -169,6 +174,7 @@ def _campaign_values(campaign: Campaign, article: str) -> dict[str, Any]:
         "list_name": campaign.list_name,
         "reason": campaign.reason,
         "language": campaign.language,
+        "texts": campaign.texts.model_dump(),
         "subject": campaign.subject,
         "article": Markup(article),  # noqa: S704 - our own Markdown render, raw HTML off
         "demands": list(campaign.demands),
@@ -272,6 +278,13 @@ def _lift(
     return skeleton, lifted
 
 
+_BLANK_RUN = re.compile(r"\n(?:[ \t]*\n){2,}")
+
+
+def _fold_blank_lines(text: str) -> str:
+    return _BLANK_RUN.sub("\n\n", text)
+
+
 def _restore(text: str, tokens: Mapping[str, str]) -> str:
     if not tokens:
         return text
@@ -347,6 +360,7 @@ def compile_campaign(campaign: Campaign) -> CompiledTemplate:
             text_values,
             SUBSCRIBER_NAMES,
             reshape=flow_template,
+            fold=_fold_blank_lines,  # a section left out leaves no run of blank lines
         )
     except Exception as exc:
         raise _failure(exc, path, source, (sorted(values), None)) from exc
