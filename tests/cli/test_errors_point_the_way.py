@@ -67,12 +67,14 @@ def test_an_http_unsubscribe_url_gets_a_sentence_not_a_regex(project: Path) -> N
 
 def test_an_unknown_subscriber_field_lists_the_list_s_fields(project: Path) -> None:
     template = project / "templates/newsletter.mjml"
-    edit_campaign(template, lambda t: t.replace("{{ subscriber.email }}", "{{ subscriber.emial }}"))
+    edit_campaign(template, lambda t: t.replace("subscriber.email)", "subscriber.emial)"))
     line = _line_of(template, "subscriber.emial")
     error = _one_error(project)
     assert f"newsletter.mjml:{line}: subscriber.emial: unknown subscriber field 'emial'" in error
     assert "did you mean email?" in error
-    assert "subscriber.city, subscriber.email, subscriber.name" in error  # the list's columns
+    assert (
+        "subscriber.city, subscriber.email, subscriber.first_name, subscriber.name" in error
+    )  # the list's columns
 
 
 def test_an_unknown_campaign_value_lists_the_campaign_s_values(project: Path) -> None:
