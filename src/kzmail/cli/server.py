@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from kzmail.cli.common import current_workspace, err, out
+from kzmail.cli.common import KzmailTyper, current_workspace, err, out
 
-app = typer.Typer()
-server_cli = typer.Typer(
+app = KzmailTyper()
+server_cli = KzmailTyper(
     no_args_is_help=True, help="The public unsubscribe server that holds no subscriber list."
 )
 
