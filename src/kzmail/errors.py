@@ -12,6 +12,7 @@
     │   ├── ListenError         the web server cannot listen where it was asked to
     │   └── SyncError           the unsubscribe server cannot be reached or refuses to sync
     ├── SigningError            DKIM signatures cannot be made (the signing process failed)
+    ├── MailboxError (KzmailError, ConnectionError)  the reply mailbox's server went away
     ├── Interrupted             a second Ctrl-C stopped a send at once (exit code 130)
     └── DeliveryError           a message could not be handed to the relay
         ├── TransientDeliveryError (DeliveryError, ConnectionError)  4xx, timeout, disconnect
@@ -112,6 +113,10 @@ class SigningError(KzmailError):
 
     Raised before the message concerned is handed to the relay, so it was not sent.
     """
+
+
+class MailboxError(KzmailError, ConnectionError):
+    """The reply mailbox's server (IMAP) dropped the connection or refused a change."""
 
 
 class Interrupted(KzmailError):

@@ -90,3 +90,18 @@ def test_forget_erases_the_record_of_a_removed_suppression(project: Path) -> Non
     assert code == 0, output
     for path in (project / ".kzmail").iterdir():
         assert ADDRESS.encode() not in path.read_bytes(), path.name
+
+
+def test_forget_erases_the_soft_bounces_counted_for_the_address(project: Path) -> None:
+    from kzmail.state.journal import Journal
+
+    journal = Journal(project / ".kzmail")
+    try:
+        journal.count_soft(ADDRESS, "kasachstan", "4.2.2", "mailbox full")
+    finally:
+        journal.close()
+    code, output = kz("forget", ADDRESS, "--yes")
+    assert code == 0, output
+    for name in ("state.db", "state.db-wal"):
+        path = project / ".kzmail" / name
+        assert not path.exists() or ADDRESS.encode() not in path.read_bytes(), name

@@ -154,7 +154,10 @@ def test_inbox_suppresses_hard_bounces_and_complaints_only(
     code, out, _ = kz("inbox", str(box), "--campaign", CAMPAIGN, "--json")
     again = json.loads(out)["totals"]
     assert again["suppressed"] == 0 and again["soft_counted"] == 0
-    assert again["repeated"] == 5  # the stranger and the broken one are shown again
+    # the stranger's bounce is remembered as unmatched (said in the totals, not acted on);
+    # only the broken one is shown again
+    assert again["repeated"] == 6 and again["unmatched_before"] == 1
+    assert again["unmatched"] == 0 and again["malformed"] == 1
 
 
 def test_dry_run_shows_the_verdict_and_changes_nothing(
@@ -267,3 +270,102 @@ def test_verp_matches_a_bounce_that_returns_no_headers(
         "campaign": "kasachstan",
     }
     assert rows[1]["campaign"] is None and rows[1]["suppress"] is False  # bad signature
+
+
+def test_a_complaint_finds_its_list_in_the_journal_without_the_campaign_file(
+    project: Path, smtp_server: SmtpServer
+) -> None:
+    ids = sent_ids(project, smtp_server)
+    reader = sorted(ids)[0]
+    (project / CAMPAIGN).rename(project / "kasachstan-archived.yaml")  # no longer in campaigns/
+    box = write_maildir(project / "fbl", [("1.arf", arf(reader, returned_id=ids[reader]))])
+
+    code, out, err = kz("inbox", str(box), "--json")
+
+    assert code == 0, err
+    (row,) = json.loads(out)["messages"][0]["recipients"]
+    assert row["suppress"] is True and row["campaign"] == "kasachstan", (row, err)
+    journal = Journal(project / ".kzmail")
+    try:
+        assert journal.suppressed_on(reader) == [LIST]  # the list it was sent to, not '*'
+    finally:
+        journal.close()
+
+
+def test_an_unmatched_bounce_is_remembered_and_acted_on_only_by_any_address_saying_so(
+    project: Path,
+) -> None:
+    stranger = "fremd@else.test"
+    box = write_maildir(
+        project / "b",
+        [("1.x", dsn("mx.test", stranger, "5.1.1", "550 5.1.1 user unknown", returned_id="<n@x>"))],
+    )
+    code, out, err = kz("inbox", str(box))
+    assert code == 0, err
+    assert "matches no kzmail delivery" in err and "0 suppressed" in out
+    # a second run neither acts nor reports it again, but says it is there
+    code, out, err = kz("inbox", str(box))
+    assert code == 0, err
+    assert "matches no kzmail delivery" not in err
+    assert "1 handled before (1 of them bounces matching no delivery: --any-address" in out
+    journal = Journal(project / ".kzmail")
+    try:
+        assert journal.handled_as("mid:<dsn.1@mx.test>") == "unmatched"
+        assert journal.suppressed_on(stranger) == []
+    finally:
+        journal.close()
+    # --any-address acts on it, and says that an earlier run left it alone
+    code, out, err = kz("inbox", str(box), "--any-address")
+    assert code == 0, err
+    assert "an earlier run left this bounce unmatched; acting on it now" in err
+    assert f"suppressed {stranger}" in out
+    code, out, err = kz("inbox", str(box), "--any-address")
+    assert "1 handled before," in out and "0 suppressed" in out  # and only once
+    journal = Journal(project / ".kzmail")
+    try:
+        assert journal.suppressed_on(stranger) == [ANY_LIST]
+    finally:
+        journal.close()
+
+
+def test_unsubscribes_import_is_inbox_and_no_longer_skips_bounces(
+    project: Path, smtp_server: SmtpServer
+) -> None:
+    ids = sent_ids(project, smtp_server)
+    gone = sorted(ids)[0]
+    bounce = dsn("mx.test", gone, "5.1.1", "550 5.1.1 user unknown", returned_id=ids[gone])
+    box = write_maildir(project / "abmelden", [("1.dsn", bounce)])
+
+    code, out, err = kz("unsubscribes", "import", str(box))
+
+    assert code == 0, err
+    assert f"bounce 1.dsn: suppressed {gone}" in out
+    journal = Journal(project / ".kzmail")
+    try:
+        assert journal.suppressed_on(gone) == [ANY_LIST]
+        assert journal.status("kasachstan", gone) == "bounced"
+    finally:
+        journal.close()
+
+
+def test_an_unsubscribe_reply_leaves_the_list_its_token_names(project: Path) -> None:
+    from kzmail.state.secret import load_signer
+
+    other = "other.list.example.org"
+    reader = "leserin@example.org"
+    token = load_signer(project / ".kzmail").make(other, reader)
+    box = write_maildir(
+        project / "r",
+        [("1.r", reply(reader, f"Re: unsubscribe {token}", "Bitte abmelden.", own_id="<u@x>"))],
+    )
+
+    code, out, err = kz("inbox", str(box), "--campaign", CAMPAIGN, "--json")
+
+    assert code == 0, err
+    (row,) = json.loads(out)["messages"][0]["recipients"]
+    assert row["suppress"] is True and row["campaign"] is None
+    journal = Journal(project / ".kzmail")
+    try:
+        assert journal.suppressed_on(reader) == [other]  # not the --campaign's list
+    finally:
+        journal.close()

@@ -94,7 +94,7 @@ def test_aligned_dkim_pass_from_the_named_server_is_acted_on(project: Path) -> N
     )
     output = _import(project, _reply(good), "--authserv-id", MX, maildir=True)
     assert _suppressed() == {VICTIM}
-    assert "unsubscribed " + VICTIM in output
+    assert "suppressed " + VICTIM in output  # `kzmail inbox`'s words: it is an alias now
 
 
 def test_aligned_spf_pass_is_acted_on(project: Path) -> None:
@@ -169,3 +169,14 @@ def test_a_plain_reply_to_the_mailto_link_of_a_sent_message_is_acted_on(project:
     output = _import(project, _reply(subject=subject["subject"][0], sender=reader))
     assert ", 0 not verified" in output, output
     assert reader in _suppressed()
+
+
+def test_the_token_names_the_list_not_the_campaign(project: Path) -> None:
+    other = "other.list.example.org"
+    token = load_signer(current_workspace().state).make(other, VICTIM)
+    _import(project, _reply(subject=f"Re: unsubscribe {token}"), "--list", LIST)
+    journal = Journal(current_workspace().state)
+    try:
+        assert journal.suppressed_on(VICTIM) == [other]
+    finally:
+        journal.close()

@@ -4,7 +4,9 @@ Its own config, queue and data folders and port (the machine's /etc/postfix is o
 Mail for `MAILBOXES` lands in `<base>/mail/<domain>/<local>/`; mail for any other address of
 a virtual domain is accepted and answered later with a real RFC 3464 DSN to the envelope
 sender (Postfix's `virtual` agent: "unknown user"); mail for other domains goes out by
-`smtp` and bounces when the domain does not resolve.
+`smtp` and bounces when the domain does not resolve. `transports` send a domain to a
+test server instead (`smtp:[127.0.0.1]:PORT`), and `settings` are more `main.cf` lines
+(short queue lifetimes, to see a message expire).
 """
 
 from __future__ import annotations
@@ -60,7 +62,13 @@ def _postconf(conf: Path, *args: str) -> None:
 
 
 @contextmanager
-def mailbox_relay(domains: list[str], mailboxes: list[str]) -> Iterator[MailboxRelay]:
+def mailbox_relay(
+    domains: list[str],
+    mailboxes: list[str],
+    *,
+    transports: dict[str, str] | None = None,
+    settings: tuple[str, ...] = (),
+) -> Iterator[MailboxRelay]:
     if shutil.which("postfix") is None or os.geteuid() != 0:
         raise RuntimeError("needs Postfix (scripts/system-deps.sh) and root")
     base = Path(tempfile.mkdtemp(prefix="kzmail-postfix-mx-", dir="/tmp"))
@@ -104,7 +112,12 @@ def mailbox_relay(domains: list[str], mailboxes: list[str]) -> Iterator[MailboxR
         "virtual_minimum_uid = 100",
         "smtpd_reject_unlisted_recipient = no",
         "smtp_host_lookup = native",
+        *settings,
     )
+    if transports:
+        table = base / "transport"
+        table.write_text("".join(f"{d} {t}\n" for d, t in transports.items()))
+        _postconf(conf, "-e", f"transport_maps = texthash:{table}")
     _postconf(conf, "-X", "default_transport", "relay_transport")
     _postconf(conf, "-M", "-X", "smtp/inet")
     _postconf(conf, "-M", f"{port}/inet={port} inet n - n - - smtpd")

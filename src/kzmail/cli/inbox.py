@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kzmail.cli.common import KzmailTyper, current_workspace, err, out, untrusted
+
+if TYPE_CHECKING:
+    from kzmail.services.inbox import InboxResult
 
 app = KzmailTyper()
 
@@ -59,8 +62,6 @@ def inbox(
     ] = False,
 ) -> None:
     """Read the reply mailbox: suppress hard bounces and complaints, count soft ones."""
-    import json
-
     from kzmail.inbox.replies import Trust
     from kzmail.services import inbox as service
 
@@ -76,7 +77,16 @@ def inbox(
         trust=Trust(tuple(authserv_id or ()), trust_from),
         soft_limit=soft_limit,
     )
-    result = service.inbox(ws, options)
+    show(service.inbox(ws, options), json_out=json_out)
+
+
+def show(result: InboxResult, *, json_out: bool = False) -> None:
+    """Print what a run did (also for `unsubscribes import` of a mailbox)."""
+    import json
+
+    from kzmail.services import inbox as service
+
+    dry_run = result.dry_run
     for line in result.problems:  # text from strangers' mail: never markup
         err.print(f"note: {untrusted(line)}", markup=False, soft_wrap=True)
     for line in result.warnings:
@@ -98,7 +108,14 @@ def inbox(
     out.print(
         f"{t['messages']} messages ({shown or 'none new'}); {t['suppressed']} "
         f"{'would be ' if dry_run else ''}suppressed, {t['soft_counted']} soft bounces counted, "
-        f"{t['policy_blocked']} policy blocks, {t['repeated']} handled before, "
+        f"{t['policy_blocked']} policy blocks, {t['unverified']} not verified, "
+        f"{t['repeated']} handled before{_unmatched_before(t['unmatched_before'])}, "
         f"{t['unmatched']} unmatched.",
         soft_wrap=True,
     )
+
+
+def _unmatched_before(count: int) -> str:
+    if not count:
+        return ""
+    return f" ({count} of them bounces matching no delivery: --any-address acts on them)"

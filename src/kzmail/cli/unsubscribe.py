@@ -88,10 +88,11 @@ FilterOption = Annotated[
 
 @unsubscribes_cli.command("import")
 def unsubscribes_import(
-    file: Annotated[
-        Path,
+    source: Annotated[
+        str,
         typer.Argument(
-            help="An mbox file or Maildir of replies, a list of addresses, or a CSV.",
+            help="An mbox file, Maildir or imaps:// folder of replies (read like `kzmail "
+            "inbox`), a list of addresses, or a CSV.",
             show_default=False,
         ),
     ],
@@ -114,12 +115,26 @@ def unsubscribes_import(
         bool, typer.Option("--trust-from", help="Act on every reply's From header, proven or not.")
     ] = False,
 ) -> None:
-    """Suppress the proven senders of unsubscribe replies (or the addresses in a list)."""
+    """Suppress the proven senders of unsubscribe replies (or the addresses in a list).
+
+    A mailbox is read as `kzmail inbox` reads it (bounces and complaints included), with
+    every human reply taken as a request to unsubscribe."""
     from kzmail.inbox.replies import Trust
     from kzmail.services import suppressions
 
     trust = Trust(tuple(authserv_id or ()), trust_from)
     ws = current_workspace(campaign, announce=True)
+    if suppressions.is_mailbox(source):
+        from kzmail.cli.inbox import show
+        from kzmail.services import inbox
+
+        target = suppressions.mailbox_list(ws, list_id, campaign)
+        options = inbox.Options(
+            source, campaign, trust=trust, replies_unsubscribe=True, reply_list=target
+        )
+        show(inbox.inbox(ws, options))
+        return
+    file = Path(source)
     report = suppressions.import_file(
         ws, file, suppressions.target_list(ws, list_id, campaign, file), trust
     )

@@ -52,7 +52,7 @@ _MAX_TOKEN_SCAN = 64 * 1024  # a reply quoting our message has the link near its
 _MAX_CANDIDATES = 20
 
 
-def _auto_reason(message: Message) -> str | None:
+def auto_reason(message: Message) -> str | None:
     """Why a message is not a person's request (auto-reply, bounce), or None."""
     auto = str(message.get("Auto-Submitted", "no")).strip().lower()
     if auto and auto != "no":
@@ -93,8 +93,8 @@ def _texts(message: Message) -> Iterator[str]:
             yield text[:_MAX_TOKEN_SCAN] + text[-_MAX_TOKEN_SCAN:]
 
 
-def _token_address(message: Message, signer: TokenSigner) -> str | None:
-    """The address named by a genuine unsubscribe token in the reply, or None."""
+def token_of(message: Message, signer: TokenSigner) -> tuple[str, str] | None:
+    """(list id, address) of the first genuine unsubscribe token in the reply, or None."""
     tried = 0
     for text in _texts(message):
         for candidate in _TOKEN.findall(text):
@@ -103,8 +103,14 @@ def _token_address(message: Message, signer: TokenSigner) -> str | None:
                 return None
             found = signer.verify(candidate)
             if found is not None:
-                return found[1]
+                return found
     return None
+
+
+def _token_address(message: Message, signer: TokenSigner) -> str | None:
+    """The address named by a genuine unsubscribe token in the reply, or None."""
+    found = token_of(message, signer)
+    return None if found is None else found[1]
 
 
 def _verified(message: Message, sender: str, trust: Trust, signer: TokenSigner) -> str | None:
@@ -121,7 +127,7 @@ def from_messages(
     messages: Iterator[tuple[str, Message]], trust: Trust, signer: TokenSigner
 ) -> Iterator[str | Problem | Unverified]:
     for where, message in messages:
-        reason = _auto_reason(message)
+        reason = auto_reason(message)
         if reason is not None:
             yield Problem(where, 0, f"skipped: {reason}")
             continue

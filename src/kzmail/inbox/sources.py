@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
-from kzmail.errors import InputError
+from kzmail.errors import InputError, MailboxError
 
 MAX_BYTES = 20 * 1024 * 1024  # a bounce returning a 50 MB attachment is reported, not read
 
@@ -160,9 +160,11 @@ def parse_imap(spec: str) -> ImapAddress:
 class ImapSource:
     """A folder on an IMAP server: read with BODY.PEEK (nothing flagged until `handled`)."""
 
-    def __init__(self, address: ImapAddress, password: str, cafile: Path | None) -> None:
+    def __init__(
+        self, address: ImapAddress, password: str, cafile: Path | None, move_to: str | None
+    ) -> None:
         self._address = address
-        where = f"{address.host}:{address.port}"
+        self._where = where = f"{address.host}:{address.port}"
         try:
             if address.tls:
                 context = ssl.create_default_context(cafile=cafile)
@@ -179,12 +181,41 @@ class ImapSource:
             raise InputError(f"IMAP {where}: {exc}", key="SOURCE") from exc
         if status != "OK":
             raise InputError(f"IMAP {where}: no folder {address.folder}", key="SOURCE")
+        if move_to and not self._exists(move_to):
+            self.close()
+            raise InputError(
+                f"IMAP {where}: no folder {move_to!r} to move handled messages to: create "
+                "it first (nothing was read or changed)",
+                key="--move-to",
+            )
+
+    def _exists(self, folder: str) -> bool:
+        with self._mapped():
+            status, found = self._imap.list('""', _quoted(folder))
+        return status == "OK" and any(isinstance(line, bytes) for line in found)
+
+    @contextlib.contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """imaplib's and the socket's errors, as one line naming the server."""
+        try:
+            yield
+        except MailboxError:
+            raise
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise MailboxError(
+                f"IMAP {self._where}: the connection was lost ({type(exc).__name__}: "
+                f"{str(exc)[:120] or 'closed'}); what this run committed before stays "
+                "committed: run it again to go on"
+            ) from exc
 
     def items(self) -> Iterator[Item]:
-        status, found = self._imap.uid("SEARCH", "ALL")
+        with self._mapped():
+            status, found = self._imap.uid("SEARCH", "ALL")
         uids = found[0].split() if status == "OK" and found and found[0] else []
         for raw in uids:
-            yield self._fetch(raw.decode())
+            with self._mapped():
+                item = self._fetch(raw.decode())
+            yield item
 
     def _fetch(self, uid: str) -> Item:
         where = f"imap {self._address.folder} UID {uid}"
@@ -200,13 +231,18 @@ class ImapSource:
 
     def handled(self, item: Item, move_to: str | None) -> None:
         """Flag `\\Seen`, or move to `move_to` (MOVE, else COPY and `\\Seen`): never delete."""
-        if move_to:
-            if self._can_move:
-                status, _ = self._imap.uid("MOVE", item.id, _quoted(move_to))
-                if status == "OK":
+        with self._mapped():
+            if move_to:
+                verb = "MOVE" if self._can_move else "COPY"
+                status, said = self._imap.uid(verb, item.id, _quoted(move_to))
+                if status != "OK":
+                    raise MailboxError(
+                        f"IMAP {self._where}: cannot {verb} UID {item.id} to {move_to!r} "
+                        f"({status} {said[0]!r})"
+                    )
+                if verb == "MOVE":
                     return
-            self._imap.uid("COPY", item.id, _quoted(move_to))
-        self._imap.uid("STORE", item.id, "+FLAGS", "(\\Seen)")
+            self._imap.uid("STORE", item.id, "+FLAGS", "(\\Seen)")
 
     def close(self) -> None:
         with contextlib.suppress(OSError, imaplib.IMAP4.error):
@@ -217,10 +253,12 @@ def _quoted(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def open_source(spec: str, password: str = "", cafile: Path | None = None) -> Source:
-    """The source `spec` names (see the module)."""
+def open_source(
+    spec: str, password: str = "", cafile: Path | None = None, move_to: str | None = None
+) -> Source:
+    """The source `spec` names (see the module); an IMAP `move_to` folder must exist."""
     if spec.startswith(("imap://", "imaps://")):
-        return ImapSource(parse_imap(spec), password, cafile)
+        return ImapSource(parse_imap(spec), password, cafile, move_to)
     path = Path(spec)
     if path.is_dir():
         return MaildirSource(path)

@@ -5,9 +5,12 @@ matched to the kzmail delivery it answers, by the Message-ID in the returned hea
 a hard bounce suppresses the address for every list, a complaint for that campaign's list,
 a soft bounce is counted and suppresses after `soft_limit` campaigns, a policy or spam block
 never suppresses and is counted for a warning, a proven unsubscribe reply suppresses on the
-campaign's list. A bounce that matches no delivery acts only with `any_address`. A message
+list its token names (without a token: `reply_list`, else the campaign's). A bounce that
+matches no delivery acts only with `any_address`; it is remembered as `unmatched`, so later
+runs do not report it again, and a later `any_address` run acts on it and says so. A message
 handled by an earlier run counts once; `dry_run` writes nothing and flags nothing, and
-`InboxResult` says what would have been done.
+`InboxResult` says what would have been done. `unsubscribes import` of a mailbox is this run
+with `replies_unsubscribe`: there every human reply asks to unsubscribe.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from typing import Any
 from kzmail import campaign_file
 from kzmail.errors import KzmailError
 from kzmail.inbox.bounces import Failure, Malformed, Reading, read
-from kzmail.inbox.replies import Trust, Unverified, asks_to_unsubscribe, verify_reply
+from kzmail.inbox.replies import (
+    Trust,
+    Unverified,
+    asks_to_unsubscribe,
+    auto_reason,
+    token_of,
+    verify_reply,
+)
 from kzmail.inbox.sources import Item, Source, open_source
 from kzmail.lists.rows import Problem
 from kzmail.models import ANY_LIST, Campaign, Workspace
@@ -39,6 +49,7 @@ TOTALS = (
     "policy_blocked",
     "delayed",
     "unmatched",
+    "unmatched_before",
     "unverified",
 )
 BATCH = 500  # messages per transaction (and per fdatasync) of the state database
@@ -58,6 +69,8 @@ class Options:
     cafile: Path | None = None
     trust: Trust = field(default_factory=Trust)
     soft_limit: int | None = None  # None: the campaign's `inbox.soft_limit` (default 3)
+    replies_unsubscribe: bool = False  # the mailto unsubscribe mailbox: every reply asks
+    reply_list: str | None = None  # the list of proven replies that carry no token
 
 
 @dataclass
@@ -142,31 +155,40 @@ class _Runner:
             self.result.problems.append(f"{item.where}: {reading.reason}")
             self.result.messages.append({"id": item.id, "kind": "malformed", "recipients": []})
             return False
-        if self._journal.handled(reading.key):
+        before = self._journal.handled_as(reading.key)
+        if before == "unmatched" and self._options.any_address:
+            self.result.problems.append(
+                f"{item.where}: an earlier run left this {reading.kind} unmatched; "
+                "acting on it now (--any-address)"
+            )
+        elif before is not None:
             totals["repeated"] += 1
-            return False
+            totals["unmatched_before"] += before == "unmatched"
+            return True  # flagged again: a run cut off after its commit left it unflagged
         entry: dict[str, Any] = {"id": item.id, "kind": reading.kind, "recipients": []}
         done = self._act(item, reading, entry["recipients"])
         entry["kind"] = reading.kind
         totals[reading.kind] += 1
         self.result.messages.append(entry)
-        if done and not self._options.dry_run:
-            self._journal.remember(reading.key, reading.kind)
-        return done
+        if done is not None and not self._options.dry_run:
+            self._journal.remember(reading.key, done)
+        return done is not None
 
-    def _act(self, item: Item, reading: Reading, out: list[dict[str, Any]]) -> bool:
+    def _act(self, item: Item, reading: Reading, out: list[dict[str, Any]]) -> str | None:
+        """What to remember the message as (its kind, or `unmatched`); None: not handled,
+        so a later run tries again (a complaint or reply whose list is not known yet)."""
         if reading.kind == "reply":
-            return self._reply(item, reading, out)
+            return reading.kind if self._reply(item, reading, out) else None
         if reading.kind not in ("bounce", "complaint"):
-            return True
+            return reading.kind
         matched = self._match(reading)
         if not reading.failures:
             self.result.problems.append(f"{item.where}: a {reading.kind} naming no recipient")
-            return matched is not None
-        complete = True
-        for failure in reading.failures:
-            complete &= self._failure(item, reading, failure, matched, out)
-        return complete
+            return reading.kind if matched is not None else "unmatched"
+        states = {self._failure(item, reading, f, matched, out) for f in reading.failures}
+        if False in states:
+            return None
+        return "unmatched" if None in states else reading.kind
 
     def _match(self, reading: Reading) -> tuple[str, str] | None:
         """The delivery a bounce returns: by the returned Message-ID, else by VERP."""
@@ -184,7 +206,8 @@ class _Runner:
         failure: Failure,
         matched: tuple[str, str] | None,
         out: list[dict[str, Any]],
-    ) -> bool:
+    ) -> bool | None:
+        """True: acted on; None: matches no delivery (not acted on); False: not handled."""
         run, address = matched if matched else (None, failure.address)
         if len(reading.failures) > 1 and matched and matched[1] != failure.address:
             run, address = None, failure.address  # another recipient named in the same report
@@ -203,7 +226,7 @@ class _Runner:
                 f"{item.where}: {reading.kind} for {address} matches no kzmail delivery "
                 "(use --any-address to act on it)"
             )
-            return False
+            return None
         if reading.kind == "complaint":
             row["suppress"] = self._complain(item, run, address)
             return True
@@ -241,7 +264,10 @@ class _Runner:
         return True
 
     def _complain(self, item: Item, run: str | None, address: str) -> bool:
-        list_id = self._lists.get(run or "") or (self._campaign.list_id if self._campaign else None)
+        """Suppress on the list of the campaign complained about: as the journal recorded it
+        when sending, else its campaign file's, else `--campaign`'s."""
+        list_id = (self._journal.list_of_run(run) if run else None) or self._lists.get(run or "")
+        list_id = list_id or (self._campaign.list_id if self._campaign else None)
         if list_id is None:
             self.result.problems.append(
                 f"{item.where}: complaint for {address}: no campaign file names its list "
@@ -253,7 +279,14 @@ class _Runner:
 
     def _reply(self, item: Item, reading: Reading, out: list[dict[str, Any]]) -> bool:
         message = reading.message
-        if message is None or not asks_to_unsubscribe(message, self._signer):
+        if message is None:
+            return True
+        automatic = auto_reason(message)
+        if automatic is not None:  # the hardening rules: bounce-like or bulk mail never asks
+            reading.kind = "auto-reply"
+            return True
+        asks = self._options.replies_unsubscribe or asks_to_unsubscribe(message, self._signer)
+        if not asks:
             reading.kind = "other"
             return True
         reading.kind = "unsubscribe"
@@ -273,11 +306,20 @@ class _Runner:
         if isinstance(found, Unverified):
             self.result.totals["unverified"] += 1
             return True
-        if self._campaign is None:
+        token = token_of(message, self._signer)
+        list_id = token[0] if token and token[1].lower() == address else None
+        list_id = list_id or self._options.reply_list
+        list_id = list_id or (self._campaign.list_id if self._campaign else None)
+        if list_id is None:
             row["reason"] = "unsubscribe reply: give --campaign to name the list"
             return False
-        row.update(suppress=True, reason="unsubscribe reply", campaign=run_key(self._campaign))
-        self._suppress(self._campaign.list_id, address, f"unsubscribe: reply ({item.id})")
+        mine = self._campaign is not None and self._campaign.list_id == list_id
+        row.update(
+            suppress=True,
+            reason=f"unsubscribe reply ({list_id})",
+            campaign=run_key(self._campaign) if mine and self._campaign else None,
+        )
+        self._suppress(list_id, address, f"unsubscribe: reply ({item.id})")
         return True
 
     def _suppress(self, list_id: str, address: str, reason: str) -> None:
@@ -322,7 +364,7 @@ def inbox(ws: Workspace, options: Options) -> InboxResult:
     password = options.password
     if not password and campaign is not None and campaign.inbox.password_env:
         password = ws.environ.get(campaign.inbox.password_env, "")
-    source = open_source(spec, password, options.cafile)
+    source = open_source(spec, password, options.cafile, options.move_to)
     runner = _Runner(ws, options, campaign)
     try:
         runner.run(source)

@@ -239,6 +239,7 @@ def send(
                 if local and to is None and outbox is not None:
                     _empty_maildir(outbox)
             uncertain = journal.settle_interrupted(key)
+            journal.record_run(key, campaign.list_id)  # complaints find the list by it
             total = 1 if to else _to_do(journal, key, summary.sendable, mode, resend_uncertain)
             on_start(min(total, limit) if limit else total)
             try:

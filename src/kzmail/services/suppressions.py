@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from kzmail import campaign_file
-from kzmail.errors import InputError
+from kzmail.errors import InputError, NoCampaignFile, SeveralCampaigns
 from kzmail.inbox.replies import Trust, Unverified, from_messages, maildir_messages, mbox_messages
 from kzmail.lists.checker import ListChecker
 from kzmail.lists.rows import Problem, clean_address, header_key
@@ -75,6 +75,33 @@ def target_list(
     if campaign is None and path is not None and is_export(path):
         return None
     return campaign_file.load(workspace.resolve_campaign(ws, campaign)).list_id
+
+
+def is_mailbox(spec: str) -> bool:
+    """True for what `kzmail inbox` reads: an IMAP folder, a folder (Maildir), an mbox."""
+    if spec.startswith(("imap://", "imaps://")):
+        return True
+    path = Path(spec)
+    if path.is_dir():
+        return True
+    try:
+        with path.open("rb") as handle:
+            return handle.read(5) == b"From "
+    except OSError:
+        return False
+
+
+def mailbox_list(ws: Workspace, list_id: str | None, campaign: Path | None) -> str | None:
+    """The list for proven replies without a token: `--list`, else the campaign's (the
+    only one in `campaigns/`); None when there is none to take (tokens still name one)."""
+    if list_id:
+        return list_id.strip()
+    try:
+        return campaign_file.load(workspace.resolve_campaign(ws, campaign)).list_id
+    except (NoCampaignFile, SeveralCampaigns):
+        if campaign is not None:
+            raise
+        return None
 
 
 def _first_line(path: Path) -> str:

@@ -4,8 +4,10 @@ messages handled.
 `InboxStore` is mixed into `Journal` (one connection): `delivery_by_message_id` finds the
 delivery a bounce returns; `mark_bounced` makes it `bounced`; `count_soft` records one soft
 bounce per address and campaign and says in how many campaigns it happened; `handled` and
-`remember` make a message handled twice count once. `migrate_status` rebuilds the two status
-tables of a database made before `bounced` existed (SQLite cannot alter a CHECK).
+`remember` make a message handled twice count once; `record_run` keeps the list each
+campaign run sent to, for complaints whose campaign file is gone. `migrate_status` rebuilds
+the two status tables of a database made before `bounced` existed (SQLite cannot alter a
+CHECK).
 """
 
 from __future__ import annotations
@@ -145,10 +147,25 @@ class InboxStore:
 
     def handled(self, key: str) -> bool:
         """True if the message with this key was handled by an earlier run."""
-        row = self._db.execute("SELECT 1 FROM handled_messages WHERE key=?", (key,)).fetchone()
-        return row is not None
+        return self.handled_as(key) is not None
+
+    def handled_as(self, key: str) -> str | None:
+        """What an earlier run handled the message as (its kind, or `unmatched`), or None."""
+        row = self._db.execute("SELECT kind FROM handled_messages WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
 
     def remember(self, key: str, kind: str) -> None:
+        """The message is handled, as `kind` (an `unmatched` one may be acted on later)."""
         self._db.execute(
-            "INSERT OR IGNORE INTO handled_messages VALUES (?, ?, ?)", (key, kind, self._clock())
+            "INSERT OR REPLACE INTO handled_messages VALUES (?, ?, ?)", (key, kind, self._clock())
         )
+
+    def record_run(self, campaign: str, list_id: str) -> None:
+        """The list a campaign run sends to, so a complaint finds it without the file."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?)", (campaign, list_id, self._clock())
+        )
+
+    def list_of_run(self, campaign: str) -> str | None:
+        row = self._db.execute("SELECT list_id FROM runs WHERE campaign=?", (campaign,)).fetchone()
+        return None if row is None else str(row[0])

@@ -77,6 +77,11 @@ CREATE TABLE IF NOT EXISTS soft_bounces (
     at       REAL NOT NULL,
     PRIMARY KEY (address, campaign)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    campaign TEXT PRIMARY KEY,
+    list_id  TEXT NOT NULL,
+    at       REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 # a state database made before `bounced` existed: its CHECKs refuse the new status, and

@@ -157,6 +157,7 @@ class SuppressionStore:
             key = hash_key(self._db) or b""
             gone = self._db.execute("DELETE FROM deliveries WHERE address=?", (address,)).rowcount
             gone += self._db.execute("DELETE FROM marks WHERE address=?", (address,)).rowcount
+            self._db.execute("DELETE FROM soft_bounces WHERE address=?", (address,))
             rows = self._db.execute(
                 "SELECT list_id, reason, created_at FROM suppressions WHERE address=?", (address,)
             ).fetchall()
