@@ -116,3 +116,86 @@ def test_move_to_moves_and_never_deletes(project: Path, imap_server: Dovecot) ->
     assert _flags(imap_server) == {}
     moved = _flags(imap_server, "Handled")
     assert len(moved) == 1 and "\\Deleted" not in next(iter(moved.values()))
+
+
+def test_a_move_to_folder_that_does_not_exist_stops_before_anything_changes(
+    project: Path, imap_server: Dovecot
+) -> None:
+    _append(imap_server, [HARD.data])
+    url = f"imaps://{USER}@127.0.0.1:{imap_server.imaps_port}/INBOX"
+    result = runner.invoke(
+        cli,
+        [*_login(url, imap_server), "--any-address", "--move-to", "Erledigt"],
+        env={"KZ_IMAP": PASSWORD},
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "'Erledigt'" in lines[0] and "nothing was" in lines[0], lines
+    assert _flags(imap_server) == {"1": ""}  # not flagged, not moved
+    journal = Journal(project / ".kzmail")
+    try:
+        assert journal.suppressed_on(str(HARD.address)) == []
+        assert not journal.handled("mid:<dsn.1@mx.test>")
+    finally:
+        journal.close()
+
+
+def _login(url: str, server: Dovecot) -> list[str]:
+    return ["inbox", url, "--password-env", "KZ_IMAP", "--cafile", str(server.cert)]
+
+
+def _padded(number: int) -> tuple[str, bytes]:
+    address = f"weg{number}@example.org"
+    data = dsn(
+        "mx.test",
+        address,
+        "5.1.1",
+        "550 5.1.1 user unknown",
+        own_id=f"<cut.{number}@mx.test>",
+        returned_id=f"<r{number}@x>",
+    )
+    padding = b"Delivery to the following recipient failed"
+    return address, data.replace(padding, padding + b" " + b"." * 40_000, 1)
+
+
+def test_a_connection_dropped_mid_run_is_one_line_and_keeps_what_was_committed(
+    project: Path, imap_server: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kzmail.services import inbox as service
+    from tests.helpers.cutting_proxy import cutting_proxy
+
+    messages = [_padded(n) for n in range(1, 7)]
+    _append(imap_server, [data for _, data in messages])
+    monkeypatch.setattr(service, "BATCH", 2)  # commit (and flag) every two messages
+    size = len(messages[0][1])
+    # the line drops in the middle of the fourth message: two are committed by then
+    with cutting_proxy(imap_server.imaps_port, int(3.5 * size) + 5000) as port:
+        url = f"imaps://{USER}@127.0.0.1:{port}/INBOX"
+        result = runner.invoke(
+            cli,
+            [*_login(url, imap_server), "--any-address"],
+            env={"KZ_IMAP": PASSWORD},
+        )
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"IMAP 127.0.0.1:{port}" in lines[0], lines
+    assert "connection was lost" in lines[0] and "Traceback" not in result.output
+
+    flags = _flags(imap_server)
+    journal = Journal(project / ".kzmail")
+    try:
+        handled = {str(n) for n in range(1, 7) if journal.handled(f"mid:<cut.{n}@mx.test>")}
+        suppressed = {a for n, (a, _) in enumerate(messages, 1) if journal.suppressed_on(a)}
+    finally:
+        journal.close()
+    assert 0 < len(handled) < 6, handled  # some batches committed, not all
+    flagged = {uid for uid, f in flags.items() if "\\Seen" in f}
+    assert flagged <= handled  # never flagged before the state holds it
+    # no half state: exactly the remembered messages' suppressions are there
+    assert suppressed == {messages[int(n) - 1][0] for n in handled}
+
+    again = _inbox(imap_server)  # the line is back: the rest is done, nothing twice
+    assert again["totals"]["repeated"] == len(handled)
+    assert again["totals"]["suppressed"] == 6 - len(handled)
+    assert all("\\Seen" in f for f in _flags(imap_server).values())
