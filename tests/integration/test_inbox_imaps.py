@@ -20,6 +20,7 @@ from tests.helpers.bounces import SAMPLES, dsn
 from tests.helpers.dovecot import PASSWORD, USER, Dovecot, dovecot
 
 runner = CliRunner()
+LIST = "kasachstan.newsletter.arbeiterinnenmacht.example.org"
 HARD = next(s for s in SAMPLES if s.name == "gmail-no-account")
 SPAM = next(s for s in SAMPLES if s.name == "gmail-unsolicited")
 
@@ -199,3 +200,26 @@ def test_a_connection_dropped_mid_run_is_one_line_and_keeps_what_was_committed(
     assert again["totals"]["repeated"] == len(handled)
     assert again["totals"]["suppressed"] == 6 - len(handled)
     assert all("\\Seen" in f for f in _flags(imap_server).values())
+
+
+def test_unsubscribes_import_reads_an_imaps_folder_like_inbox(
+    project: Path, imap_server: Dovecot
+) -> None:
+    from tests.helpers.bounces import reply
+
+    reader = "leserin@example.org"
+    _append(imap_server, [reply(reader, "abmelden", "Bitte austragen.", own_id="<a.1@x>")])
+    url = f"imaps://{USER}@127.0.0.1:{imap_server.imaps_port}/INBOX"
+    result = runner.invoke(
+        cli,
+        ["unsubscribes", "import", *_login(url, imap_server)[1:], "--trust-from"],
+        env={"KZ_IMAP": PASSWORD},
+    )
+    assert result.exit_code == 0, result.output
+    assert f"suppressed {reader}" in result.stdout
+    assert _flags(imap_server) == {"1": "\\Seen"}
+    journal = Journal(project / ".kzmail")
+    try:
+        assert journal.suppressed_on(reader) == [LIST]
+    finally:
+        journal.close()

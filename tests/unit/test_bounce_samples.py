@@ -45,6 +45,21 @@ def test_an_unclear_5xx_is_counted_not_suppressed() -> None:
     assert classify("5.0.0", "550 rejected").kind == "soft"
 
 
+@pytest.mark.parametrize(
+    ("status", "text", "kind"),
+    [
+        ("5.2.1", "552 5.2.1 mailbox full, try again later", "soft"),
+        ("5.1.1", "550 5.1.1 mailbox temporarily disabled", "soft"),
+        ("5.2.1", "550 5.2.1 The email account that you tried to reach is disabled", "hard"),
+        ("5.1.1", "550 5.1.1 user unknown", "hard"),
+        ("5.1.1", "550 5.1.1 <x@example.org>: user unknown; try again later", "hard"),
+    ],
+)
+def test_a_hard_code_with_only_soft_words_is_soft(status: str, text: str, kind: str) -> None:
+    # MTAs reuse 5.1.1/5.2.1 loosely: the words must say the address is gone
+    assert classify(status, text).kind == kind
+
+
 def test_broken_mime_is_malformed() -> None:
     data = (
         b"From: MAILER-DAEMON@x.test\r\nSubject: Undelivered Mail\r\nMIME-Version: 1.0\r\n"

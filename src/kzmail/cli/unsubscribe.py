@@ -114,6 +114,14 @@ def unsubscribes_import(
     trust_from: Annotated[
         bool, typer.Option("--trust-from", help="Act on every reply's From header, proven or not.")
     ] = False,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", help="IMAP: the environment variable with the password."),
+    ] = None,
+    cafile: Annotated[
+        Path | None,
+        typer.Option("--cafile", help="IMAP: trust this CA certificate (a private server's)."),
+    ] = None,
 ) -> None:
     """Suppress the proven senders of unsubscribe replies (or the addresses in a list).
 
@@ -130,7 +138,13 @@ def unsubscribes_import(
 
         target = suppressions.mailbox_list(ws, list_id, campaign)
         options = inbox.Options(
-            source, campaign, trust=trust, replies_unsubscribe=True, reply_list=target
+            source,
+            campaign,
+            password=ws.environ.get(password_env, "") if password_env else "",
+            cafile=cafile,
+            trust=trust,
+            replies_unsubscribe=True,
+            reply_list=target,
         )
         show(inbox.inbox(ws, options))
         return

@@ -84,7 +84,7 @@ def classify(status: str, diagnostic: str, *, action: str = "failed") -> Verdict
     soft = _words(text, _SOFT)
     if status.startswith("4") or status in _SOFT_CODES:
         return Verdict("soft", soft or hard or f"temporary failure {status}")
-    if status in _HARD_CODES:
+    if status in _HARD_CODES and (hard is not None or soft is None):
         return Verdict("hard", hard or _CODE_WORDS.get(status, status))
     if soft is not None:  # "5.0.0 mailbox full": the words are more precise than the code
         return Verdict("soft", soft)
