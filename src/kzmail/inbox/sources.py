@@ -35,6 +35,7 @@ class Item:
     where: str
     data: bytes | None
     problem: str = ""
+    seen: bool = False  # IMAP: already flagged \Seen (no need to flag it again)
 
 
 class Source(Protocol):
@@ -219,14 +220,16 @@ class ImapSource:
 
     def _fetch(self, uid: str) -> Item:
         where = f"imap {self._address.folder} UID {uid}"
-        _, sized = self._imap.uid("FETCH", uid, "(RFC822.SIZE)")
-        match = re.search(rb"RFC822\.SIZE (\d+)", sized[0] if isinstance(sized[0], bytes) else b"")
+        _, sized = self._imap.uid("FETCH", uid, "(RFC822.SIZE FLAGS)")
+        head = sized[0] if isinstance(sized[0], bytes) else b""
+        match = re.search(rb"RFC822\.SIZE (\d+)", head)
+        seen = re.search(rb"FLAGS \([^)]*\\Seen", head, re.I) is not None
         if match and int(match.group(1)) > MAX_BYTES:
-            return Item(uid, where, None, f"bigger than {MAX_BYTES // 2**20} MB: not read")
+            return Item(uid, where, None, f"bigger than {MAX_BYTES // 2**20} MB: not read", seen)
         status, got = self._imap.uid("FETCH", uid, "(BODY.PEEK[])")
         for part in got:
             if isinstance(part, tuple):
-                return Item(uid, where, bytes(part[1]))
+                return Item(uid, where, bytes(part[1]), seen=seen)
         return Item(uid, where, None, f"the server returned no message ({status})")
 
     def handled(self, item: Item, move_to: str | None) -> None:
@@ -242,7 +245,8 @@ class ImapSource:
                     )
                 if verb == "MOVE":
                     return
-            self._imap.uid("STORE", item.id, "+FLAGS", "(\\Seen)")
+            if not item.seen:  # a run repeats old messages: no round trip for each
+                self._imap.uid("STORE", item.id, "+FLAGS", "(\\Seen)")
 
     def close(self) -> None:
         with contextlib.suppress(OSError, imaplib.IMAP4.error):
