@@ -76,9 +76,10 @@ def current_workspace(
         return Workspace(state=Path(environ[STATE_ENV]), root=Path("."), environ=environ)
     located = locate((campaign if campaign is not None else Path.cwd()).absolute())
     state, root = _shown(located.state), _shown(located.root)
+    workspace = Workspace(state=state, root=root, environ=environ)
     if not note_new:
-        pass
-    elif not located.exists and (campaign is None or campaign.is_file()):  # a typo: one error
+        return workspace
+    if not located.exists and (campaign is None or campaign.is_file()):  # a typo: one error
         err.print(
             f"note: new state folder {state} for this project (who was sent, who unsubscribed, "
             "the unsubscribe secret)",
@@ -86,7 +87,7 @@ def current_workspace(
         )
     elif announce:
         err.print(f"state folder: {state}", soft_wrap=True)
-    return Workspace(state=state, root=root, environ=environ)
+    return workspace
 
 
 def _shown(path: Path) -> Path:
