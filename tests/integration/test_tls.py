@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,37 +17,14 @@ from kzmail.cli.common import current_workspace
 from kzmail.services import send
 from tests.helpers.campaigns import edit_campaign
 from tests.helpers.smtp import RecordingHandler, smtp_in_thread
+from tests.helpers.tls import self_signed
 
 CAMPAIGN = "campaigns/kasachstan.yaml"
 
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "relay.pem", tmp_path / "relay.key"
-    done = subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"openssl could not make a test certificate: {done.stderr}"
-    return cert, key
+    return self_signed(tmp_path)
 
 
 @contextmanager
